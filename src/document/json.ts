@@ -241,12 +241,12 @@ class Scanner {
         this.openContainer(kind);
         const next = this.skipWhitespace();
         if (next !== (kind === CONTAINER_OBJECT ? CLOSE_BRACE : CLOSE_BRACKET)) {
-          if (kind === CONTAINER_OBJECT) {
-            if (this.depth === 1) {
-              memberStart = this.pos;
-              memberWhitespace = this.whitespace;
-            }
-            memberKey = this.scanKey(this.depth === 1);
+          if (kind === CONTAINER_OBJECT && this.depth === 1) {
+            memberStart = this.pos;
+            memberWhitespace = this.whitespace;
+            memberKey = this.scanKey(true);
+          } else if (kind === CONTAINER_OBJECT) {
+            this.scanKey(false);
           }
           continue;
         }
@@ -284,12 +284,12 @@ class Scanner {
         if (next === COMMA) {
           this.pos++;
           this.skipWhitespace();
-          if (container === CONTAINER_OBJECT) {
-            if (this.depth === 1) {
-              memberStart = this.pos;
-              memberWhitespace = this.whitespace;
-            }
-            memberKey = this.scanKey(this.depth === 1);
+          if (container === CONTAINER_OBJECT && this.depth === 1) {
+            memberStart = this.pos;
+            memberWhitespace = this.whitespace;
+            memberKey = this.scanKey(true);
+          } else if (container === CONTAINER_OBJECT) {
+            this.scanKey(false);
           }
           break;
         }

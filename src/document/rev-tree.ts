@@ -26,11 +26,14 @@
  * already in the tree. `alreadyPresent` can still change the tree, when the path adds
  * ancestors above a stemmed root.
  *
+ * A leaf that was already in the tree keeps its value; `value` is used only for a new leaf.
+ *
  * When a merge leaves a revision in two places (a path that joins a fragment it also overlaps
  * further down), CouchDB repairs the tree at its next stem by rebuilding it from its leaf paths
  * truncated to revs_limit. Divan rebuilds at once, without truncation, and stems afterwards.
  * The two agree except that CouchDB's truncated rebuild can also detach a node whose nearest
- * leaf is exactly revs_limit away.
+ * leaf is exactly revs_limit away, and that CouchDB's rebuild can keep the merged path's value
+ * for a leaf it already had where Divan keeps the old one.
  */
 import { assert } from '../util/assert.js';
 import { compareRevIds, type Rev, type RevPath } from './rev.js';
@@ -247,7 +250,16 @@ function mergeWithoutRepair<T>(tree: RevTree<T>, path: RevPath, value: T): Merge
 export function mergePath<T>(tree: RevTree<T>, path: RevPath, value: T): MergeResult<T> {
   const merged = mergeWithoutRepair(tree, path, value);
   if (merged.tree.length < 2 || !hasDuplicateRevisions(merged.tree)) return merged;
-  return { tree: rebuildFromLeafPaths(merged.tree), outcome: merged.outcome };
+  return { tree: rebuildFromLeafPaths(merged.tree, leafValues(tree)), outcome: merged.outcome };
+}
+
+/** Maps `pos-id` of every leaf to its value. */
+function leafValues<T>(tree: RevTree<T>): Map<string, T> {
+  const values = new Map<string, T>();
+  forEachRevision(tree, (rev, node) => {
+    if (node.value !== null) values.set(`${rev.pos}-${rev.id}`, node.value);
+  });
+  return values;
 }
 
 /** Calls `visit` for every node, depth first, in sibling order. */
@@ -331,14 +343,18 @@ function compareLeafPaths<T>(a: LeafPath<T>, b: LeafPath<T>): number {
   return a.ids.length - b.ids.length;
 }
 
-/** Rebuilds a tree by merging its leaf paths, oldest start first, into an empty tree. */
-function rebuildFromLeafPaths<T>(tree: RevTree<T>): RevTree<T> {
+/**
+ * Rebuilds a tree by merging its leaf paths, oldest start first, into an empty tree. A leaf
+ * that `previous` already held keeps its value from there, as a leaf does in a plain merge.
+ */
+function rebuildFromLeafPaths<T>(tree: RevTree<T>, previous: Map<string, T>): RevTree<T> {
   const paths = leafPaths(tree).sort(compareLeafPaths);
   let rebuilt: RevTree<T> = [];
   for (const path of paths) {
     const start = path.pos + path.ids.length - 1;
     const ids = path.ids.slice().reverse();
-    rebuilt = mergeWithoutRepair(rebuilt, { start, ids }, path.value).tree;
+    const value = previous.get(`${start}-${ids[0]}`) ?? path.value;
+    rebuilt = mergeWithoutRepair(rebuilt, { start, ids }, value).tree;
   }
   return rebuilt;
 }
@@ -362,10 +378,17 @@ export function stem<T>(tree: RevTree<T>, limit: number): RevTree<T> {
   if (maxHeight(tree) <= limit) return tree;
 
   const roots: RevRoot<T>[] = [];
+  let changed = false;
   for (const root of tree) {
     const kept = stemRoot(root, limit, roots);
-    if (kept !== null) roots.push({ pos: root.pos, node: kept });
+    if (kept === root.node) {
+      roots.push(root);
+    } else {
+      changed = true;
+      if (kept !== null) roots.push({ pos: root.pos, node: kept });
+    }
   }
+  if (!changed) return tree;
   roots.sort(compareRoots);
   return roots;
 }
