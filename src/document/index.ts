@@ -12,6 +12,7 @@ export * from './json.js';
 export * from './render.js';
 export * from './rev.js';
 export * from './rev-edit.js';
+export * from './rev-stem.js';
 export * from './rev-tree.js';
 export * from './rev-tree-codec.js';
 export * from './rev-tree-query.js';

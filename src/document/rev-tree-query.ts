@@ -14,6 +14,7 @@ import { assert } from '../util/assert.js';
 import { compareRevIds, type Rev, type RevPath } from './rev.js';
 import {
   findBelow,
+  forEachLeaf,
   forEachRevision,
   type RevLeafValue,
   type RevNode,
@@ -46,11 +47,9 @@ export function compareLeavesForWinner<T extends RevLeafValue>(
 /** Returns every leaf, depth first in sibling order. */
 export function leavesInTreeOrder<T>(tree: RevTree<T>): RevLeaf<T>[] {
   const leaves: RevLeaf<T>[] = [];
-  forEachRevision(tree, (rev, node) => {
-    if (node.children.length === 0) {
-      assert(node.value !== null, () => `leaf ${rev.pos}-${rev.id} has no value`);
-      leaves.push({ rev, value: node.value });
-    }
+  forEachLeaf(tree, (pos, node) => {
+    assert(node.value !== null, () => `leaf ${pos}-${node.id} has no value`);
+    leaves.push({ rev: { pos, id: node.id }, value: node.value });
   });
   return leaves;
 }
@@ -63,10 +62,9 @@ export function sortedLeaves<T extends RevLeafValue>(tree: RevTree<T>): RevLeaf<
 /** Returns the winning leaf of a non-empty tree. */
 export function winner<T extends RevLeafValue>(tree: RevTree<T>): RevLeaf<T> {
   let best: RevLeaf<T> | null = null;
-  forEachRevision(tree, (rev, node) => {
-    if (node.children.length !== 0) return;
-    assert(node.value !== null, () => `leaf ${rev.pos}-${rev.id} has no value`);
-    const leaf = { rev, value: node.value };
+  forEachLeaf(tree, (pos, node) => {
+    assert(node.value !== null, () => `leaf ${pos}-${node.id} has no value`);
+    const leaf = { rev: { pos, id: node.id }, value: node.value };
     if (best === null || compareLeavesForWinner(leaf, best) < 0) best = leaf;
   });
   assert(best !== null, 'an empty revision tree has no winner');
@@ -76,8 +74,8 @@ export function winner<T extends RevLeafValue>(tree: RevTree<T>): RevLeaf<T> {
 /** True when every leaf is deleted (also for the empty tree). */
 export function isDeleted<T extends RevLeafValue>(tree: RevTree<T>): boolean {
   let deleted = true;
-  forEachRevision(tree, (_rev, node) => {
-    if (node.children.length === 0 && node.value !== null && !node.value.deleted) deleted = false;
+  forEachLeaf(tree, (_pos, node) => {
+    if (node.value !== null && !node.value.deleted) deleted = false;
   });
   return deleted;
 }

@@ -13,10 +13,10 @@
  * - trees are immutable: every operation returns new nodes along the changed paths, shares the
  *   rest, and returns its input object itself when nothing changed.
  *
- * Operations here: `mergePath` (CouchDB's merge of one path, with its outcome), `stem` (keep at
- * most `limit` revisions above every leaf), `revTreesEqual`, `checkRevTree` and traversal
- * helpers. Reads (winner, conflicts, paths, `_revs_diff`) are in rev-tree-query.ts and the
- * interactive-edit rules in rev-edit.ts.
+ * Operations here: `mergePath` (CouchDB's merge of one path, with its outcome),
+ * `revTreesEqual`, `checkRevTree` and traversal helpers. Stemming is in rev-stem.ts, reads
+ * (winner, conflicts, paths, `_revs_diff`) in rev-tree-query.ts and the interactive-edit rules
+ * in rev-edit.ts.
  *
  * Merge follows couch_key_tree:merge. The path is aligned by position with each root in turn;
  * it joins the first root where its first node (or, when it starts above the root, the node at
@@ -114,8 +114,13 @@ function rebuildLineage<T>(
   let node = replacement;
   for (let level = lineage.length - 2; level >= 0; level--) {
     const parent = lineage[level]!;
-    const children = parent.children.slice();
-    children[indices[level]!] = node;
+    let children: RevNode<T>[];
+    if (parent.children.length === 1) {
+      children = [node];
+    } else {
+      children = parent.children.slice();
+      children[indices[level]!] = node;
+    }
     node = { id: parent.id, value: parent.value, children };
   }
   return node;
@@ -221,7 +226,8 @@ function mergeIntoRoot<T>(
   return { root: { pos: root.pos, node }, outcome: extended.outcome };
 }
 
-function compareRoots<T>(a: RevRoot<T>, b: RevRoot<T>): number {
+/** Orders roots by position, then id. */
+export function compareRoots<T>(a: RevRoot<T>, b: RevRoot<T>): number {
   if (a.pos !== b.pos) return a.pos < b.pos ? -1 : 1;
   return compareRevIds(a.node.id, b.node.id);
 }
@@ -277,6 +283,30 @@ export function forEachRevision<T>(
     for (let c = children.length - 1; c >= 0; c--) {
       stack.push({ pos: entry.pos + 1, node: children[c]! });
     }
+  }
+}
+
+/**
+ * Calls `visit` for every leaf, depth first, in sibling order. Cheaper than `forEachRevision`
+ * on long chains because it allocates nothing per interior node.
+ */
+export function forEachLeaf<T>(
+  tree: RevTree<T>,
+  visit: (pos: number, leaf: RevNode<T>) => void,
+): void {
+  const stack: { pos: number; node: RevNode<T> }[] = [];
+  for (let r = tree.length - 1; r >= 0; r--) stack.push(tree[r]!);
+  for (;;) {
+    const entry = stack.pop();
+    if (entry === undefined) return;
+    let { pos, node } = entry;
+    while (node.children.length === 1) {
+      node = node.children[0]!;
+      pos++;
+    }
+    const children = node.children;
+    if (children.length === 0) visit(pos, node);
+    for (let c = children.length - 1; c >= 0; c--) stack.push({ pos: pos + 1, node: children[c]! });
   }
 }
 
@@ -357,98 +387,6 @@ function rebuildFromLeafPaths<T>(tree: RevTree<T>, previous: Map<string, T>): Re
     rebuilt = mergeWithoutRepair(rebuilt, { start, ids }, value).tree;
   }
   return rebuilt;
-}
-
-interface StemFrame<T> {
-  readonly node: RevNode<T>;
-  readonly pos: number;
-  next: number;
-  /** Distance to the nearest leaf below, among the children done so far. */
-  nearestLeaf: number;
-  readonly keptChildren: RevNode<T>[];
-}
-
-/**
- * Keeps at most `limit` revisions on every leaf's path: a revision stays if some leaf below
- * it is fewer than `limit` edits away. Revisions whose parent was cut become new roots.
- * Returns the input object when nothing is cut.
- */
-export function stem<T>(tree: RevTree<T>, limit: number): RevTree<T> {
-  assert(Number.isSafeInteger(limit) && limit >= 1, () => `invalid revs limit ${limit}`);
-  if (maxHeight(tree) <= limit) return tree;
-
-  const roots: RevRoot<T>[] = [];
-  let changed = false;
-  for (const root of tree) {
-    const kept = stemRoot(root, limit, roots);
-    if (kept === root.node) {
-      roots.push(root);
-    } else {
-      changed = true;
-      if (kept !== null) roots.push({ pos: root.pos, node: kept });
-    }
-  }
-  if (!changed) return tree;
-  roots.sort(compareRoots);
-  return roots;
-}
-
-/** Stems one root; pushes roots for cut-off subtrees and returns the kept root or null. */
-function stemRoot<T>(root: RevRoot<T>, limit: number, newRoots: RevRoot<T>[]): RevNode<T> | null {
-  const frames: StemFrame<T>[] = [newStemFrame(root.node, root.pos)];
-  let finished: { node: RevNode<T> | null; nearestLeaf: number } | null = null;
-  for (;;) {
-    const frame = frames[frames.length - 1]!;
-    if (finished !== null) {
-      frame.nearestLeaf = Math.min(frame.nearestLeaf, finished.nearestLeaf + 1);
-      if (finished.node !== null) frame.keptChildren.push(finished.node);
-      finished = null;
-    }
-    const child = frame.node.children[frame.next];
-    if (child !== undefined) {
-      frame.next++;
-      frames.push(newStemFrame(child, frame.pos + 1));
-      continue;
-    }
-
-    frames.pop();
-    const nearestLeaf = frame.node.children.length === 0 ? 0 : frame.nearestLeaf;
-    let node: RevNode<T> | null = null;
-    if (nearestLeaf < limit) {
-      node = sameChildren(frame.node.children, frame.keptChildren)
-        ? frame.node
-        : { id: frame.node.id, value: frame.node.value, children: frame.keptChildren };
-    } else {
-      for (const kept of frame.keptChildren) newRoots.push({ pos: frame.pos + 1, node: kept });
-    }
-    if (frames.length === 0) return node;
-    finished = { node, nearestLeaf };
-  }
-}
-
-function newStemFrame<T>(node: RevNode<T>, pos: number): StemFrame<T> {
-  return { node, pos, next: 0, nearestLeaf: Number.POSITIVE_INFINITY, keptChildren: [] };
-}
-
-function sameChildren<T>(a: readonly RevNode<T>[], b: readonly RevNode<T>[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Returns the number of revisions on the longest root-to-leaf path. */
-export function maxHeight<T>(tree: RevTree<T>): number {
-  let height = 0;
-  const stack: { node: RevNode<T>; level: number }[] = tree.map((root) => ({
-    node: root.node,
-    level: 1,
-  }));
-  for (;;) {
-    const entry = stack.pop();
-    if (entry === undefined) return height;
-    if (entry.level > height) height = entry.level;
-    for (const child of entry.node.children) stack.push({ node: child, level: entry.level + 1 });
-  }
 }
 
 /**

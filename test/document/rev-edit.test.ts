@@ -7,7 +7,8 @@ import {
   type EditTarget,
   resolveInteractiveEdit,
 } from '../../src/document/rev-edit.js';
-import { checkRevTree, mergePath, type RevTree, stem } from '../../src/document/rev-tree.js';
+import { stem } from '../../src/document/rev-stem.js';
+import { checkRevTree, mergePath, type RevTree } from '../../src/document/rev-tree.js';
 import { isDeleted, winner } from '../../src/document/rev-tree-query.js';
 import { newRevId } from '../../src/document/revid.js';
 import { scaled } from '../support/scale.js';

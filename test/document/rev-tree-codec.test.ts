@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../../src/document/bytes.js';
 import type { RevPath } from '../../src/document/rev.js';
-import { mergePath, type RevTree, revTreesEqual, stem } from '../../src/document/rev-tree.js';
+import { stem } from '../../src/document/rev-stem.js';
+import { mergePath, type RevTree, revTreesEqual } from '../../src/document/rev-tree.js';
 import {
   decodeRevTree,
   encodeRevTree,

@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Rev, RevPath } from '../../src/document/rev.js';
+import { maxHeight, stem } from '../../src/document/rev-stem.js';
 import {
   checkRevTree,
   leafPaths,
   type MergeOutcome,
-  maxHeight,
   mergePath,
   type RevNode,
   type RevTree,
   revTreesEqual,
-  stem,
 } from '../../src/document/rev-tree.js';
 import {
   conflicts,
