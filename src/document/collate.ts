@@ -9,7 +9,7 @@
  * `compareRaw` is Erlang's term order over CouchDB's JSON terms, which Mango uses for `_id`:
  * numbers < false < null < true < objects < arrays < strings, strings bytewise in UTF-8.
  *
- * NOTE: `Intl.Collator` stands in for ICU's root collator; both follow the Unicode Collation
+ * NOTE: `Intl.Collator` replaces ICU's root collator. Both follow the Unicode Collation
  * Algorithm, but their versions may differ for rare characters. Values parsed with
  * `JSON.parse` also lose what CouchDB keeps: integers beyond 2^53 are rounded, a repeated key
  * keeps only its last value, and integer-like keys move to the front of an object.

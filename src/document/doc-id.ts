@@ -3,10 +3,14 @@
  * of document they name: normal, design (`_design/...`) and local (`_local/...`, kept apart
  * from the revision trees, never in `_changes` or `_all_docs`).
  *
- * Checks, in CouchDB's order, each raising `illegal_docid` with CouchDB's reason:
- * not a string; empty; exactly `_design/` or `_local/`; longer than the configured maximum
- * (in UTF-8 bytes; CouchDB's `max_document_id_length`, unlimited by default); not valid UTF-8;
- * starting with `_` without one of the two reserved prefixes.
+ * Each check raises `illegal_docid` with CouchDB's reason, in CouchDB's order:
+ * - not a string;
+ * - empty;
+ * - exactly `_design/` or `_local/`;
+ * - longer than the configured maximum in UTF-8 bytes (CouchDB's `max_document_id_length`,
+ *   unlimited by default);
+ * - not valid UTF-8;
+ * - starting with `_` without one of the two reserved prefixes.
  */
 import { isUtf8 } from 'node:buffer';
 import { errors } from '../util/couch-error.js';

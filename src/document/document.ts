@@ -199,7 +199,7 @@ function applySpecialMember(
   }
 }
 
-/** The first member named `key`, as CouchDB's `couch_util:get_value` finds it. */
+/** Returns the first member named `key`, the one CouchDB's `couch_util:get_value` finds. */
 function firstMember(object: ScannedValue, key: string): JsonMember | undefined {
   return object.members.find((member) => member.key === key);
 }
@@ -268,9 +268,13 @@ function parseAttachments(scanned: ScannedValue, member: JsonMember): DocumentAt
 }
 
 /**
- * Raises CouchDB's `bad_request` for a `new_edits=false` document that names no revision.
- * Divan also rejects an empty `_revisions.ids`, which CouchDB cannot store either.
+ * Checks the history of a `new_edits=false` document of the given kind before it is merged.
+ * Raises CouchDB's `bad_request` when it names no revision; Divan also rejects an empty
+ * `_revisions.ids`, which CouchDB cannot store either. A normal or design document whose
+ * revision is at position 0 gets `Invalid rev format`, because a revision tree starts at 1.
+ * CouchDB stores such a revision; only `_local/` documents use position 0.
  */
-export function requireReplicatedRevisions(doc: DocumentWrite): void {
-  if (doc.revisions.ids.length === 0) throw errors.replicatedDocWithoutRev();
+export function requireReplicatedRevisions(revisions: RevPath, kind: DocKind): void {
+  if (revisions.ids.length === 0) throw errors.replicatedDocWithoutRev();
+  if (kind !== 'local' && revisions.start < 1) throw errors.invalidRev();
 }

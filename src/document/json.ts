@@ -1,6 +1,6 @@
 /**
- * JSON handled as bytes. Document bodies are stored as the bytes the client sent, minified, and
- * are never decoded into JavaScript values on the write path, so numbers keep every digit
+ * JSON handled as bytes. Document bodies are stored as the bytes the client sent, minified.
+ * The write path never decodes them into JavaScript values, so numbers keep every digit
  * (integers beyond 2^53 included), string escapes stay as written and key order is kept.
  *
  * What this module offers:

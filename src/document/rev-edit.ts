@@ -26,7 +26,7 @@ import { findRevision, isDeleted, winner } from './rev-tree-query.js';
 
 export type EditTarget =
   | { readonly kind: 'conflict' }
-  /** The edit starts a tree; its parent (for the revision id) is none. */
+  /** The edit starts a tree at position 1, so its revision id has no parent. */
   | { readonly kind: 'create'; readonly parent: null }
   /** The edit extends `parent`; `history` is the path to merge below the new revision. */
   | { readonly kind: 'extend'; readonly parent: Rev; readonly history: RevPath };
@@ -68,8 +68,9 @@ export function resolveInteractiveEdit<T extends RevLeafValue>(
 }
 
 /**
- * Adds the new revision `id` (with its leaf value) where `resolveInteractiveEdit` said. The
- * result is a conflict when the merge does not extend a leaf, as CouchDB's updater decides.
+ * Adds the new revision `id` (with its leaf value) at the place `resolveInteractiveEdit`
+ * chose. The result is a conflict when the merge does not extend a leaf, as in CouchDB's
+ * updater.
  */
 export function applyInteractiveEdit<T>(
   tree: RevTree<T>,

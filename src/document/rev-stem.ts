@@ -8,10 +8,16 @@
  * the chain's end, stems below it, and then cuts the chain's top without copying the nodes it
  * keeps. It recurses only at branch points (one frame per nested branch point on a path).
  * Kept subtrees keep their node objects, and the input tree itself comes back when nothing is
- * cut.
+ * cut. As in CouchDB, copies of one revision that stemming brings together are merged.
  */
 import { assert } from '../util/assert.js';
-import { compareRoots, type RevNode, type RevRoot, type RevTree } from './rev-tree.js';
+import {
+  compareRoots,
+  type RevNode,
+  type RevRoot,
+  type RevTree,
+  repairDuplicates,
+} from './rev-tree.js';
 
 interface Stemmed<T> {
   /** The subtree's top after stemming, or null when the top itself is cut. */
@@ -120,7 +126,8 @@ export function stem<T>(tree: RevTree<T>, limit: number): RevTree<T> {
   }
   if (!changed) return tree;
   roots.sort(compareRoots);
-  return roots;
+  // A revision with two parents leaves two equal roots once both parents are cut.
+  return repairDuplicates(roots, tree);
 }
 
 /** Returns the number of revisions on the longest root-to-leaf path. */

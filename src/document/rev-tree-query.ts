@@ -1,5 +1,5 @@
 /**
- * Reads of a revision tree, as CouchDB 3.x answers them: the leaves in winner order, the
+ * Reads of a revision tree, with the results CouchDB 3.x returns: the leaves in winner order, the
  * winner, `_conflicts` and `_deleted_conflicts`, the path of a revision (`_revisions`),
  * `_revs_info`, the revisions a tree lacks (`_revs_diff`, with `possible_ancestors`) and the
  * leaves reachable from a revision (`latest=true`).
@@ -106,7 +106,7 @@ function lineageOf<T>(tree: RevTree<T>, rev: Rev): RevNode<T>[] | null {
   return null;
 }
 
-/** The node of `rev`, or null when the tree lacks it. */
+/** Returns the node of `rev`, or null when the tree lacks it. */
 export function findRevision<T>(tree: RevTree<T>, rev: Rev): RevNode<T> | null {
   const lineage = lineageOf(tree, rev);
   return lineage === null ? null : lineage[lineage.length - 1]!;

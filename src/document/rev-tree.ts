@@ -5,11 +5,13 @@
  * fragment: its ancestors were cut by stemming or never received. Each node has a canonical
  * revision id (see rev.ts) and children sorted by `compareRevIds`.
  *
- * Invariants (checked by `checkRevTree`):
+ * Invariants:
  * - a leaf carries a value and an interior node carries none (`null`, CouchDB's "missing"
  *   marker), so the bodies of older revisions are gone as soon as a revision has a child,
- *   as after a CouchDB compaction;
- * - no (position, id) appears twice;
+ *   as after a CouchDB compaction (checked by `checkRevTree`, with the orders above);
+ * - a (position, id) appears once, unless clients sent two histories that give one revision
+ *   two different parents (only `new_edits=false` with made-up ids can do that); CouchDB then
+ *   keeps both copies, and so does Divan;
  * - trees are immutable: every operation returns new nodes along the changed paths, shares the
  *   rest, and returns its input object itself when nothing changed.
  *
@@ -18,9 +20,10 @@
  * (winner, conflicts, paths, `_revs_diff`) in rev-tree-query.ts and the interactive-edit rules
  * in rev-edit.ts.
  *
- * Merge follows couch_key_tree:merge. The path is aligned by position with each root in turn;
- * it joins the first root where its first node (or, when it starts above the root, the node at
- * the root's position) has the same id, and otherwise becomes a new root. The outcome is
+ * Merge follows couch_key_tree:merge. The path is aligned by position with each root in turn.
+ * It joins the first root that holds the path's first revision at the same position (or, when
+ * the path starts above the root, whose root is the path's revision at that position).
+ * Otherwise it becomes a new root. The outcome is
  * `newLeaf` when the path extends a leaf (or starts the tree), `newBranch` when it adds a
  * sibling or a new root to a non-empty tree, and `alreadyPresent` when its newest revision was
  * already in the tree. `alreadyPresent` can still change the tree, when the path adds
@@ -38,7 +41,7 @@
 import { assert } from '../util/assert.js';
 import { compareRevIds, type Rev, type RevPath } from './rev.js';
 
-/** What the tree needs to know of a leaf value. */
+/** The part of a leaf value that the tree reads. */
 export interface RevLeafValue {
   readonly deleted: boolean;
 }
@@ -255,8 +258,17 @@ function mergeWithoutRepair<T>(tree: RevTree<T>, path: RevPath, value: T): Merge
  */
 export function mergePath<T>(tree: RevTree<T>, path: RevPath, value: T): MergeResult<T> {
   const merged = mergeWithoutRepair(tree, path, value);
-  if (merged.tree.length < 2 || !hasDuplicateRevisions(merged.tree)) return merged;
-  return { tree: rebuildFromLeafPaths(merged.tree, leafValues(tree)), outcome: merged.outcome };
+  return { tree: repairDuplicates(merged.tree, tree), outcome: merged.outcome };
+}
+
+/**
+ * Rebuilds `tree` from its leaf paths when a revision appears in two places, which only a tree
+ * of several roots can show; returns it unchanged otherwise. Leaves that `previous` held keep
+ * their value from there.
+ */
+export function repairDuplicates<T>(tree: RevTree<T>, previous: RevTree<T>): RevTree<T> {
+  if (tree.length < 2 || !hasDuplicateRevisions(tree)) return tree;
+  return rebuildFromLeafPaths(tree, leafValues(previous));
 }
 
 /** Maps `pos-id` of every leaf to its value. */
@@ -421,8 +433,8 @@ export function revTreesEqual<T>(
 }
 
 /**
- * Asserts the tree invariants listed in the file header. Used on trees read from disk and in
- * tests; a failure is a bug or corruption.
+ * Asserts the order and leaf-value invariants of the file header, for trees read from disk and
+ * in tests. A failure is a bug or corruption.
  */
 export function checkRevTree<T>(tree: RevTree<T>): void {
   for (let i = 0; i < tree.length; i++) {
@@ -432,11 +444,8 @@ export function checkRevTree<T>(tree: RevTree<T>): void {
       assert(compareRoots(tree[i - 1]!, root) < 0, () => `roots out of order at ${root.pos}`);
     }
   }
-  const seen = new Set<string>();
   forEachRevision(tree, (rev, node) => {
     const key = `${rev.pos}-${rev.id}`;
-    assert(!seen.has(key), () => `revision ${key} appears twice`);
-    seen.add(key);
     const isLeaf = node.children.length === 0;
     assert(isLeaf === (node.value !== null), () => `revision ${key}: leaf values only`);
     for (let c = 1; c < node.children.length; c++) {

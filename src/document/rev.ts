@@ -43,9 +43,9 @@ export const REV_ID_HEX_LENGTH = 32;
 
 const HEX_ID = /^[0-9a-f]{32}$/;
 const ANY_CASE_HEX_ID = /^[0-9a-fA-F]{32}$/;
-/** What Erlang's `list_to_integer/1` accepts for the position. */
+/** Position syntax, as Erlang's `list_to_integer/1` accepts it. */
 const POSITION = /^\+?[0-9]+$/;
-/** What Erlang's `binary_to_integer/1` accepts for a local revision counter. */
+/** Local revision counter syntax, as Erlang's `binary_to_integer/1` accepts it. */
 const LOCAL_COUNTER = /^[+-]?[0-9]+$/;
 
 /** True when a canonical id is stored as 16 raw bytes (shown as 32 hex digits). */
@@ -66,7 +66,7 @@ export function canonicalRevId(text: string): string | null {
   return text;
 }
 
-/** The bytes CouchDB compares for this canonical id. */
+/** Returns the bytes CouchDB compares for this canonical id. */
 export function revIdBytes(id: string): Buffer {
   return isHexRevId(id) ? Buffer.from(id, 'hex') : Buffer.from(id);
 }

@@ -2,8 +2,8 @@
  * Deterministic revision ids: every replica that applies the same edit computes the same id,
  * so a revision id names its content and history. CouchDB 3.x does the same with an MD5 of the
  * Erlang term `[Deleted, ParentPos, ParentId, Body, Attachments]`. Divan hashes its own
- * encoding of the same facts, so its ids are not byte-equal to CouchDB's; clients treat ids as
- * opaque, so only the form (32 lowercase hex digits) has to match.
+ * encoding of the same facts, so its ids differ from CouchDB's. Clients treat ids as opaque,
+ * so only the form (32 lowercase hex digits) has to match.
  *
  * The id is MD5 over these bytes, in this order (integers big-endian, unsigned):
  *
@@ -37,7 +37,7 @@ const POSITION_OFFSET = 2;
 const PARENT_LENGTH_OFFSET = 10;
 const LENGTH_PREFIX_BYTES = 4;
 
-/** What an attachment contributes to its document's revision id. */
+/** The attachment fields that enter its document's revision id. */
 export interface RevIdAttachment {
   readonly name: string;
   readonly contentType: string;

@@ -13,7 +13,7 @@
  * conditions (`$not` of `$gt` becomes `$lte`, De Morgan for `$and`/`$or`/`$nor`). So a negated
  * condition on a missing field does not match, except `$exists: false`, exactly as in CouchDB.
  *
- * Errors raise `bad_request` with Mango's reason, which is what `_changes` answers. Two
+ * Errors raise `bad_request` with Mango's reason, the error that `_changes` returns. Two
  * deviations: bad arguments are shown as JSON rather than as Erlang terms, and `$text` (which
  * needs a full-text index) is rejected as unsupported, along with `$where` and the geospatial
  * operators.

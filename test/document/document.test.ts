@@ -267,19 +267,13 @@ test('scanned bulk element parses', () => {
 });
 
 test('replicated documents need revisions', () => {
-  expectError(
-    () => requireReplicatedRevisions(parse('{"a":1}')),
-    400,
-    'bad_request',
-    'When `new_edits: false`, the document needs `_rev` or `_revisions` specified',
-  );
-  expectError(
-    () => requireReplicatedRevisions(parse('{"_revisions":{"start":3,"ids":[]}}')),
-    400,
-    'bad_request',
-    'When `new_edits: false`, the document needs `_rev` or `_revisions` specified',
-  );
-  requireReplicatedRevisions(parse('{"_rev":"1-a"}'));
+  const reason = 'When `new_edits: false`, the document needs `_rev` or `_revisions` specified';
+  const check = (text: string) => requireReplicatedRevisions(parse(text).revisions, 'normal');
+  expectError(() => check('{"a":1}'), 400, 'bad_request', reason);
+  expectError(() => check('{"_revisions":{"start":3,"ids":[]}}'), 400, 'bad_request', reason);
+  expectError(() => check('{"_rev":"0-a"}'), 400, 'bad_request', 'Invalid rev format');
+  check('{"_rev":"1-a"}');
+  requireReplicatedRevisions(parse('{"_rev":"0-1"}').revisions, 'local');
 });
 
 test('document ids validate like CouchDB', () => {

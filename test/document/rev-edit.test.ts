@@ -134,7 +134,7 @@ const opsArbitrary = fc.array(
   { minLength: 1, maxLength: 40 },
 );
 
-/** The interactive rules applied to the reference model. */
+/** Applies the interactive rules to the reference model. */
 function modelTarget(
   model: RevTreeModel,
   base: Rev | null,

@@ -32,6 +32,11 @@ export function revKey(pos: number, id: string): string {
 /** `[key, parentKey, value]` rows sorted by key: a form both the model and trees give. */
 export type Flattened = [string, string | null, Leaf | null][];
 
+function compareRows(a: Flattened[number], b: Flattened[number]): number {
+  if (a[0] === b[0]) return 0;
+  return a[0] < b[0] ? -1 : 1;
+}
+
 export class RevTreeModel {
   readonly revisions = new Map<string, ModelRevision>();
 
@@ -130,7 +135,7 @@ export class RevTreeModel {
   flatten(): Flattened {
     return [...this.revisions.entries()]
       .map(([key, r]): [string, string | null, Leaf | null] => [key, r.parent, r.value])
-      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      .sort(compareRows);
   }
 }
 
@@ -143,7 +148,7 @@ export function flattenTree(tree: RevTree<Leaf>): Flattened {
     for (const child of node.children) visit(child, pos + 1, key);
   };
   for (const root of tree) visit(root.node, root.pos, null);
-  return rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return rows.sort(compareRows);
 }
 
 export interface UniverseRevision {
@@ -184,7 +189,7 @@ function hexId(index: number): string {
   return index.toString(16).padStart(32, '0');
 }
 
-/** The path ending at revision `index`, keeping its newest `keep` revisions (at least one). */
+/** Returns the path ending at revision `index`, with its newest `keep` revisions (at least one). */
 export function pathTo(
   universe: readonly UniverseRevision[],
   index: number,

@@ -129,6 +129,22 @@ test('history above stemmed root is added', () => {
   assert.ok(revTreesEqual(stem(result.tree, 2), stemmed));
 });
 
+test('revision with two parents is kept twice', () => {
+  // Only made-up histories can do this: y at position 2 claims both x and z as parent.
+  let tree = mergePath([], path(2, 'y', 'x'), LIVE).tree;
+  const result = mergePath(tree, path(2, 'y', 'z'), LIVE);
+  tree = result.tree;
+  assert.equal(result.outcome, 'newBranch');
+  assert.deepEqual(tree, [
+    { pos: 1, node: node('x', node('y')) },
+    { pos: 1, node: node('z', node('y')) },
+  ]);
+  checkRevTree(tree);
+  assert.equal(sortedLeaves(tree).length, 2);
+  assert.deepEqual(revisionPath(tree, { pos: 2, id: 'y' }), path(2, 'y', 'x'));
+  assert.deepEqual(stem(tree, 1), [{ pos: 2, node: node('y') }]);
+});
+
 test('unchanged merge returns same tree', () => {
   const tree = [{ pos: 1, node: node('1', node('1a'), node('1b')) }];
   assert.equal(mergePath(tree, path(2, '1a', '1'), LIVE).tree, tree);
@@ -222,6 +238,7 @@ test('winner prefers live, then position, then id', () => {
       },
     },
   ];
+
   assert.deepEqual(winner(tree).rev, { pos: 2, id: 'c' });
   assert.deepEqual(conflicts(tree), []);
   assert.deepEqual(deletedConflicts(tree), [
@@ -229,15 +246,18 @@ test('winner prefers live, then position, then id', () => {
     { pos: 2, id: 'b' },
   ]);
   assert.equal(isDeleted(tree), false);
+
   const allDead = mapLeaves(tree, () => dead);
   assert.deepEqual(winner(allDead).rev, { pos: 3, id: 'e' });
   assert.equal(isDeleted(allDead), true);
+
   assert.deepEqual(revsInfo(tree, { pos: 3, id: 'e' }), [
     { rev: { pos: 3, id: 'e' }, status: 'deleted' },
     { rev: { pos: 2, id: 'd' }, status: 'missing' },
     { rev: { pos: 1, id: 'a' }, status: 'missing' },
   ]);
   assert.deepEqual(revsInfo(tree, { pos: 2, id: 'c' })![0]!.status, 'available');
+
   assert.deepEqual(possibleAncestors(tree, [{ pos: 3, id: 'z' }]), [
     { pos: 2, id: 'b' },
     { pos: 2, id: 'c' },
