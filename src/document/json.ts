@@ -164,6 +164,13 @@ class Scanner {
   private whitespace = 0;
   private readonly containers: Uint8Array;
   private depth = 0;
+  // The top-level member or element being scanned: its offsets, and the whitespace count at
+  // each of them (so that a span without whitespace is known to be minified).
+  private memberStart = -1;
+  private memberKey = '';
+  private memberWhitespace = 0;
+  private valueStart = -1;
+  private valueWhitespace = 0;
 
   readonly members: JsonMember[] = [];
   readonly elements: JsonSpan[] = [];
@@ -235,17 +242,11 @@ class Scanner {
    * the inner loop closes containers and moves to the next member or element.
    */
   private scanValueTree(): void {
-    let memberStart = -1;
-    let memberKey = '';
-    let memberWhitespace = 0;
-    let valueStart = -1;
-    let valueWhitespace = 0;
-
     for (;;) {
       const byte = this.pos < this.end ? this.bytes[this.pos]! : -1;
       if (this.depth === 1) {
-        valueStart = this.pos;
-        valueWhitespace = this.whitespace;
+        this.valueStart = this.pos;
+        this.valueWhitespace = this.whitespace;
       }
 
       if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
@@ -253,13 +254,7 @@ class Scanner {
         this.openContainer(kind);
         const next = this.skipWhitespace();
         if (next !== (kind === CONTAINER_OBJECT ? CLOSE_BRACE : CLOSE_BRACKET)) {
-          if (kind === CONTAINER_OBJECT && this.depth === 1) {
-            memberStart = this.pos;
-            memberWhitespace = this.whitespace;
-            memberKey = this.scanKey(true);
-          } else if (kind === CONTAINER_OBJECT) {
-            this.scanKey(false);
-          }
+          if (kind === CONTAINER_OBJECT) this.scanMemberKey();
           continue;
         }
         this.pos++;
@@ -282,27 +277,13 @@ class Scanner {
       // containers until a comma starts the next value.
       for (;;) {
         if (this.depth === 0) return;
-        if (this.depth === 1) {
-          this.recordTopLevel(
-            memberStart,
-            memberKey,
-            memberWhitespace,
-            valueStart,
-            valueWhitespace,
-          );
-        }
+        if (this.depth === 1) this.recordTopLevel();
         const next = this.skipWhitespace();
         const container = this.containers[this.depth];
         if (next === COMMA) {
           this.pos++;
           this.skipWhitespace();
-          if (container === CONTAINER_OBJECT && this.depth === 1) {
-            memberStart = this.pos;
-            memberWhitespace = this.whitespace;
-            memberKey = this.scanKey(true);
-          } else if (container === CONTAINER_OBJECT) {
-            this.scanKey(false);
-          }
+          if (container === CONTAINER_OBJECT) this.scanMemberKey();
           break;
         }
         const closer = container === CONTAINER_OBJECT ? CLOSE_BRACE : CLOSE_BRACKET;
@@ -313,26 +294,32 @@ class Scanner {
     }
   }
 
-  private recordTopLevel(
-    memberStart: number,
-    key: string,
-    memberWhitespace: number,
-    valueStart: number,
-    valueWhitespace: number,
-  ): void {
+  /** Scans a member's key; in the top object, also remembers where the member starts. */
+  private scanMemberKey(): void {
+    if (this.depth !== 1) {
+      this.scanKey(false);
+      return;
+    }
+    this.memberStart = this.pos;
+    this.memberWhitespace = this.whitespace;
+    this.memberKey = this.scanKey(true);
+  }
+
+  /** Records the value that just ended directly inside the top container. */
+  private recordTopLevel(): void {
     if (this.containers[1] === CONTAINER_OBJECT) {
       this.members.push({
-        key,
-        start: memberStart,
-        valueStart,
+        key: this.memberKey,
+        start: this.memberStart,
+        valueStart: this.valueStart,
         end: this.pos,
-        compact: this.whitespace === memberWhitespace,
+        compact: this.whitespace === this.memberWhitespace,
       });
     } else {
       this.elements.push({
-        start: valueStart,
+        start: this.valueStart,
         end: this.pos,
-        compact: this.whitespace === valueWhitespace,
+        compact: this.whitespace === this.valueWhitespace,
       });
     }
   }

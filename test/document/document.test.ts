@@ -9,7 +9,7 @@ import { NO_REVISIONS } from '../../src/document/rev.js';
 import { CouchError } from '../../src/util/couch-error.js';
 import { scaled } from '../support/scale.js';
 
-const RUNS = scaled(200, 5000);
+const RUNS = scaled(500, 10000);
 const HEX = '0123456789abcdef0123456789abcdef';
 
 function parse(text: string, options = {}) {

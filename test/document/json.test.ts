@@ -12,7 +12,7 @@ import {
 import { CouchError } from '../../src/util/couch-error.js';
 import { scaled } from '../support/scale.js';
 
-const RUNS = scaled(200, 5000);
+const RUNS = scaled(500, 10000);
 
 function expectCouchError(action: () => unknown, error: string, reason: string): void {
   assert.throws(action, (thrown: unknown) => {

@@ -14,7 +14,7 @@ import { newRevId } from '../../src/document/revid.js';
 import { scaled } from '../support/scale.js';
 import { flattenTree, type Leaf, RevTreeModel } from './rev-tree-model.js';
 
-const RUNS = scaled(300, 10000);
+const RUNS = scaled(1000, 20000);
 
 function leaf(deleted: boolean, tag = 0): Leaf {
   return { deleted, tag };

@@ -16,7 +16,7 @@ import { InvariantError } from '../../src/util/assert.js';
 import { scaled } from '../support/scale.js';
 import { type Leaf, pathPicksArbitrary, pathTo, universeArbitrary } from './rev-tree-model.js';
 
-const RUNS = scaled(300, 10000);
+const RUNS = scaled(1000, 20000);
 const HEX = '0123456789abcdef0123456789abcdef';
 
 const leafCodec: LeafValueCodec<Leaf> = {

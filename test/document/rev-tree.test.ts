@@ -37,7 +37,7 @@ import {
   universeArbitrary,
 } from './rev-tree-model.js';
 
-const RUNS = scaled(300, 10000);
+const RUNS = scaled(1000, 20000);
 const LIVE: Leaf = { deleted: false, tag: 0 };
 
 function node(id: string, ...children: RevNode<Leaf>[]): RevNode<Leaf> {

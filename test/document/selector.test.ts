@@ -6,7 +6,7 @@ import { compileSelector } from '../../src/document/selector.js';
 import { CouchError } from '../../src/util/couch-error.js';
 import { scaled } from '../support/scale.js';
 
-const RUNS = scaled(200, 5000);
+const RUNS = scaled(500, 10000);
 
 const docs = {
   alice: { _id: 'alice', name: 'Alice', age: 31, tags: ['a', 'b'], address: { city: 'Oslo' } },
