@@ -18,8 +18,8 @@
  * a partial result. Results of `buildObject` and `minifyJson` may share memory with the input
  * when nothing had to change, so callers must not modify the input afterwards.
  *
- * What it does not do: it knows nothing of CouchDB's special `_` members (see document.ts and
- * render.ts), and it never converts numbers.
+ * What it does not do: handle CouchDB's special `_` members (see document.ts and render.ts),
+ * or convert numbers.
  *
  * JSON accepted here is RFC 8259 JSON with the stricter choices of jiffy, CouchDB's decoder:
  * control characters must be escaped in strings, a `\u` escape of a UTF-16 surrogate must be a

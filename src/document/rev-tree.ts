@@ -21,7 +21,7 @@
  * in rev-edit.ts.
  *
  * Merge follows couch_key_tree:merge. The path is aligned by position with each root in turn.
- * It joins the first root that holds the path's first revision at the same position (or, when
+ * It joins the first root that contains the path's first revision at the same position (or, when
  * the path starts above the root, whose root is the path's revision at that position).
  * Otherwise it becomes a new root. The outcome is
  * `newLeaf` when the path extends a leaf (or starts the tree), `newBranch` when it adds a
@@ -262,9 +262,9 @@ export function mergePath<T>(tree: RevTree<T>, path: RevPath, value: T): MergeRe
 }
 
 /**
- * Rebuilds `tree` from its leaf paths when a revision appears in two places, which only a tree
- * of several roots can show; returns it unchanged otherwise. Leaves that `previous` held keep
- * their value from there.
+ * Rebuilds `tree` from its leaf paths when a revision appears in two places. Only a tree of
+ * several roots can show that, and any other tree comes back unchanged. Leaves that `previous`
+ * contained keep their value from there.
  */
 export function repairDuplicates<T>(tree: RevTree<T>, previous: RevTree<T>): RevTree<T> {
   if (tree.length < 2 || !hasDuplicateRevisions(tree)) return tree;

@@ -96,7 +96,7 @@ export function formatRev(rev: Rev): string {
 
 /**
  * Parses `N-<id>` as CouchDB does (the position is the text before the first `-`, an optional
- * `+` and decimal digits). Returns null for anything CouchDB answers with `Invalid rev format`.
+ * `+` and decimal digits). Returns null for anything CouchDB rejects with `Invalid rev format`.
  *
  * NOTE: CouchDB also takes positions beyond 2^53 and 32-character ids with a sign; Divan
  * rejects both, because a position must fit a JavaScript number exactly.
@@ -121,7 +121,7 @@ export function parseRev(text: unknown): Rev {
   return rev;
 }
 
-/** The revision a history names (its newest), or null for `NO_REVISIONS`-like histories. */
+/** Returns the revision a history names (its newest), or null when it names none. */
 export function newestRev(history: RevPath): Rev | null {
   const id = history.ids[0];
   return id === undefined ? null : { pos: history.start, id };
@@ -134,11 +134,14 @@ export function formatLocalRev(counter: number): string {
 
 /**
  * Returns the counter of the next revision of a `_local/` document, as CouchDB 3.x computes it
- * when it writes one: a delete always gives 0; no revision gives 1; `0-N` gives N + 1. Returns
- * null for any other history (CouchDB answers `Invalid rev format`).
+ * when it writes one. A delete always gives 0, no revision gives 1, and `0-N` gives N + 1.
+ * Any other history gives null, which CouchDB rejects with `Invalid rev format`.
  *
  * CouchDB 3.x does not compare the given revision with the stored one, so `_local/` writes
- * never conflict; the engine decides whether to follow that.
+ * never conflict. The engine decides whether to follow that.
+ *
+ * NOTE: a counter of exactly 16 digits arrives here in hex (see `canonicalRevId`) and gives
+ * null, where CouchDB would count on.
  */
 export function nextLocalRevCounter(history: RevPath, deleted: boolean): number | null {
   if (deleted) return 0;
