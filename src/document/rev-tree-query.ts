@@ -106,10 +106,32 @@ function lineageOf<T>(tree: RevTree<T>, rev: Rev): RevNode<T>[] | null {
   return null;
 }
 
-/** Returns the node of `rev`, or null when the tree lacks it. */
+/**
+ * Returns the node of `rev`, or null when the tree lacks it. Single-child chains are walked
+ * without bookkeeping, since most trees are one long chain.
+ */
 export function findRevision<T>(tree: RevTree<T>, rev: Rev): RevNode<T> | null {
-  const lineage = lineageOf(tree, rev);
-  return lineage === null ? null : lineage[lineage.length - 1]!;
+  for (const root of tree) {
+    if (root.pos > rev.pos) break;
+    const stack: { node: RevNode<T>; pos: number }[] = [root];
+    for (;;) {
+      const entry = stack.pop();
+      if (entry === undefined) break;
+      let { node, pos } = entry;
+      while (pos < rev.pos && node.children.length === 1) {
+        node = node.children[0]!;
+        pos++;
+      }
+      if (pos === rev.pos) {
+        if (node.id === rev.id) return node;
+        continue;
+      }
+      const children = node.children;
+      for (let c = children.length - 1; c >= 0; c--)
+        stack.push({ node: children[c]!, pos: pos + 1 });
+    }
+  }
+  return null;
 }
 
 /**

@@ -406,6 +406,7 @@ test('reads match reference model', () => {
         for (const rev of asked) {
           const expected = model.has(rev) ? { start: rev.pos, ids: model.ancestry(rev) } : null;
           assert.deepEqual(revisionPath(tree, rev), expected);
+          assert.equal(findRevision(tree, rev) !== null, model.has(rev));
           const infos = revsInfo(tree, rev);
           assert.equal(infos?.length, expected?.ids.length);
           const reachable = leavesFrom(tree, rev);
