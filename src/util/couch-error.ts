@@ -69,4 +69,17 @@ export const errors = {
     new CouchError(415, 'bad_content_type', 'Content-Type must be application/json'),
   unknownOutcome: (reason: string) => new CouchError(503, 'unknown_outcome', reason),
   unavailable: (reason: string) => new CouchError(503, 'service_unavailable', reason),
+  jsonTooDeep: (maxDepth: number) =>
+    new CouchError(400, 'bad_request', `JSON nesting is deeper than the maximum of ${maxDepth}`),
+  replicatedDocWithoutRev: () =>
+    new CouchError(
+      400,
+      'bad_request',
+      'When `new_edits: false`, the document needs `_rev` or `_revisions` specified',
+    ),
+  selectorMissing: () =>
+    new CouchError(400, 'bad_request', 'Selector must be specified in POST payload'),
+  selectorNotObject: () =>
+    new CouchError(400, 'bad_request', 'Selector error: expected a JSON object'),
+  invalidSelector: (reason: string) => new CouchError(400, 'bad_request', reason),
 } as const;
