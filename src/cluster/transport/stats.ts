@@ -70,6 +70,8 @@ export interface PeerStats {
 export interface TransportStats extends TransportCounters {
   /** Authenticated connections open now. */
   connections: number;
+  /** Inbound connections in the handshake now. */
+  pendingHandshakes: number;
   /** Sum of `budgetUsedBytes` over the peers. */
   budgetUsedBytes: number;
   peers: Record<string, PeerStats>;

@@ -338,7 +338,13 @@ export class Transport extends EventEmitter<TransportEvents> {
         budgetUsedBytes: used,
       };
     }
-    return { ...copyCounters(this.#counters), connections, budgetUsedBytes, peers };
+    return {
+      ...copyCounters(this.#counters),
+      connections,
+      pendingHandshakes: this.#accepting.size,
+      budgetUsedBytes,
+      peers,
+    };
   }
 
   #createSlot(peerId: string, address: SocketAddress): PeerSlot {

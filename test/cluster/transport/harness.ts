@@ -138,16 +138,15 @@ export interface RawPeer {
   closed: boolean;
 }
 
-/** Opens a socket that completes the dialer's handshake as `localId` with `targetId`. */
-export async function dialRaw(
+/** Runs the dialer's handshake as `localId` against `targetId` on a plain socket. */
+export async function tryDialRaw(
   localId: string,
   targetId: string,
   targetAddress: string,
   secret: Uint8Array = testSecret,
-): Promise<RawPeer> {
-  const [host, port] = targetAddress.split(':');
-  const socket = connect({ host: host!, port: Number(port) });
-  const outcome = await new Promise<HandshakeOutcome>((resolve) => {
+): Promise<HandshakeOutcome> {
+  const socket = connectRaw(targetAddress);
+  return new Promise<HandshakeOutcome>((resolve) => {
     startDialerHandshake({
       socket,
       localId,
@@ -157,8 +156,35 @@ export async function dialRaw(
       onDone: resolve,
     });
   });
+}
+
+/** Like tryDialRaw, but the handshake must succeed; returns the open raw peer. */
+export async function dialRaw(
+  localId: string,
+  targetId: string,
+  targetAddress: string,
+): Promise<RawPeer> {
+  const outcome = await tryDialRaw(localId, targetId, targetAddress);
   if (!outcome.ok) throw new Error(`raw handshake failed: ${outcome.failure} ${outcome.detail}`);
   return adoptRaw(outcome.socket, outcome.decoder);
+}
+
+/**
+ * Opens a plain TCP socket to `host:port` that discards what it receives (a socket that
+ * is never read would never see the remote close it).
+ */
+export function connectRaw(address: string): Socket {
+  const [host, port] = address.split(':');
+  const socket = connect({ host: host!, port: Number(port) });
+  socket.on('error', () => {});
+  socket.resume();
+  return socket;
+}
+
+/** Resolves when `socket` has closed. */
+export function closedSocket(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise((resolve) => socket.once('close', () => resolve()));
 }
 
 /**
