@@ -80,6 +80,21 @@ export class PeerConnection {
     return this.#queue.queuedBytes + this.socket.writableLength;
   }
 
+  /**
+   * Bytes a new control frame waits behind: queued control frames plus the socket's buffer.
+   * Queued bulk data does not count, because control frames overtake it.
+   */
+  get controlUsedBytes(): number {
+    return this.#queue.controlQueuedBytes + this.socket.writableLength;
+  }
+
+  /** Whether the budget admits another item on `lane`; control may use the reserve too. */
+  admits(lane: Lane): boolean {
+    const { budgetBytes, controlReserveBytes } = this.limits;
+    if (lane === 'bulk') return this.usedBytes < budgetBytes;
+    return this.controlUsedBytes < budgetBytes + controlReserveBytes;
+  }
+
   /** Takes over the socket from the handshake and processes what the peer already sent. */
   start(): void {
     this.socket.on('data', this.#onData);
@@ -153,8 +168,7 @@ export class PeerConnection {
   }
 
   #onPing(payload: Buffer): void {
-    const limit = this.limits.budgetBytes + this.limits.controlReserveBytes;
-    if (this.usedBytes >= limit) return;
+    if (!this.admits('control')) return;
     this.#queue.pushControlFrame(encodeFrame(FrameType.pong, payload));
     this.counters.pongsSent += 1;
     this.#scheduleFlush();

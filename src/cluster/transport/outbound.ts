@@ -10,8 +10,8 @@
  * Fragments of one bulk item are never interleaved with other bulk frames: the bulk lane is
  * one ordered stream, and only control frames go between its fragments.
  *
- * Invariant: `queuedBytes` equals the sum of the queued control frames' lengths plus, per
- * queued bulk item, its packed length minus the payload bytes already drained.
+ * Invariant: `queuedBytes` equals `controlQueuedBytes` (the sum of the queued control frames'
+ * lengths) plus, per queued bulk item, its packed length minus the payload bytes drained.
  */
 import { assert } from '../../util/assert.js';
 import { itemBytes, type PackedItem } from './codec.js';
@@ -95,6 +95,7 @@ export class OutboundQueue {
   readonly #control = new Fifo<QueuedFrame>();
   readonly #bulk = new Fifo<QueuedBulk>();
   #queuedBytes = 0;
+  #controlQueuedBytes = 0;
 
   constructor(
     readonly fragmentBytes: number,
@@ -103,6 +104,11 @@ export class OutboundQueue {
 
   get queuedBytes(): number {
     return this.#queuedBytes;
+  }
+
+  /** The part of `queuedBytes` that is control frames. */
+  get controlQueuedBytes(): number {
+    return this.#controlQueuedBytes;
   }
 
   get hasControl(): boolean {
@@ -120,6 +126,7 @@ export class OutboundQueue {
     writeFrameHeader(packed, 0, FrameType.control, payloadBytes);
     this.#control.push({ frame: packed, tag });
     this.#queuedBytes += packed.length;
+    this.#controlQueuedBytes += packed.length;
     this.tallies.control.itemsSent += 1;
   }
 
@@ -127,6 +134,7 @@ export class OutboundQueue {
   pushControlFrame(frame: Buffer): void {
     this.#control.push({ frame, tag: NO_TAG });
     this.#queuedBytes += frame.length;
+    this.#controlQueuedBytes += frame.length;
   }
 
   /** Queues an item on the bulk lane; one larger than `fragmentBytes` travels as fragments. */
@@ -160,6 +168,7 @@ export class OutboundQueue {
     const frame = this.#control.remove((queued) => queued.tag === tag);
     if (frame !== undefined) {
       this.#queuedBytes -= frame.frame.length;
+      this.#controlQueuedBytes -= frame.frame.length;
       return true;
     }
     const bulk = this.#bulk.remove((queued) => queued.tag === tag && queued.drainedBytes === 0);
@@ -180,6 +189,7 @@ export class OutboundQueue {
     this.#control.clear();
     this.#bulk.clear();
     this.#queuedBytes = 0;
+    this.#controlQueuedBytes = 0;
     return unstarted;
   }
 
@@ -188,6 +198,7 @@ export class OutboundQueue {
     for (let queued = this.#control.shift(); queued !== undefined; queued = this.#control.shift()) {
       pieces.push(queued.frame);
       this.#queuedBytes -= queued.frame.length;
+      this.#controlQueuedBytes -= queued.frame.length;
       tally.framesSent += 1;
       tally.bytesSent += queued.frame.length;
     }

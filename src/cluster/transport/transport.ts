@@ -256,7 +256,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   send(peer: string, lane: Lane, message: unknown): boolean {
     const connection = this.#connectionFor(peer);
     if (connection === null) return false;
-    if (connection.usedBytes >= this.#budgetLimit(lane)) {
+    if (!connection.admits(lane)) {
       this.#counters.dropped.budget += 1;
       return false;
     }
@@ -307,7 +307,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     const connection = this.#peers.get(peer)?.connection ?? null;
     if (connection === null) return unsent('peer-unavailable');
     if (options.signal?.aborted) return unsent('aborted');
-    if (connection.usedBytes >= this.limits.budgetBytes) return unsent('budget-exhausted');
+    if (!connection.admits('bulk')) return unsent('budget-exhausted');
     const id = this.#requests.nextId();
     const packed = packRequest(id, payload);
     try {
@@ -368,11 +368,6 @@ export class Transport extends EventEmitter<TransportEvents> {
     }
     if (slot.connection === null) this.#counters.dropped.notConnected += 1;
     return slot.connection;
-  }
-
-  #budgetLimit(lane: Lane): number {
-    const { budgetBytes, controlReserveBytes } = this.limits;
-    return lane === 'control' ? budgetBytes + controlReserveBytes : budgetBytes;
   }
 
   #checkSize(packed: PackedItem, lane: Lane): void {
@@ -566,7 +561,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
 
   #isWritable(slot: PeerSlot): boolean {
-    return slot.connection !== null && slot.connection.usedBytes < this.limits.budgetBytes;
+    return slot.connection !== null && slot.connection.admits('bulk');
   }
 
   #notifyWritable(slot: PeerSlot): void {
@@ -685,7 +680,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   #reply(connection: PeerConnection, id: number, packed: PackedItem): void {
     if (connection.closed) return;
     const lane: Lane = itemBytes(packed) <= this.limits.fragmentBytes ? 'control' : 'bulk';
-    if (connection.usedBytes >= this.#budgetLimit(lane)) {
+    if (!connection.admits(lane)) {
       this.#counters.dropped.budget += 1;
       this.#logger.debug({ peer: connection.peerId, requestId: id }, 'reply dropped: budget');
       return;

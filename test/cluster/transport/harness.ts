@@ -198,11 +198,15 @@ export async function listenRaw(
   read: boolean,
 ): Promise<{ accepted: Promise<RawPeer> }> {
   const server: Server = createServer();
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const sockets: Socket[] = [];
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const accepted = new Promise<RawPeer>((resolve, reject) => {
     server.once('connection', (socket) => {
-      t.after(() => socket.destroy());
+      sockets.push(socket);
       startAcceptorHandshake({
         socket,
         localId,
