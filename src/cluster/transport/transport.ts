@@ -561,7 +561,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   }
 
   #isWritable(slot: PeerSlot): boolean {
-    return slot.connection !== null && slot.connection.admits('bulk');
+    return slot.connection?.admits('bulk') === true;
   }
 
   #notifyWritable(slot: PeerSlot): void {
