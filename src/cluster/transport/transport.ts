@@ -304,9 +304,9 @@ export class Transport extends EventEmitter<TransportEvents> {
     const unsent = (failure: 'stopped' | 'peer-unavailable' | 'budget-exhausted' | 'aborted') =>
       Promise.reject(new RequestError(failure, 'not-sent', peer, `${failure} before sending`));
     if (this.#state === 'stopped') return unsent('stopped');
+    if (options.signal?.aborted) return unsent('aborted');
     const connection = this.#peers.get(peer)?.connection ?? null;
     if (connection === null) return unsent('peer-unavailable');
-    if (options.signal?.aborted) return unsent('aborted');
     if (!connection.admits('bulk')) return unsent('budget-exhausted');
     const id = this.#requests.nextId();
     const packed = packRequest(id, payload);
