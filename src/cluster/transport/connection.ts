@@ -207,6 +207,7 @@ export class PeerConnection {
 
   #write(chunks: Buffer[]): void {
     if (chunks.length === 0) return;
+    this.counters.socketWrites += 1;
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
       return;

@@ -41,6 +41,8 @@ export interface RequestStats {
 export interface TransportCounters {
   control: LaneStats;
   bulk: LaneStats;
+  /** Batches written to sockets: one per connection per event-loop turn with data to send. */
+  socketWrites: number;
   /** Liveness pings sent: one per connection per ping interval, whatever the traffic. */
   pingsSent: number;
   pongsSent: number;
@@ -92,6 +94,7 @@ export function createCounters(): TransportCounters {
   return {
     control: createLaneStats(),
     bulk: createLaneStats(),
+    socketWrites: 0,
     pingsSent: 0,
     pongsSent: 0,
     dropped: { notConnected: 0, unknownPeer: 0, budget: 0, noHandler: 0, lateReply: 0 },

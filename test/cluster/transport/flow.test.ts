@@ -112,3 +112,53 @@ test('whenWritable rejects when the transport stops', async (t) => {
   await assert.rejects(waiting, { name: 'PeerUnavailableError' });
   await assert.rejects(cluster.get('n1').whenWritable('n9'), { name: 'PeerUnavailableError' });
 });
+
+test('messages of one event-loop turn go out in one socket write', async (t) => {
+  const quiet = { pingIntervalMs: 60_000, livenessTimeoutMs: 120_000 };
+  const cluster = await startCluster(t, ['n1', 'n2'], { timing: quiet });
+  const received = recordMessages(cluster.get('n2'));
+  await waitForMesh(cluster);
+  await waitFor(() => cluster.get('n1').stats().budgetUsedBytes === 0, 'an idle connection');
+  const writesBefore = cluster.get('n1').stats().socketWrites;
+  const count = 1000;
+  for (let index = 0; index < count; index++) {
+    assert.equal(cluster.get('n1').send('n2', index % 2 ? 'control' : 'bulk', { index }), true);
+  }
+  await waitFor(() => received.length === count, 'every message');
+  assert.equal(cluster.get('n1').stats().socketWrites - writesBefore, 1);
+});
+
+test('messages over a lane limit are rejected at the sender', async (t) => {
+  const limits = { fragmentBytes: 4 * KIB, maxMessageBytes: 64 * KIB };
+  const cluster = await startCluster(t, ['n1', 'n2'], { limits });
+  await waitForMesh(cluster);
+  const sender = cluster.get('n1');
+  assert.throws(() => sender.send('n2', 'control', new Uint8Array(4 * KIB)), {
+    name: 'MessageTooLargeError',
+  });
+  assert.throws(() => sender.send('n2', 'bulk', new Uint8Array(64 * KIB)), {
+    name: 'MessageTooLargeError',
+  });
+  await assert.rejects(sender.request('n2', new Uint8Array(64 * KIB), { timeoutMs: 1000 }), {
+    name: 'MessageTooLargeError',
+  });
+  assert.equal(sender.send('n2', 'bulk', new Uint8Array(60 * KIB)), true);
+});
+
+test('a message over the receiver limit closes the connection, which recovers', async (t) => {
+  const [first, second] = await freePorts(2);
+  const addresses = { n1: `127.0.0.1:${first}`, n2: `127.0.0.1:${second}` };
+  const sender = createTransport('n1', addresses, { limits: { maxMessageBytes: 1 * MIB } });
+  const receiver = createTransport('n2', addresses, { limits: { maxMessageBytes: 256 * KIB } });
+  t.after(() => Promise.all([sender.stop(), receiver.stop()]));
+  const received = recordMessages(receiver);
+  await Promise.all([sender.start(), receiver.start()]);
+  await waitFor(() => sender.isConnected('n2'), 'the connection');
+
+  assert.equal(sender.send('n2', 'bulk', new Uint8Array(512 * KIB)), true);
+  await waitFor(() => receiver.stats().protocolErrors === 1, 'the receiver to reject it');
+  await waitFor(() => sender.stats().connectionsOpened === 2, 'a new connection');
+  await waitFor(() => sender.send('n2', 'control', 'after'), 'a send to succeed');
+  await waitFor(() => received.some((entry) => entry.message === 'after'), 'the next message');
+  assert.equal(received.filter((entry) => entry.lane === 'bulk').length, 0);
+});

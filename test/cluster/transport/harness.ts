@@ -51,32 +51,46 @@ export interface TestCluster {
   get(nodeId: string): Transport;
 }
 
+/** Attempts at binding free ports, which another process may take between pick and bind. */
+const MAX_START_ATTEMPTS = 3;
+
 /** Creates and starts one transport per id, each knowing all others; stops them after `t`. */
 export async function startCluster(
   t: TestContext,
   nodeIds: string[],
   options: ClusterOptions = {},
 ): Promise<TestCluster> {
-  const ports = await freePorts(nodeIds.length);
-  const addresses: Record<string, string> = { ...options.extraPeers };
-  nodeIds.forEach((nodeId, index) => {
-    addresses[nodeId] = `127.0.0.1:${ports[index]}`;
-  });
-  const transports = new Map<string, Transport>();
-  for (const nodeId of nodeIds) {
-    transports.set(nodeId, createTransport(nodeId, addresses, options));
+  for (let attempt = 1; ; attempt++) {
+    const ports = await freePorts(nodeIds.length);
+    const addresses: Record<string, string> = { ...options.extraPeers };
+    nodeIds.forEach((nodeId, index) => {
+      addresses[nodeId] = `127.0.0.1:${ports[index]}`;
+    });
+    const transports = new Map<string, Transport>();
+    for (const nodeId of nodeIds) {
+      transports.set(nodeId, createTransport(nodeId, addresses, options));
+    }
+    const stopAll = () =>
+      Promise.all([...transports.values()].map((transport) => transport.stop()));
+    try {
+      await Promise.all([...transports.values()].map((transport) => transport.start()));
+    } catch (error) {
+      await stopAll();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' && attempt < MAX_START_ATTEMPTS) continue;
+      throw error;
+    }
+    t.after(stopAll);
+    return {
+      transports,
+      addresses,
+      get: (nodeId) => {
+        const transport = transports.get(nodeId);
+        if (transport === undefined) throw new Error(`no transport ${nodeId}`);
+        return transport;
+      },
+    };
   }
-  t.after(() => Promise.all([...transports.values()].map((transport) => transport.stop())));
-  await Promise.all([...transports.values()].map((transport) => transport.start()));
-  return {
-    transports,
-    addresses,
-    get: (nodeId) => {
-      const transport = transports.get(nodeId);
-      if (transport === undefined) throw new Error(`no transport ${nodeId}`);
-      return transport;
-    },
-  };
 }
 
 export function createTransport(
