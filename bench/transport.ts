@@ -32,7 +32,7 @@ interface ReceiverSetup {
   addresses: Record<string, string>;
 }
 
-/** A Raft-like heartbeat: a group id, term, indexes and a type. */
+/** Returns a Raft-like heartbeat: a group id, term, indexes and a type. */
 function smallMessage(sequence: number): unknown {
   return {
     group: '6f1c2a0e-8d4b-4e8a-9a53-2b7c1d9e4f60',
@@ -53,7 +53,7 @@ function createTransport(nodeId: string, addresses: Record<string, string>): Tra
   });
 }
 
-/** The worker: receives, counts per lane, replies to requests, reports counts on request. */
+/** Runs the receiver in the worker: counts messages per lane and replies to requests. */
 async function runReceiver(setup: ReceiverSetup): Promise<void> {
   const port = parentPort!;
   const transport = createTransport('n2', setup.addresses);

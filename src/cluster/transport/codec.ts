@@ -1,6 +1,6 @@
 /**
  * Items: what a control or bulk frame (or a reassembled run of bulk fragments) carries. An
- * item is one MessagePack array whose first element says its kind:
+ * item is one MessagePack array whose first element is its kind:
  *   [0, body]                a message for the message handler
  *   [1, requestId, body]     a request for the request handler
  *   [2, requestId, body]     the reply to a request

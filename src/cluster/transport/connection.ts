@@ -1,6 +1,6 @@
 /**
  * One authenticated connection to a peer: it owns the socket once the handshake is done,
- * writes queued frames in batches, reads frames, answers pings and measures round trips.
+ * writes queued frames in batches, reads frames, replies to pings and measures round trips.
  *
  * Writing: items are queued (outbound.ts) and written once per event-loop turn, from a
  * setImmediate, so everything the node sends in one turn goes out in one socket write (cork
@@ -88,7 +88,7 @@ export class PeerConnection {
     return this.#queue.controlQueuedBytes + this.socket.writableLength;
   }
 
-  /** Whether the budget admits another item on `lane`; control may use the reserve too. */
+  /** Returns whether the budget admits another item on `lane`; control may use the reserve. */
   admits(lane: Lane): boolean {
     const { budgetBytes, controlReserveBytes } = this.limits;
     if (lane === 'bulk') return this.usedBytes < budgetBytes;
@@ -199,8 +199,8 @@ export class PeerConnection {
     const allowance = Math.max(0, window - this.socket.writableLength);
     const chunks = this.#queue.drain(allowance);
     this.#write(chunks);
-    // Past the window, a write returned false and 'drain' continues the bulk lane; below it
-    // (a tiny fragment size) nothing would, so flush again next turn.
+    // Past the window, a write returned false, so 'drain' will continue the bulk lane. Below
+    // it (possible with a small fragment size) no 'drain' comes, so flush again next turn.
     if (this.#queue.hasBulk && this.socket.writableLength < window) this.#scheduleFlush();
     this.events.onWritable(this);
   }

@@ -1,8 +1,8 @@
 /**
- * Typed errors of the transport's public API. `RequestError` tells a requester whether its
- * request surely never left this node (it may retry anywhere) or may have been delivered (the
- * outcome is unknown; it may retry only with the same request id, so the receiver can
- * recognise a duplicate).
+ * Typed errors of the transport's public API. `RequestError` states whether a request surely
+ * never left this node, so the requester may retry it anywhere, or may have been delivered.
+ * In that case the outcome is unknown, and the requester may retry only with the same request
+ * id, so that the receiver can recognise a duplicate.
  */
 
 export type RequestFailure =

@@ -106,7 +106,7 @@ function decodeNodeId(payload: Buffer, offset: number): string | null {
 }
 
 /**
- * Computes the proof that `role` holds `secret`: HMAC-SHA256 keyed by the secret over
+ * Computes the proof that `role` has `secret`: HMAC-SHA256 keyed by the secret over
  * role label | u8 len | dialer id | u8 len | acceptor id | dialer nonce | acceptor nonce.
  */
 export function computeProof(secret: Uint8Array, role: HandshakeRole, input: ProofInput): Buffer {

@@ -2,7 +2,7 @@
  * Transport configuration: the options a node passes to `new Transport(...)`, their defaults,
  * and validation. Invalid options throw `TransportConfigError` at construction, so a node with
  * a bad configuration never starts. Peer addresses are `host:port` strings (`[v6]:port` for
- * IPv6); the node's own id may appear among the peers and is ignored, so callers can pass the
+ * IPv6). The node's own id may appear among the peers and is ignored, so callers can pass the
  * whole membership.
  */
 import type { Logger } from '../../util/log.js';

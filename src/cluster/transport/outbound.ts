@@ -2,9 +2,9 @@
  * The send side of one connection's two lanes, without I/O. Items wait here until the
  * connection drains them into wire chunks:
  * - every control frame goes out at the next drain, ahead of queued bulk data;
- * - bulk items go out in FIFO order, a large one as fragments of `fragmentBytes`, and a drain
- *   emits bulk frames only up to an allowance, so control frames queued later overtake the
- *   rest of a large bulk item instead of waiting behind it;
+ * - bulk items go out in FIFO order, a large one as fragments of `fragmentBytes`;
+ * - a drain emits bulk frames only up to an allowance, so control frames queued later overtake
+ *   the rest of a large bulk item instead of waiting behind it;
  * - small frames of one drain are copied into one chunk, so many messages become one write.
  *
  * Fragments of one bulk item are never interleaved with other bulk frames: the bulk lane is

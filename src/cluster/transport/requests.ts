@@ -1,8 +1,8 @@
 /**
  * The requester's side of request/response: the table of requests waiting for a reply, their
  * timeouts and abort signals, and how each failure is classified. A request counts as
- * `not-sent` only while none of its bytes left the connection's queue (the queue can tell);
- * from then on a failure is `maybe-delivered`.
+ * `not-sent` only while none of its bytes left the connection's queue, which the queue
+ * tracks. From then on a failure is `maybe-delivered`.
  *
  * Invariant: every promise returned by `add` settles exactly once, and a settled request is no
  * longer in the table, holds no timer and no abort listener.

@@ -1,7 +1,7 @@
 /**
- * Transport counters. One mutable `TransportCounters` per transport, incremented on the hot
- * path (plain number fields, no maps or allocations); `Transport.stats()` copies it into a
- * `TransportStats` snapshot together with per-peer figures.
+ * Transport counters. Each transport has one mutable `TransportCounters` of plain number
+ * fields, so the hot path increments them without allocating. `Transport.stats()` copies it
+ * into a `TransportStats` snapshot together with per-peer figures.
  */
 import type { HandshakeFailure } from './handshake-session.js';
 

@@ -66,7 +66,7 @@ import {
 const REJECTION_LOGS_PER_WINDOW = 10;
 /** ...of this many milliseconds. */
 const REJECTION_LOG_WINDOW_MS = 10_000;
-/** Longest reason text sent back for a failed request. */
+/** Maximum length of the reason sent back for a failed request, in UTF-16 code units. */
 const MAX_FAILURE_REASON_CHARS = 1000;
 
 export interface TransportEvents {
@@ -296,9 +296,9 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   /**
    * Sends `payload` to `peer`'s request handler on the bulk lane and resolves with its reply.
-   * Rejects with RequestError, whose `delivery` says whether the request surely never left
-   * (`not-sent`) or may have been processed (`maybe-delivered`); with MessageTooLargeError
-   * when the encoded request exceeds `maxMessageBytes`.
+   * Rejects with RequestError, whose `delivery` is `not-sent` when the request surely never
+   * left or `maybe-delivered` when the peer may have processed it. Rejects with
+   * MessageTooLargeError when the encoded request exceeds `maxMessageBytes`.
    */
   request(peer: string, payload: unknown, options: RequestOptions): Promise<unknown> {
     const unsent = (failure: 'stopped' | 'peer-unavailable' | 'budget-exhausted' | 'aborted') =>
@@ -321,7 +321,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     return reply;
   }
 
-  /** A snapshot of the counters, with per-peer connection state and budget use. */
+  /** Returns a snapshot of the counters, with per-peer connection state and budget use. */
   stats(): TransportStats {
     const peers: Record<string, PeerStats> = {};
     let connections = 0;

@@ -17,7 +17,7 @@ import {
   waitForMesh,
 } from './harness.js';
 
-/** An address nobody listens on; the transports under test never dial these peers. */
+/** An address with no listener; the transports under test never dial these peers. */
 const UNUSED_ADDRESS = '127.0.0.1:9';
 
 test('a node with the wrong secret is rejected both ways', async (t) => {

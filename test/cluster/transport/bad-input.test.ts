@@ -1,6 +1,6 @@
 /**
  * Bad input on the peer port: garbage, truncated and oversized frames, before and after the
- * handshake, close that one connection; the node keeps serving its other peers.
+ * handshake, close that one connection. The node keeps serving its other peers.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -26,7 +26,7 @@ import {
   waitForMesh,
 } from './harness.js';
 
-/** An address nobody listens on; the transports under test never dial these peers. */
+/** An address with no listener; the transports under test never dial these peers. */
 const UNUSED_ADDRESS = '127.0.0.1:9';
 
 /** Checks that n2 still exchanges messages with n1 and n3 both ways. */

@@ -1,7 +1,7 @@
 /**
  * Test helpers for the transport: transports on free ports of 127.0.0.1, a polling wait with a
- * generous deadline, a message recorder, and a raw peer that completes the real handshake on a
- * plain socket and then lets the test write any bytes, or stop reading.
+ * generous deadline and a message recorder. A raw peer completes the real handshake on a plain
+ * socket, then lets the test write any bytes or stop reading.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
@@ -40,7 +40,7 @@ export const fastTiming: Partial<TransportTiming> = {
 export interface ClusterOptions {
   limits?: Partial<TransportLimits>;
   timing?: Partial<TransportTiming>;
-  /** Extra peers every transport knows (e.g. a raw peer), id to host:port. */
+  /** Extra peers (e.g. a raw peer) added to every transport's list, id to host:port. */
   extraPeers?: Record<string, string>;
   secretFor?: (nodeId: string) => Uint8Array;
 }

@@ -16,7 +16,7 @@ import {
   waitForMesh,
 } from './harness.js';
 
-/** An address nobody listens on; the transports under test never dial these peers. */
+/** An address with no listener; the transports under test never dial these peers. */
 const UNUSED_ADDRESS = '127.0.0.1:9';
 
 test('peers reconnect after a node stops and starts again', async (t) => {
@@ -54,7 +54,7 @@ test('a peer that goes silent is reported down', async (t) => {
   await transport.start();
   const peer = await rawPeer.accepted;
 
-  // The raw peer reads but never answers a ping.
+  // The raw peer reads but never replies to a ping.
   await waitFor(() => reasons.length > 0, 'peer-down for the silent peer');
   assert.match(reasons[0]!, /nothing received/);
   assert.ok(transport.stats().pingsSent > 0);
