@@ -301,8 +301,12 @@ export class Transport extends EventEmitter<TransportEvents> {
    * MessageTooLargeError when the encoded request exceeds `maxMessageBytes`.
    */
   request(peer: string, payload: unknown, options: RequestOptions): Promise<unknown> {
-    const unsent = (failure: 'stopped' | 'peer-unavailable' | 'budget-exhausted' | 'aborted') =>
-      Promise.reject(new RequestError(failure, 'not-sent', peer, `${failure} before sending`));
+    const unsent = (failure: 'stopped' | 'peer-unavailable' | 'budget-exhausted' | 'aborted') => {
+      this.#counters.requests.failed += 1;
+      return Promise.reject(
+        new RequestError(failure, 'not-sent', peer, `${failure} before sending`),
+      );
+    };
     if (this.#state === 'stopped') return unsent('stopped');
     if (options.signal?.aborted) return unsent('aborted');
     const connection = this.#peers.get(peer)?.connection ?? null;

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { reconnectDelayMs } from '../../../src/cluster/transport/backoff.js';
 import {
   computeProof,
@@ -14,6 +15,7 @@ import {
   type ProofInput,
   verifyProof,
 } from '../../../src/cluster/transport/handshake.js';
+import { LogLimiter } from '../../../src/cluster/transport/log-limiter.js';
 
 const nodeIdArbitrary = fc
   .string({ minLength: 1, maxLength: 40, unit: 'grapheme' })
@@ -120,4 +122,21 @@ test('reconnect delays grow, stay capped and jittered', () => {
       },
     ),
   );
+});
+
+test('log limiter caps warnings per window', () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  let now = 0;
+  const limiter = new LogLimiter(logger, 3, 1000, () => now);
+  for (let index = 0; index < 10; index++) limiter.warn({ index }, 'rejected');
+  assert.deepEqual(
+    lines.map((line) => line.index),
+    [0, 1, 2],
+  );
+  now = 1000;
+  limiter.warn({ index: 10 }, 'rejected');
+  assert.equal(lines.length, 5);
+  assert.equal(lines[3]!.suppressed, 7);
+  assert.equal(lines[4]!.index, 10);
 });
