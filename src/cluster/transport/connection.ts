@@ -15,7 +15,6 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../../util/log.js';
 import type { PackedItem } from './codec.js';
 import {
   encodeFrame,
@@ -25,6 +24,7 @@ import {
   ProtocolError,
 } from './frame.js';
 import { Inbound, type Lane, PING_PAYLOAD_BYTES } from './inbound.js';
+import type { LogLimiter } from './log-limiter.js';
 import type { TransportLimits } from './options.js';
 import { OutboundQueue } from './outbound.js';
 import type { TransportCounters } from './stats.js';
@@ -60,7 +60,8 @@ export class PeerConnection {
     readonly decoder: FrameDecoder,
     readonly limits: TransportLimits,
     readonly counters: TransportCounters,
-    readonly logger: Logger,
+    /** Rate-limited log for protocol errors, which a broken peer can repeat at will. */
+    readonly warnings: LogLimiter,
     readonly events: ConnectionEvents,
   ) {
     this.#queue = new OutboundQueue(limits.fragmentBytes, counters);
@@ -159,7 +160,7 @@ export class PeerConnection {
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.counters.protocolErrors += 1;
-      this.logger.warn(
+      this.warnings.warn(
         { peer: this.peerId, err: error.message },
         'closing connection: protocol error',
       );

@@ -7,6 +7,9 @@
  * - the acceptor's proof cannot be reflected back as a dialer's proof (the role is hashed in);
  * - a peer's identity is the id its proof covers, whatever address the connection came from.
  *
+ * NOTE: nothing binds the frames after the handshake to it. A man in the middle can relay a
+ * handshake unchanged and then inject frames, so the peer port needs a trusted network.
+ *
  * Payload layouts (docs/transport.md has the full exchange):
  *   hello:     u8 version | dialer nonce (32) | u8 id length | dialer id (UTF-8)
  *   challenge: u8 version | acceptor nonce (32) | acceptor proof (32) | u8 id length | acceptor id

@@ -1,7 +1,8 @@
 /**
- * Rate limiting for warnings a remote party can trigger at will (failed handshakes, garbage
- * on the peer port): at most `maxPerWindow` lines per window, then one line per window saying
- * how many were suppressed. Never blocks or drops the events themselves; counters do that.
+ * Rate limiting for log lines that can repeat without bound: failed handshakes and garbage on
+ * the peer port (which a remote party triggers at will), or a handler that throws on every
+ * message. At most `maxPerWindow` lines per window are written, then one line per window with
+ * the number suppressed. Counters, not logs, record every event.
  */
 import type { Logger } from '../../util/log.js';
 
@@ -19,10 +20,20 @@ export class LogLimiter {
 
   /** Logs `message` at warn with `fields`, unless the window's quota is used up. */
   warn(fields: Record<string, unknown>, message: string): void {
+    if (this.#admit()) this.logger.warn(fields, message);
+  }
+
+  /** Logs `message` at error with `fields`, unless the window's quota is used up. */
+  error(fields: Record<string, unknown>, message: string): void {
+    if (this.#admit()) this.logger.error(fields, message);
+  }
+
+  /** Returns whether one more line fits in the current window, counting it. */
+  #admit(): boolean {
     const now = this.now();
     if (now - this.#windowStart >= this.windowMs) {
       if (this.#suppressed > 0) {
-        this.logger.warn({ suppressed: this.#suppressed }, 'suppressed repeated warnings');
+        this.logger.warn({ suppressed: this.#suppressed }, 'suppressed repeated log lines');
       }
       this.#windowStart = now;
       this.#loggedInWindow = 0;
@@ -30,9 +41,9 @@ export class LogLimiter {
     }
     if (this.#loggedInWindow >= this.maxPerWindow) {
       this.#suppressed += 1;
-      return;
+      return false;
     }
     this.#loggedInWindow += 1;
-    this.logger.warn(fields, message);
+    return true;
   }
 }

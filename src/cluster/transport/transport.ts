@@ -62,10 +62,12 @@ import {
   type TransportStats,
 } from './stats.js';
 
-/** Warnings about rejected connections: at most this many per window... */
+/** Window of the log rate limits, in milliseconds. */
+const LOG_WINDOW_MS = 10_000;
+/** Warnings per window about rejected connections and protocol errors. */
 const REJECTION_LOGS_PER_WINDOW = 10;
-/** ...of this many milliseconds. */
-const REJECTION_LOG_WINDOW_MS = 10_000;
+/** Errors per window from throwing message and request handlers. */
+const HANDLER_ERROR_LOGS_PER_WINDOW = 10;
 /** Maximum length of the reason sent back for a failed request, in UTF-16 code units. */
 const MAX_FAILURE_REASON_CHARS = 1000;
 
@@ -122,6 +124,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   readonly #listen: SocketAddress;
   readonly #logger: Logger;
   readonly #rejections: LogLimiter;
+  readonly #handlerErrors: LogLimiter;
   readonly #counters: TransportCounters = createCounters();
   readonly #requests: PendingRequests;
   readonly #peers = new Map<string, PeerSlot>();
@@ -141,10 +144,11 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.#secret = resolveSecret(options.secret);
     this.#listen = parseAddress(options.listen);
     this.#logger = options.logger.child({ component: 'transport', node: this.nodeId });
-    this.#rejections = new LogLimiter(
+    this.#rejections = new LogLimiter(this.#logger, REJECTION_LOGS_PER_WINDOW, LOG_WINDOW_MS);
+    this.#handlerErrors = new LogLimiter(
       this.#logger,
-      REJECTION_LOGS_PER_WINDOW,
-      REJECTION_LOG_WINDOW_MS,
+      HANDLER_ERROR_LOGS_PER_WINDOW,
+      LOG_WINDOW_MS,
     );
     this.#requests = new PendingRequests(this.#counters);
     for (const [peerId, address] of resolvePeers(options.peers, this.nodeId)) {
@@ -528,7 +532,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       decoder,
       this.limits,
       this.#counters,
-      this.#logger,
+      this.#rejections,
       this.#eventsFor(slot),
     );
     slot.connection = connection;
@@ -694,7 +698,7 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   #onHandlerError(peer: string, error: unknown, message: string): void {
     this.#counters.handlerErrors += 1;
-    this.#logger.error({ peer, err: error }, message);
+    this.#handlerErrors.error({ peer, err: error }, message);
   }
 }
 
