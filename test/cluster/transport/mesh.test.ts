@@ -1,7 +1,10 @@
 /** Three and four transports on 127.0.0.1 exchanging messages on both lanes. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import fc from 'fast-check';
 import { freePorts } from '../../support/ports.js';
+import { scaled } from '../../support/scale.js';
 import { createTransport, recordMessages, startCluster, waitFor, waitForMesh } from './harness.js';
 
 const MESSAGES_PER_LANE = 200;
@@ -107,4 +110,86 @@ test('peer-up and peer-down events', async (t) => {
   assert.deepEqual(events, ['up n2', 'down n2']);
   assert.equal(cluster.get('n1').send('n2', 'control', 'lost'), false);
   assert.equal(cluster.get('n1').stats().dropped.notConnected, 1);
+});
+
+interface RandomSend {
+  from: number;
+  to: number;
+  lane: 'control' | 'bulk';
+  sizeBytes: number;
+  /** Event-loop turns to wait after this send. */
+  pauseTurns: number;
+}
+
+/** Returns the body of message `sequence` of run `run`: bytes derived from both. */
+function bodyFor(run: number, sequence: number, sizeBytes: number): Uint8Array {
+  const body = new Uint8Array(sizeBytes);
+  for (let index = 0; index < sizeBytes; index++)
+    body[index] = (run * 31 + sequence * 7 + index) & 0xff;
+  return body;
+}
+
+test('random traffic arrives complete and in order per lane', async (t) => {
+  const ids = ['n1', 'n2', 'n3'];
+  const fragmentBytes = 1024;
+  const cluster = await startCluster(t, ids, { limits: { fragmentBytes } });
+  const received = new Map(ids.map((id) => [id, recordMessages(cluster.get(id))]));
+  await waitForMesh(cluster);
+  const sendArbitrary: fc.Arbitrary<RandomSend> = fc
+    .record({
+      from: fc.nat({ max: 2 }),
+      offset: fc.integer({ min: 1, max: 2 }),
+      lane: fc.constantFrom('control' as const, 'bulk' as const),
+      sizeBytes: fc.nat({ max: 12 * fragmentBytes }),
+      pauseTurns: fc.nat({ max: 2 }),
+    })
+    .map(({ from, offset, lane, sizeBytes, pauseTurns }) => ({
+      from,
+      to: (from + offset) % 3,
+      lane,
+      // Control messages must fit in one fragment with their envelope.
+      sizeBytes: lane === 'control' ? sizeBytes % (fragmentBytes - 64) : sizeBytes,
+      pauseTurns,
+    }));
+  let run = 0;
+
+  await fc.assert(
+    fc.asyncProperty(fc.array(sendArbitrary, { minLength: 1, maxLength: 60 }), async (sends) => {
+      run += 1;
+      for (const list of received.values()) list.length = 0;
+      for (const [sequence, send] of sends.entries()) {
+        const message = { run, sequence, body: bodyFor(run, sequence, send.sizeBytes) };
+        assert.equal(cluster.get(ids[send.from]!).send(ids[send.to]!, send.lane, message), true);
+        for (let turn = 0; turn < send.pauseTurns; turn++) await nextTurn();
+      }
+      await waitFor(
+        () =>
+          [...received.values()].reduce((total, list) => total + list.length, 0) === sends.length,
+        'every random message',
+      );
+      for (const [sequence, send] of sends.entries()) {
+        const entry = received
+          .get(ids[send.to]!)!
+          .find((candidate) => (candidate.message as { sequence: number }).sequence === sequence);
+        assert.ok(entry, `message ${sequence} arrived`);
+        assert.equal(entry.from, ids[send.from]);
+        assert.equal(entry.lane, send.lane);
+        const body = (entry.message as { body: Uint8Array }).body;
+        assert.deepEqual(Uint8Array.from(body), bodyFor(run, sequence, send.sizeBytes));
+      }
+      for (const [to, list] of received) {
+        for (const from of ids) {
+          for (const lane of ['control', 'bulk'] as const) {
+            const sequences = list
+              .filter((entry) => entry.from === from && entry.lane === lane)
+              .map((entry) => (entry.message as { sequence: number }).sequence);
+            const sorted = [...sequences].sort((a, b) => a - b);
+            assert.deepEqual(sequences, sorted, `${lane} ${from} -> ${to} in order`);
+          }
+        }
+      }
+    }),
+    { numRuns: scaled(8, 100) },
+  );
+  for (const id of ids) assert.equal(cluster.get(id).stats().protocolErrors, 0);
 });
