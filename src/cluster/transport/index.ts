@@ -44,10 +44,10 @@ export {
   type TransportOptions,
   type TransportTiming,
 } from './options.js';
+export type { RequestHandler } from './request-server.js';
 export type { DropStats, LaneStats, PeerStats, RequestStats, TransportStats } from './stats.js';
 export {
   type MessageHandler,
-  type RequestHandler,
   type RequestOptions,
   Transport,
   type TransportEvents,

@@ -21,10 +21,8 @@ import {
   ItemKind,
   itemBytes,
   type PackedItem,
-  packFailure,
   packMessage,
   packRequest,
-  packResponse,
   unpackItem,
 } from './codec.js';
 import { type ConnectionEvents, PeerConnection } from './connection.js';
@@ -53,6 +51,8 @@ import {
   validateNodeId,
 } from './options.js';
 import { NO_TAG } from './outbound.js';
+import { PeerSlot } from './peer-slot.js';
+import { type RequestHandler, RequestServer } from './request-server.js';
 import { PendingRequests } from './requests.js';
 import {
   copyCounters,
@@ -68,8 +68,6 @@ const LOG_WINDOW_MS = 10_000;
 const REJECTION_LOGS_PER_WINDOW = 10;
 /** Errors per window from throwing message and request handlers. */
 const HANDLER_ERROR_LOGS_PER_WINDOW = 10;
-/** Maximum length of the reason sent back for a failed request, in UTF-16 code units. */
-const MAX_FAILURE_REASON_CHARS = 1000;
 
 export interface TransportEvents {
   /** An authenticated connection to `peer` opened. */
@@ -81,37 +79,10 @@ export interface TransportEvents {
 /** Receives a message sent with `send`. Runs synchronously on the socket's read path. */
 export type MessageHandler = (from: string, message: unknown, lane: Lane) => void;
 
-/**
- * Serves a request sent with `request`; its return value (or the value its promise resolves
- * to) is the reply. A throw or rejection reaches the requester as a `remote-error`.
- */
-export type RequestHandler = (from: string, payload: unknown) => unknown;
-
 export interface RequestOptions {
   /** Time to wait for the reply. */
   timeoutMs: number;
   signal?: AbortSignal;
-}
-
-interface WritableWaiter {
-  resolve: () => void;
-  reject: (error: Error) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
-}
-
-interface PeerSlot {
-  readonly peerId: string;
-  address: SocketAddress;
-  /** Whether this node dials the peer (its id sorts lower). */
-  readonly dials: boolean;
-  connection: PeerConnection | null;
-  /** The outgoing handshake in progress, if any. */
-  dialing: HandshakeHandle | null;
-  reconnectTimer: NodeJS.Timeout | null;
-  /** Failed dial attempts since the last successful handshake. */
-  attempt: number;
-  waiters: WritableWaiter[];
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopped';
@@ -127,6 +98,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   readonly #handlerErrors: LogLimiter;
   readonly #counters: TransportCounters = createCounters();
   readonly #requests: PendingRequests;
+  readonly #requestServer: RequestServer;
   readonly #peers = new Map<string, PeerSlot>();
   readonly #accepting = new Set<HandshakeHandle>();
   readonly #server: Server;
@@ -134,7 +106,6 @@ export class Transport extends EventEmitter<TransportEvents> {
   #livenessTimer: NodeJS.Timeout | null = null;
   #lastTickAt = 0;
   #messageHandler: MessageHandler | null = null;
-  #requestHandler: RequestHandler | null = null;
 
   constructor(options: TransportOptions) {
     super();
@@ -151,8 +122,15 @@ export class Transport extends EventEmitter<TransportEvents> {
       LOG_WINDOW_MS,
     );
     this.#requests = new PendingRequests(this.#counters);
+    this.#requestServer = new RequestServer(
+      this.nodeId,
+      this.limits,
+      this.#counters,
+      this.#logger,
+      this.#handlerErrors,
+    );
     for (const [peerId, address] of resolvePeers(options.peers, this.nodeId)) {
-      this.#peers.set(peerId, this.#createSlot(peerId, address));
+      this.#peers.set(peerId, new PeerSlot(peerId, address, this.nodeId < peerId));
     }
     this.#server = createServer((socket) => this.#onAccept(socket));
   }
@@ -219,7 +197,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     for (const [peerId, address] of next) {
       const slot = this.#peers.get(peerId);
       if (slot === undefined) {
-        const created = this.#createSlot(peerId, address);
+        const created = new PeerSlot(peerId, address, this.nodeId < peerId);
         this.#peers.set(peerId, created);
         this.#dial(created);
       } else if (slot.address.host !== address.host || slot.address.port !== address.port) {
@@ -236,7 +214,7 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   /** Sets the handler of incoming requests (null removes it; requests then fail remotely). */
   onRequest(handler: RequestHandler | null): void {
-    this.#requestHandler = handler;
+    this.#requestServer.handler = handler;
   }
 
   isConnected(peer: string): boolean {
@@ -281,21 +259,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     if (slot === undefined || this.#state === 'stopped') {
       return Promise.reject(new PeerUnavailableError(`peer ${peer} is not available`));
     }
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#isWritable(slot)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter: WritableWaiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          slot.waiters = slot.waiters.filter((other) => other !== waiter);
-          reject(signal?.reason);
-        },
-      };
-      signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      slot.waiters.push(waiter);
-    });
+    return slot.waitWritable(signal);
   }
 
   /**
@@ -352,19 +316,6 @@ export class Transport extends EventEmitter<TransportEvents> {
       pendingHandshakes: this.#accepting.size,
       budgetUsedBytes,
       peers,
-    };
-  }
-
-  #createSlot(peerId: string, address: SocketAddress): PeerSlot {
-    return {
-      peerId,
-      address,
-      dials: this.nodeId < peerId,
-      connection: null,
-      dialing: null,
-      reconnectTimer: null,
-      attempt: 0,
-      waiters: [],
     };
   }
 
@@ -452,29 +403,16 @@ export class Transport extends EventEmitter<TransportEvents> {
   #redial(slot: PeerSlot, reason: string): void {
     // Closing schedules a reconnect with backoff; cancel it and dial at once instead.
     slot.connection?.close(reason);
-    this.#cancelDialing(slot);
+    slot.cancelDialing();
     slot.attempt = 0;
     this.#dial(slot);
   }
 
-  #cancelDialing(slot: PeerSlot): void {
-    if (slot.reconnectTimer !== null) clearTimeout(slot.reconnectTimer);
-    slot.reconnectTimer = null;
-    const dialing = slot.dialing;
-    slot.dialing = null;
-    dialing?.cancel();
-  }
-
   /** Closes everything of a slot that is removed or whose transport stops. */
   #shutSlot(slot: PeerSlot, reason: string): void {
-    this.#cancelDialing(slot);
+    slot.cancelDialing();
     slot.connection?.close(reason);
-    const waiters = slot.waiters;
-    slot.waiters = [];
-    for (const waiter of waiters) {
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      waiter.reject(new PeerUnavailableError(`peer ${slot.peerId} is not available: ${reason}`));
-    }
+    slot.rejectWaiters(new PeerUnavailableError(`peer ${slot.peerId} is not available: ${reason}`));
   }
 
   #onAccept(socket: Socket): void {
@@ -540,13 +478,13 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.#logger.info({ peer: slot.peerId, address: formatAddress(slot.address) }, 'peer up');
     this.emit('peer-up', slot.peerId);
     connection.start();
-    this.#notifyWritable(slot);
+    slot.notifyWritable();
   }
 
   #eventsFor(slot: PeerSlot): ConnectionEvents {
     return {
       onItem: (connection, lane, payload) => this.#onItem(connection, lane, payload),
-      onWritable: () => this.#notifyWritable(slot),
+      onWritable: () => slot.notifyWritable(),
       onClose: (connection, reason, unstartedTags) =>
         this.#onConnectionClosed(slot, connection, reason, unstartedTags),
     };
@@ -566,20 +504,6 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.#logger.info({ peer: slot.peerId, reason }, 'peer down');
     this.emit('peer-down', slot.peerId, reason);
     this.#scheduleReconnect(slot);
-  }
-
-  #isWritable(slot: PeerSlot): boolean {
-    return slot.connection?.admits('bulk') === true;
-  }
-
-  #notifyWritable(slot: PeerSlot): void {
-    if (slot.waiters.length === 0 || !this.#isWritable(slot)) return;
-    const waiters = slot.waiters;
-    slot.waiters = [];
-    for (const waiter of waiters) {
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      waiter.resolve();
-    }
   }
 
   /** Pings every connection and closes those silent for longer than the liveness timeout. */
@@ -612,7 +536,7 @@ export class Transport extends EventEmitter<TransportEvents> {
         return;
       case ItemKind.request:
         this.#counters.requests.received += 1;
-        this.#serveRequest(connection, item[1], item[2]);
+        this.#requestServer.serve(connection, item[1], item[2]);
         return;
       case ItemKind.response:
         if (!this.#requests.resolve(peer, item[1], item[2])) this.#counters.dropped.lateReply += 1;
@@ -634,80 +558,10 @@ export class Transport extends EventEmitter<TransportEvents> {
     try {
       handler(peer, message, lane);
     } catch (error) {
-      this.#onHandlerError(peer, error, 'message handler failed');
+      this.#counters.handlerErrors += 1;
+      this.#handlerErrors.error({ peer, err: error }, 'message handler failed');
     }
   }
-
-  #serveRequest(connection: PeerConnection, id: number, payload: unknown): void {
-    const handler = this.#requestHandler;
-    if (handler === null) {
-      this.#counters.dropped.noHandler += 1;
-      this.#reply(connection, id, packFailure(id, `no request handler on ${this.nodeId}`));
-      return;
-    }
-    let result: unknown;
-    try {
-      result = handler(connection.peerId, payload);
-    } catch (error) {
-      this.#replyWithError(connection, id, error);
-      return;
-    }
-    if (isPromiseLike(result)) {
-      result.then(
-        (value) => this.#replyWithValue(connection, id, value),
-        (error: unknown) => this.#replyWithError(connection, id, error),
-      );
-    } else {
-      this.#replyWithValue(connection, id, result);
-    }
-  }
-
-  #replyWithValue(connection: PeerConnection, id: number, value: unknown): void {
-    let packed: PackedItem;
-    try {
-      packed = packResponse(id, value);
-    } catch (error) {
-      this.#replyWithError(connection, id, error);
-      return;
-    }
-    if (itemBytes(packed) > this.limits.maxMessageBytes) {
-      const reason = `reply of ${itemBytes(packed)} bytes exceeds maxMessageBytes`;
-      this.#reply(connection, id, packFailure(id, reason));
-      return;
-    }
-    this.#reply(connection, id, packed);
-  }
-
-  #replyWithError(connection: PeerConnection, id: number, error: unknown): void {
-    this.#onHandlerError(connection.peerId, error, 'request handler failed');
-    const reason = error instanceof Error ? error.message : String(error);
-    this.#reply(connection, id, packFailure(id, reason.slice(0, MAX_FAILURE_REASON_CHARS)));
-  }
-
-  /** Queues a reply on the connection the request came on: control lane when it fits. */
-  #reply(connection: PeerConnection, id: number, packed: PackedItem): void {
-    if (connection.closed) return;
-    const lane: Lane = itemBytes(packed) <= this.limits.fragmentBytes ? 'control' : 'bulk';
-    if (!connection.admits(lane)) {
-      this.#counters.dropped.budget += 1;
-      this.#logger.debug({ peer: connection.peerId, requestId: id }, 'reply dropped: budget');
-      return;
-    }
-    connection.enqueueItem(lane, packed, NO_TAG);
-  }
-
-  #onHandlerError(peer: string, error: unknown, message: string): void {
-    this.#counters.handlerErrors += 1;
-    this.#handlerErrors.error({ peer, err: error }, message);
-  }
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
 
 function formatAddress(address: SocketAddress): string {
