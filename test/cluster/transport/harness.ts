@@ -28,11 +28,14 @@ import { freePorts } from '../../support/ports.js';
 
 export const testSecret = Buffer.from('transport-test-secret-0123456789', 'utf8');
 
-/** Short timers, so reconnects and liveness checks finish quickly in tests. */
+/**
+ * Short reconnect delays, so restarts finish quickly in tests. The handshake and liveness
+ * timeouts stay generous, so that a loaded machine does not drop connections mid-test.
+ */
 export const fastTiming: Partial<TransportTiming> = {
-  handshakeTimeoutMs: 2000,
+  handshakeTimeoutMs: 5000,
   pingIntervalMs: 100,
-  livenessTimeoutMs: 1500,
+  livenessTimeoutMs: 5000,
   reconnectInitialDelayMs: 20,
   reconnectMaxDelayMs: 200,
 };
