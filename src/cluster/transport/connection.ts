@@ -5,8 +5,8 @@
  * Writing: items are queued (outbound.ts) and written once per event-loop turn, from a
  * setImmediate, so everything the node sends in one turn goes out in one socket write (cork
  * around the rare multi-chunk batch). Bulk data is handed to the socket only while the socket
- * buffers less than `socketWindowBytes`; the rest waits in the queue for 'drain', which keeps
- * control frames from queueing behind megabytes of bulk data.
+ * buffers less than `socketWindowBytes`. The rest waits in the queue for 'drain', so control
+ * frames do not queue behind megabytes of bulk data.
  *
  * Reading: frames go through `Inbound`; items go to the transport. A ProtocolError closes the
  * connection and nothing else happens: the node goes on serving its other peers.

@@ -1,5 +1,5 @@
 /**
- * What a transport keeps per peer: its address, whether this node dials it, the current
+ * The per-peer state of a transport: its address, whether this node dials it, the current
  * authenticated connection, the dial in progress or the reconnect timer, and the writers
  * waiting in `whenWritable` for budget. The transport drives the state changes. This module
  * only keeps the fields consistent and settles the waiters.

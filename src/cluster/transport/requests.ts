@@ -5,7 +5,7 @@
  * tracks. From then on a failure is `maybe-delivered`.
  *
  * Invariant: every promise returned by `add` settles exactly once, and a settled request is no
- * longer in the table, holds no timer and no abort listener.
+ * longer in the table and has no timer and no abort listener left.
  */
 import type { PeerConnection } from './connection.js';
 import { type Delivery, RequestError, type RequestFailure } from './errors.js';
