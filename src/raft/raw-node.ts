@@ -179,7 +179,7 @@ export class RawNode {
    */
   snapshotInstalled(meta: SnapshotMeta): void {
     const pending = this.#pendingSnapshot;
-    assert(pending !== null && pending.handedOut, 'snapshotInstalled without a requested snapshot');
+    assert(pending?.handedOut, 'snapshotInstalled without a requested snapshot');
     assert(
       meta.index >= pending.meta.index,
       () => `installed snapshot ${meta.index} is older than requested ${pending.meta.index}`,
@@ -194,7 +194,7 @@ export class RawNode {
   /** Follower only: fetching or installing the requested snapshot failed. */
   snapshotFailed(): void {
     const pending = this.#pendingSnapshot;
-    assert(pending !== null && pending.handedOut, 'snapshotFailed without a requested snapshot');
+    assert(pending?.handedOut, 'snapshotFailed without a requested snapshot');
     this.#pendingSnapshot = null;
     this.#send({ type: 'snapshot_status', to: pending.from, reject: true });
   }
