@@ -16,7 +16,7 @@ export function parseHistory(text: string): History {
     throw new HistoryFormatError('invalid history: expected an object with an "ops" array');
   }
   const ops = (value as { ops: unknown[] }).ops;
-  ops.forEach((op, index) => validateOperation(op, index));
+  for (const [index, op] of ops.entries()) validateOperation(op, index);
   return { ops: ops as Operation[] };
 }
 

@@ -18,7 +18,7 @@ export type KvOutput =
 
 export type KvState = string | null;
 
-function valueOf(output: KvOutput | null): string | null | undefined {
+function readValue(output: KvOutput | null): string | null | undefined {
   if (output === null || !('value' in output)) return undefined;
   return output.value;
 }
@@ -30,7 +30,7 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
     switch (input.op) {
       case 'get': {
         if (output === null) return state;
-        return valueOf(output) === state ? state : undefined;
+        return readValue(output) === state ? state : undefined;
       }
       case 'put':
         return input.value;
