@@ -93,6 +93,9 @@ export class Progress {
   recentActive = false;
   /** The highest commit index sent to the follower, so commit advances reach it promptly. */
   sentCommit = 0;
+  /** In replicate state: heartbeat answers in a row during which `match` did not move. */
+  stalledHeartbeats = 0;
+  #matchAtHeartbeat = 0;
   /** The highest read round the follower acknowledged in the current term. */
   readRoundAcked = 0;
   readonly inflights: Inflights;
@@ -135,6 +138,7 @@ export class Progress {
 
   #resetState(state: ProgressState): void {
     this.state = state;
+    this.stalledHeartbeats = 0;
     this.probeSent = false;
     this.pendingSnapshot = 0;
     this.snapshotElapsedTicks = 0;
@@ -183,6 +187,22 @@ export class Progress {
     }
     assert(this.state === 'probe', `sentEntries in state ${this.state}`);
     this.probeSent = true;
+  }
+
+  /**
+   * Records a heartbeat answer. Returns true when the stream looks stalled: appends are
+   * outstanding but `match` has not moved for `limit` heartbeat answers, so an append or its
+   * acknowledgement was lost and the follower must be probed again.
+   */
+  heartbeatAnswered(limit: number): boolean {
+    this.probeSent = false;
+    if (this.state !== 'replicate' || this.match >= this.next - 1 || this.match !== this.#matchAtHeartbeat) {
+      this.#matchAtHeartbeat = this.match;
+      this.stalledHeartbeats = 0;
+      return false;
+    }
+    this.stalledHeartbeats++;
+    return this.stalledHeartbeats >= limit;
   }
 
   /** Whether the leader must hold back appends to this follower for now. */

@@ -42,6 +42,12 @@ import { message, NO_NODE } from './types.js';
 type MessageFields = Partial<Message> & Pick<Message, 'type' | 'to'>;
 
 const EMPTY_DATA = new Uint8Array(0);
+/**
+ * Heartbeat answers without progress after which a streaming follower is probed again. The
+ * transport may lose an append or its acknowledgement (a connection reset); without new
+ * proposals nothing else would resend it.
+ */
+const STALLED_HEARTBEATS_BEFORE_PROBE = 2;
 
 interface PendingSnapshot {
   readonly meta: SnapshotMeta;
@@ -561,7 +567,7 @@ export class RawNode {
   }
 
   #handleHeartbeatResponse(m: Message, progress: Progress): void {
-    progress.probeSent = false;
+    if (progress.heartbeatAnswered(STALLED_HEARTBEATS_BEFORE_PROBE)) progress.becomeProbe();
     if (progress.match < this.log.lastIndex()) this.#broadcastPending = true;
     if (m.context > progress.readRoundAcked) {
       progress.readRoundAcked = m.context;
