@@ -39,8 +39,15 @@ const program = new Command()
   .option('--start <seed>', 'first seed', positiveInteger, 1)
   .option('--seed <seed>', 'run only this seed and print its trace hash', positiveInteger)
   .addOption(new Option('--nodes <count>', 'cluster size').choices(['3', '5']).default('3'))
-  .option('--duration-ms <ms>', 'virtual time with clients and faults, in ms', positiveInteger, DEFAULT_DURATION_MS)
-  .addOption(new Option('--bug <name>', 'plant a bug the checks must find').choices([...PLANTED_BUGS]))
+  .option(
+    '--duration-ms <ms>',
+    'virtual time with clients and faults, in ms',
+    positiveInteger,
+    DEFAULT_DURATION_MS,
+  )
+  .addOption(
+    new Option('--bug <name>', 'plant a bug the checks must find').choices([...PLANTED_BUGS]),
+  )
   .option('--quiesce', 'let idle groups go quiet (default: every other seed)')
   .option('--no-quiesce', 'never let idle groups go quiet')
   .option('--history <file>', 'write the client history of the last seed as JSON')
@@ -69,7 +76,9 @@ const program = new Command()
     if (firstFailure === undefined) return;
     console.log(`first violation, seed ${firstFailure.seed}:`);
     for (const violation of firstFailure.violations) console.log(`  ${violation}`);
-    console.log(`replay: ${replayCommand(firstFailure.seed, { nodes, durationMs: options.durationMs, bug: options.bug, quiesce: options.quiesce })}`);
+    console.log(
+      `replay: ${replayCommand(firstFailure.seed, { nodes, durationMs: options.durationMs, bug: options.bug, quiesce: options.quiesce })}`,
+    );
     if (violations > 0) process.exit(EXIT_VIOLATION);
   });
 

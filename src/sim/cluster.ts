@@ -8,7 +8,14 @@
  * After every event the invariants are checked. An exception thrown by the core is recorded as
  * a violation and stops the run.
  */
-import type { Message, NodeId, PlantedBug, RaftLogger, SnapshotMeta } from '../raft/index.js';
+import type {
+  Message,
+  NodeId,
+  PlantedBug,
+  RaftLogger,
+  Ready,
+  SnapshotMeta,
+} from '../raft/index.js';
 import { NO_NODE, silentRaftLogger } from '../raft/index.js';
 import { EventQueue } from './event-queue.js';
 import { Invariants } from './invariants.js';
@@ -34,6 +41,8 @@ export interface SimClusterOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly quiesce: boolean;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
   readonly plantedBugs: readonly PlantedBug[];
   readonly network: NetworkSettings;
   readonly diskMs: readonly [number, number];
@@ -67,6 +76,8 @@ export class SimCluster {
   readonly faults = new Map<string, number>();
   lossyCrashes = 0;
   now = 0;
+  /** A fault hook run after each durable write, such as a crash right after a vote. */
+  afterWrite: ((node: SimNode, ready: Ready) => void) | null = null;
   /** Cut links, as "from->to". */
   readonly cut = new Set<string>();
   readonly #queue = new EventQueue();
@@ -88,19 +99,29 @@ export class SimCluster {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       quiesce: options.quiesce,
+      preVote: options.preVote,
+      checkQuorum: options.checkQuorum,
       plantedBugs: options.plantedBugs,
       maxMessageBytes: options.maxMessageBytes,
     };
     for (const [i, id] of ids.entries()) {
-      const node = new SimNode(id, ids, options.stateMachine(), this.random.fork(10 + i), settings, {
-        now: () => this.now,
-        schedule: (delayMs, run) => this.#scheduleOn(node, delayMs, run),
-        send: (m) => this.send(m),
-        fetchSnapshot: (target, from, requested) => this.#fetchSnapshot(target, from, requested),
-        diskLatencyMs: (target) => this.#diskLatency(target),
-        invariants: this.invariants,
-        logger,
-      });
+      const node = new SimNode(
+        id,
+        ids,
+        options.stateMachine(),
+        this.random.fork(10 + i),
+        settings,
+        {
+          now: () => this.now,
+          schedule: (delayMs, run) => this.#scheduleOn(node, delayMs, run),
+          send: (m) => this.send(m),
+          fetchSnapshot: (target, from, requested) => this.#fetchSnapshot(target, from, requested),
+          diskLatencyMs: (target) => this.#diskLatency(target),
+          afterWrite: (target, ready) => this.afterWrite?.(target, ready),
+          invariants: this.invariants,
+          logger,
+        },
+      );
       this.nodes.push(node);
     }
     for (const node of this.nodes) {
@@ -197,7 +218,9 @@ export class SimCluster {
       this.#queue.push(node.pausedUntil, () => this.#deliver(m));
       return;
     }
-    this.trace.add(`${this.now}|${m.type}|${m.from}>${m.to}|${m.term}|${m.index}|${m.entries.length}`);
+    this.trace.add(
+      `${this.now}|${m.type}|${m.from}>${m.to}|${m.term}|${m.index}|${m.entries.length}`,
+    );
     node.act((raw) => raw.step(m));
   }
 
@@ -238,7 +261,8 @@ export class SimCluster {
   }
 
   #diskLatency(node: SimNode): number {
-    const [min, max] = node.slowDiskUntil > this.now ? this.options.slowDiskMs : this.options.diskMs;
+    const [min, max] =
+      node.slowDiskUntil > this.now ? this.options.slowDiskMs : this.options.diskMs;
     return this.#diskRandom.int(min, max);
   }
 
@@ -265,10 +289,10 @@ export class SimCluster {
   // -------------------------------------------------------------------------------------
   // Faults
 
-  crash(node: SimNode): void {
+  crash(node: SimNode, kind = 'crash'): void {
     if (!node.up) return;
     this.trace.add(`${this.now}|crash|${node.id}`);
-    this.countFault('crash');
+    this.countFault(kind);
     if (node.crash()) this.lossyCrashes++;
     this.#fetches.delete(node.id);
     this.#detectLoss(node.id);
@@ -279,6 +303,15 @@ export class SimCluster {
     this.trace.add(`${this.now}|restart|${node.id}`);
     node.start();
     node.drain();
+  }
+
+  /** Cuts every link to and from `id`. */
+  isolate(id: NodeId): void {
+    for (const node of this.nodes) {
+      if (node.id === id) continue;
+      this.cutLink(id, node.id);
+      this.cutLink(node.id, id);
+    }
   }
 
   /** Cuts the link from `from` to `to` (one way). */

@@ -11,8 +11,7 @@
  * - Durability: an entry once committed stays durable on a majority of nodes, so no
  *   acknowledged write can be lost.
  */
-import type { Entry, NodeId, RawNode, SnapshotMeta } from '../raft/index.js';
-import { MemoryStorage } from '../raft/index.js';
+import type { Entry, MemoryStorage, NodeId, RawNode, SnapshotMeta } from '../raft/index.js';
 import { hashBytes } from './trace.js';
 
 const MAX_VIOLATIONS = 20;
@@ -109,7 +108,9 @@ export class Invariants {
       const seen = this.#chains.get(key);
       if (seen === undefined) this.#chains.set(key, hash);
       else if (seen !== hash) {
-        this.fail(`log matching: ${id} holds a different log up to index ${entry.index} term ${entry.term}`);
+        this.fail(
+          `log matching: ${id} holds a different log up to index ${entry.index} term ${entry.term}`,
+        );
       }
       previous = hash;
     }
@@ -143,7 +144,8 @@ export class Invariants {
   /** Records a jump of `id`'s applied index (snapshot install) or a restart at `applied`. */
   onAppliedIndex(id: NodeId, applied: number, reason: string): void {
     const last = this.#appliedIndex.get(id) ?? 0;
-    if (applied < last) this.fail(`${id} applied index went back from ${last} to ${applied} (${reason})`);
+    if (applied < last)
+      this.fail(`${id} applied index went back from ${last} to ${applied} (${reason})`);
     this.#appliedIndex.set(id, Math.max(applied, last));
   }
 

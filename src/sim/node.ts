@@ -7,7 +7,15 @@
  * The node also keeps proposal waiters (resolved when the entry at their index applies with
  * their term, unknown otherwise) and read waiters (served once applied reaches the read index).
  */
-import type { Entry, Message, NodeId, PlantedBug, RaftLogger, Ready, SnapshotMeta } from '../raft/index.js';
+import type {
+  Entry,
+  Message,
+  NodeId,
+  PlantedBug,
+  RaftLogger,
+  Ready,
+  SnapshotMeta,
+} from '../raft/index.js';
 import { MemoryStorage, membershipOf, RawNode } from '../raft/index.js';
 import type { Invariants } from './invariants.js';
 import type { SimRandom } from './random.js';
@@ -25,6 +33,8 @@ export interface NodeEnvironment {
   send(message: Message): void;
   fetchSnapshot(node: SimNode, from: NodeId, requested: SnapshotMeta): void;
   diskLatencyMs(node: SimNode): number;
+  /** Called once a Ready is durable and its messages are sent. */
+  afterWrite(node: SimNode, ready: Ready): void;
   readonly invariants: Invariants;
   readonly logger: RaftLogger;
 }
@@ -33,6 +43,8 @@ export interface RaftSettings {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly quiesce: boolean;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
   readonly plantedBugs: readonly PlantedBug[];
   readonly maxMessageBytes?: number;
 }
@@ -93,6 +105,8 @@ export class SimNode {
         electionTicks: this.settings.electionTicks,
         heartbeatTicks: this.settings.heartbeatTicks,
         quiesce: this.settings.quiesce,
+        preVote: this.settings.preVote,
+        checkQuorum: this.settings.checkQuorum,
         plantedBugs: this.settings.plantedBugs,
         maxMessageBytes: this.settings.maxMessageBytes,
         logger: this.env.logger,
@@ -202,6 +216,7 @@ export class SimNode {
     if (ready.snapshot !== null) this.env.fetchSnapshot(this, ready.snapshotFrom, ready.snapshot);
     this.#checkLeadership();
     this.drain();
+    this.env.afterWrite(this, ready);
   }
 
   #apply(entry: Entry): void {

@@ -3,10 +3,17 @@
  * faults, then a healing phase that must converge, then checks: invariants (during the run),
  * equal state on every node, and linearizability of the client history.
  */
-import { checkHistory, type KvInput, type KvOutput, kvModel, type Operation } from '../check/index.js';
-import type { PlantedBug } from '../raft/index.js';
+import {
+  checkHistory,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+  type Operation,
+} from '../check/index.js';
+import { NO_NODE, type PlantedBug, type Ready } from '../raft/index.js';
 import { type NetworkSettings, SimCluster } from './cluster.js';
 import type { SimNode } from './node.js';
+import { SimRandom } from './random.js';
 import { KvStateMachine } from './state-machine.js';
 import { Workload } from './workload.js';
 
@@ -19,6 +26,8 @@ export interface RunOptions {
   /** Whether idle groups go quiet; by default every other seed. */
   readonly quiesce?: boolean;
   readonly faults?: boolean;
+  /** The nemesis: `mixed` faults or leader `churn`; by default chosen per seed. */
+  readonly nemesis?: 'mixed' | 'churn';
   readonly checkBudgetMs?: number;
 }
 
@@ -40,7 +49,17 @@ export const SIM_ELECTION_TICKS = 20;
 export const SIM_HEARTBEAT_TICKS = 4;
 const CONVERGENCE_LIMIT_MS = 30_000;
 const FAULT_INTERVAL_MS: readonly [number, number] = [100, 600];
+/** Seeds that run the leader churn nemesis (see Nemesis) instead of the mixed one. */
+const CHURN_RATE = 0.3;
+const CHURN_INTERVAL_MS: readonly [number, number] = [40, 200];
+const CHURN_ISOLATION_RATE = 0.7;
+const CHURN_ISOLATION_MS: readonly [number, number] = [30, 400];
 const DEFAULT_CHECK_BUDGET_MS = 20_000;
+const SETTINGS_SEED_MASK = 0x5eed;
+const PRE_VOTE_RATE = 0.7;
+const CHECK_QUORUM_RATE = 0.7;
+/** Probability that a node crashes right after persisting a vote for another node. */
+const VOTE_CRASH_RATE = 0.5;
 
 export const FAULTY_NETWORK: NetworkSettings = {
   minDelayMs: 1,
@@ -53,6 +72,10 @@ export const FAULTY_NETWORK: NetworkSettings = {
 
 export function runSeed(options: RunOptions): RunResult {
   const quiesce = options.quiesce ?? options.seed % 2 === 0;
+  // Both settings are valid; most seeds run the defaults (on), the rest cover the others.
+  const settingsRandom = new SimRandom(options.seed ^ SETTINGS_SEED_MASK);
+  const preVote = settingsRandom.chance(PRE_VOTE_RATE);
+  const checkQuorum = settingsRandom.chance(CHECK_QUORUM_RATE);
   const cluster = new SimCluster({
     seed: options.seed,
     nodeCount: options.nodeCount,
@@ -60,6 +83,8 @@ export function runSeed(options: RunOptions): RunResult {
     electionTicks: SIM_ELECTION_TICKS,
     heartbeatTicks: SIM_HEARTBEAT_TICKS,
     quiesce,
+    preVote,
+    checkQuorum,
     plantedBugs: options.plantedBugs,
     network: FAULTY_NETWORK,
     diskMs: [1, 4],
@@ -78,14 +103,20 @@ export function runSeed(options: RunOptions): RunResult {
     idleMs: [200, 800],
   });
   workload.start();
-  if (options.faults !== false) new Nemesis(cluster, options.durationMs).start();
+  const churn =
+    options.nemesis === undefined ? settingsRandom.chance(CHURN_RATE) : options.nemesis === 'churn';
+  if (options.faults !== false) new Nemesis(cluster, options.durationMs, churn).start();
   cluster.runUntil(options.durationMs);
   workload.finish();
   if (cluster.violations.length === 0) healAndConverge(cluster);
   if (cluster.violations.length === 0) {
-    const result = checkHistory(kvModel, { ops: workload.history }, {
-      budgetMs: options.checkBudgetMs ?? DEFAULT_CHECK_BUDGET_MS,
-    });
+    const result = checkHistory(
+      kvModel,
+      { ops: workload.history },
+      {
+        budgetMs: options.checkBudgetMs ?? DEFAULT_CHECK_BUDGET_MS,
+      },
+    );
     if (result.outcome !== 'linearizable') cluster.invariants.fail(result.report);
   }
   return {
@@ -123,7 +154,8 @@ function healAndConverge(cluster: SimCluster): void {
     return;
   }
   const digests = new Set(cluster.nodes.map((node) => node.stateMachine.digest()));
-  if (digests.size !== 1) cluster.invariants.fail('replicas applied the same index but differ in state');
+  if (digests.size !== 1)
+    cluster.invariants.fail('replicas applied the same index but differ in state');
 }
 
 function describeNode(node: SimNode): string {
@@ -140,29 +172,66 @@ class Nemesis {
   constructor(
     readonly cluster: SimCluster,
     readonly stopAtMs: number,
+    /** Leader churn: frequent short isolations of the leader. */
+    readonly churn: boolean,
   ) {
     this.#random = cluster.random.fork(4);
   }
 
   start(): void {
     this.#scheduleNext();
+    this.cluster.afterWrite = (node, ready) => this.#afterWrite(node, ready);
+  }
+
+  /**
+   * Crashes a node right after it persisted and sent a vote, now and then, and restarts it at
+   * once: the vote request of a competing candidate then meets the restarted node.
+   */
+  #afterWrite(node: SimNode, ready: Ready): void {
+    const cluster = this.cluster;
+    if (
+      cluster.now >= this.stopAtMs ||
+      ready.hardState === null ||
+      ready.hardState.vote === NO_NODE
+    )
+      return;
+    if (ready.hardState.vote === node.id || !this.#random.chance(VOTE_CRASH_RATE)) return;
+    cluster.schedule(0, () => this.#crash(node, [1, 5], 'crash after vote'));
   }
 
   #scheduleNext(): void {
-    const [min, max] = FAULT_INTERVAL_MS;
+    const [min, max] = this.churn ? CHURN_INTERVAL_MS : FAULT_INTERVAL_MS;
     this.cluster.schedule(this.#random.int(min, max), () => {
       if (this.cluster.now >= this.stopAtMs) return;
-      this.#inject();
+      if (this.churn && this.#random.chance(CHURN_ISOLATION_RATE)) this.#isolateLeaderBriefly();
+      else this.#inject();
       this.#scheduleNext();
     });
+  }
+
+  /**
+   * Cuts the leader off for a moment: it keeps appending client writes that never replicate,
+   * and a new leader takes over. Repeated, this builds logs that diverge over several terms, as
+   * in the paper's Figure 8.
+   */
+  #isolateLeaderBriefly(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    this.cluster.countFault('leader isolation');
+    this.cluster.isolate(leader.id);
+    const [min, max] = CHURN_ISOLATION_MS;
+    this.cluster.schedule(this.#random.int(min, max), () => this.cluster.heal());
   }
 
   #inject(): void {
     const random = this.#random;
     const cluster = this.cluster;
-    const node = random.pick(cluster.nodes);
+    const leader = cluster.leader();
+    // Half the node faults hit the leader, where most of the interesting transitions start.
+    const node = leader !== undefined && random.chance(0.5) ? leader : random.pick(cluster.nodes);
     const roll = random.next();
-    if (roll < 0.3) this.#crash(node);
+    if (roll < 0.25) this.#crash(node);
+    else if (roll < 0.35) this.#isolate(node);
     else if (roll < 0.5) this.#partition();
     else if (roll < 0.6) this.#oneWay();
     else if (roll < 0.75) {
@@ -174,16 +243,22 @@ class Nemesis {
     } else {
       // A node that crashed and comes back at once: votes and acknowledgements in flight meet
       // the restarted node.
-      this.#crash(node, [1, 20]);
+      this.#crash(node, [1, 20], 'quick restart');
     }
   }
 
-  #crash(node: SimNode, downMs: readonly [number, number] = [50, 1500]): void {
+  #crash(node: SimNode, downMs: readonly [number, number] = [50, 1500], kind = 'crash'): void {
     const cluster = this.cluster;
     const down = cluster.nodes.filter((candidate) => !candidate.up).length;
     if (!node.up || down + 1 > (cluster.nodes.length - 1) / 2) return;
-    cluster.crash(node);
+    cluster.crash(node, kind);
     cluster.schedule(this.#random.int(downMs[0], downMs[1]), () => cluster.restart(node));
+  }
+
+  #isolate(node: SimNode): void {
+    this.cluster.countFault('isolation');
+    this.cluster.isolate(node.id);
+    this.cluster.schedule(this.#random.int(100, 1500), () => this.cluster.heal());
   }
 
   #partition(): void {

@@ -30,10 +30,17 @@ export function printSummary(results: readonly RunResult[], print: (line: string
 }
 
 /** The command that replays one seed with the same settings. */
-export function replayCommand(seed: number, options: { nodes: number; durationMs: number; bug?: PlantedBug; quiesce?: boolean }): string {
-  const parts = ['npm run sim --', `--seed ${seed}`, `--nodes ${options.nodes}`, `--duration-ms ${options.durationMs}`];
+export function replayCommand(
+  seed: number,
+  options: { nodes: number; durationMs: number; bug?: PlantedBug; quiesce?: boolean },
+): string {
+  const parts = [
+    'npm run sim --',
+    `--seed ${seed}`,
+    `--nodes ${options.nodes}`,
+    `--duration-ms ${options.durationMs}`,
+  ];
   if (options.bug !== undefined) parts.push(`--bug ${options.bug}`);
   if (options.quiesce !== undefined) parts.push(options.quiesce ? '--quiesce' : '--no-quiesce');
   return parts.join(' ');
 }
-

@@ -31,7 +31,10 @@ export class TraceHash {
   }
 
   hex(): string {
-    return (this.#high >>> 0).toString(16).padStart(8, '0') + (this.#low >>> 0).toString(16).padStart(8, '0');
+    return (
+      (this.#high >>> 0).toString(16).padStart(8, '0') +
+      (this.#low >>> 0).toString(16).padStart(8, '0')
+    );
   }
 }
 

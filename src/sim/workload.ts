@@ -100,7 +100,11 @@ export class Workload {
   #target(client: number, input: KvInput): SimNode {
     const hint = this.#leaderHint.get(client);
     // Half the reads go to any node, to exercise follower reads.
-    if (hint !== undefined && hint !== NO_NODE && !(input.op === 'get' && this.random.chance(0.5))) {
+    if (
+      hint !== undefined &&
+      hint !== NO_NODE &&
+      !(input.op === 'get' && this.random.chance(0.5))
+    ) {
       return this.cluster.node(hint);
     }
     return this.random.pick(this.cluster.nodes);
@@ -136,7 +140,8 @@ export class Workload {
     const machine = node.stateMachine as KvStateMachine;
     node.read(
       context,
-      () => this.#reply(pending, { kind: 'ok', result: { value: machine.get(pending.key) } }, attempt),
+      () =>
+        this.#reply(pending, { kind: 'ok', result: { value: machine.get(pending.key) } }, attempt),
       (leader) => this.#reply(pending, { kind: 'rejected', leader }, attempt),
     );
   }
@@ -173,7 +178,8 @@ export class Workload {
     }
     const [min, max] = RETRY_DELAY_MS;
     const delay = this.random.int(min, max) * attempt;
-    const target = leader !== NO_NODE ? this.cluster.node(leader) : this.random.pick(this.cluster.nodes);
+    const target =
+      leader !== NO_NODE ? this.cluster.node(leader) : this.random.pick(this.cluster.nodes);
     this.cluster.schedule(delay, () => this.#attempt(pending, target, attempt + 1));
   }
 
