@@ -196,7 +196,11 @@ export class Progress {
    */
   heartbeatAnswered(limit: number): boolean {
     this.probeSent = false;
-    if (this.state !== 'replicate' || this.match >= this.next - 1 || this.match !== this.#matchAtHeartbeat) {
+    if (
+      this.state !== 'replicate' ||
+      this.match >= this.next - 1 ||
+      this.match !== this.#matchAtHeartbeat
+    ) {
       this.#matchAtHeartbeat = this.match;
       this.stalledHeartbeats = 0;
       return false;

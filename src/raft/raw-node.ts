@@ -864,7 +864,12 @@ export class RawNode {
     // A no-op of this term lets entries of earlier terms commit, and the read queue start. The
     // planted bug commits earlier terms by counting replicas, so it sees no need for one.
     if (!this.#bugs.has('commit_previous_term')) {
-      this.log.appendOne({ index: lastIndex + 1, term: this.term, type: 'normal', data: EMPTY_DATA });
+      this.log.appendOne({
+        index: lastIndex + 1,
+        term: this.term,
+        type: 'normal',
+        data: EMPTY_DATA,
+      });
     }
     this.#maybeCommit();
   }

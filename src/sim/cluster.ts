@@ -75,6 +75,7 @@ export class SimCluster {
   readonly nodes: SimNode[] = [];
   readonly faults = new Map<string, number>();
   lossyCrashes = 0;
+  messagesSent = 0;
   now = 0;
   /** A fault hook run after each durable write, such as a crash right after a vote. */
   afterWrite: ((node: SimNode, ready: Ready) => void) | null = null;
@@ -191,6 +192,7 @@ export class SimCluster {
   // Network
 
   send(m: Message): void {
+    this.messagesSent++;
     const random = this.#networkRandom;
     const settings = this.options.network;
     if (this.cut.has(`${m.from}->${m.to}`)) return;
