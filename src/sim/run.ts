@@ -168,6 +168,8 @@ function describeNode(node: SimNode): string {
 /** Injects one fault at a time at random intervals and undoes each after a random while. */
 class Nemesis {
   readonly #random;
+  /** The last persisted term and vote of each node, to notice a new vote. */
+  readonly #votes = new Map<string, string>();
 
   constructor(
     readonly cluster: SimCluster,
@@ -188,15 +190,14 @@ class Nemesis {
    * once: the vote request of a competing candidate then meets the restarted node.
    */
   #afterWrite(node: SimNode, ready: Ready): void {
-    const cluster = this.cluster;
-    if (
-      cluster.now >= this.stopAtMs ||
-      ready.hardState === null ||
-      ready.hardState.vote === NO_NODE
-    )
-      return;
-    if (ready.hardState.vote === node.id || !this.#random.chance(VOTE_CRASH_RATE)) return;
-    cluster.schedule(0, () => this.#crash(node, [1, 5], 'crash after vote'));
+    const hardState = ready.hardState;
+    if (this.cluster.now >= this.stopAtMs || hardState === null) return;
+    const vote = `${hardState.term}:${hardState.vote}`;
+    if (this.#votes.get(node.id) === vote) return;
+    this.#votes.set(node.id, vote);
+    if (hardState.vote === NO_NODE || hardState.vote === node.id) return;
+    if (!this.#random.chance(VOTE_CRASH_RATE)) return;
+    this.cluster.schedule(0, () => this.#crash(node, [1, 5], 'crash after vote'));
   }
 
   #scheduleNext(): void {
