@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- raft [--proposals N]`: the Raft core alone. Three RawNodes in one process
- * with in-memory storage and synchronous message passing; measures proposals committed and
+ * `npm run bench -- raft [--proposals N]`: the Raft core alone. Three RawNodes run in one process
+ * with in-memory storage and synchronous message passing. It measures proposals committed and
  * applied per second (counted when the leader applies them) with 1 and with 256 proposals
  * outstanding, and microseconds per proposal. No peer: the figures are a regression guard for
  * the core's hot path, not a cluster's throughput (no disk, no network, no encoding).
@@ -48,7 +48,7 @@ class InProcessCluster {
     return this.nodes.get(id)!;
   }
 
-  /** One round: every node persists and sends its Readies, then reads its inbox. */
+  /** Runs one round: every node persists and sends its Readies, then steps its inbox. */
   cycle(): void {
     const leader = this.node('n1');
     for (const node of this.nodes.values()) {

@@ -3,7 +3,7 @@
  * A history is what clients observed: each operation's call and return times, its input and
  * its output, or `return: null` when the outcome is unknown (a timeout, a lost connection, a
  * lost leadership). An unknown operation may have taken effect at any time after its call, or
- * never. Nothing here knows about Raft or Divan, so any system's history can be checked.
+ * never. Nothing here depends on Raft or Divan, so any system's history can be checked.
  */
 
 export interface Operation<Input = unknown, Output = unknown> {

@@ -2,12 +2,12 @@
  * The Wing and Gong search for a linearization, with Lowe's memoization, over the operations
  * of one partition (one key).
  *
- * Call and return events are sorted by time into a doubly linked list. Walking from the head,
- * a call is tried as the next linearized operation: if the model accepts it and the pair (set
- * of linearized operations, new state) was not seen before, the operation is pushed on a stack
- * and its two events are unlinked, and the walk restarts at the head. Reaching a return event
- * means the operation it ends could not be placed before it: the last choice is undone and the
- * next candidate tried. The history is linearizable once the list is empty.
+ * Call and return events are sorted by time into a doubly linked list. The search walks from
+ * the head and tries each call as the next linearized operation. If the model accepts it, and
+ * the pair (set of linearized operations, new state) was not seen before, the operation goes on
+ * a stack, its two events are unlinked, and the walk restarts at the head. Reaching a return
+ * event means the operation it ends could not be placed before it, so the last choice is undone
+ * and the next candidate tried. The history is linearizable once the list is empty.
  *
  * Operations with an unknown outcome return at +Infinity, so they can also be linearized after
  * everything else, which is the same as never taking effect.

@@ -2,9 +2,9 @@
  * Configuration of a Raft node and its defaults, in ticks. The driver calls `tick()` every
  * `DEFAULT_TICK_MS` milliseconds unless it chooses another tick length.
  *
- * The defaults favour a busy Node.js process: a leader must miss heartbeats for a whole
- * election timeout (2 to 4 s at the default tick) before a follower campaigns, so a GC pause or a
- * large request parsed synchronously does not depose it. Failover stays fast because the driver
+ * The defaults favour a busy Node.js process. A leader must miss heartbeats for a whole election
+ * timeout (2 to 4 s at the default tick) before a follower campaigns. So a GC pause or a large
+ * request parsed synchronously does not depose it. Failover stays fast because the driver
  * calls `forgetLeader()` and `campaign()` as soon as the connection to the leader's node closes,
  * which does not wait for any timeout.
  */
@@ -45,12 +45,12 @@ export const PLANTED_BUGS: readonly PlantedBug[] = [
   'read_without_read_index',
 ];
 
-/** How a leader confirms a linearizable read. */
+/** The way a leader confirms a linearizable read. */
 export type ReadMode = 'read_index' | 'lease';
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** The membership to start with when storage holds no snapshot. */
+  /** The membership to start with when storage has no snapshot. */
   readonly membership: Membership;
   /** The highest index the driver has applied durably; committed entries after it are replayed. */
   readonly applied: number;
@@ -61,8 +61,8 @@ export interface RaftConfig {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   /**
-   * `read_index` (default) confirms leadership with a heartbeat round. `lease` answers from the
-   * leader's lease without a round; it is only as safe as the clocks are close (check-quorum).
+   * `read_index` (default) confirms leadership with a heartbeat round. `lease` serves reads from
+   * the leader's lease without a round, so it is only as safe as the clocks are close.
    */
   readonly readMode: ReadMode;
   /** Whether an idle leader with caught-up followers stops its heartbeats. */

@@ -10,7 +10,7 @@
  * The driver contract, and why each rule exists:
  *
  * 1. Take a Ready whenever `hasReady()`; more may be taken before earlier ones are durable
- *    (pipelining). Persist them strictly in order, each as one atomic write that holds its
+ *    (pipelining). Persist them strictly in order, each as one atomic write that contains its
  *    entries (the first entry overwrites the log from its index on), its hard state, and the
  *    apply of its committed entries with the new applied index. Then call `advance(ready)`, in
  *    the same order. Why: the core reasons about "durable up to Ready k"; a later write landing

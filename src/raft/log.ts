@@ -1,5 +1,5 @@
 /**
- * The Raft log as the core sees it: the driver's durable `Storage` followed by the core's
+ * The Raft log as the core reads it: the driver's durable `Storage` followed by the core's
  * unstable entries (appended but not yet acknowledged as durable), plus the commit and apply
  * positions.
  *
@@ -52,7 +52,7 @@ export class RaftLog {
     return count > 0 ? this.offset + count - 1 : this.storage.lastIndex();
   }
 
-  /** The term of `index`, or undefined when it was discarded or is past the last index. */
+  /** Returns the term of `index`, or undefined when it was discarded or is past the last index. */
   term(index: number): number | undefined {
     if (index >= this.offset) {
       const position = index - this.offset;
@@ -72,7 +72,7 @@ export class RaftLog {
     return this.term(index) === term;
   }
 
-  /** Whether a log ending at (lastIndex, lastTerm) is at least as up to date as this one. */
+  /** Returns whether a log ending at (lastIndex, lastTerm) is at least as up to date as this one. */
   isUpToDate(lastIndex: number, lastTerm: number): boolean {
     const ownTerm = this.lastTerm();
     return lastTerm > ownTerm || (lastTerm === ownTerm && lastIndex >= this.lastIndex());
@@ -194,7 +194,7 @@ export class RaftLog {
     if (this.inProgress < this.offset) this.inProgress = this.offset;
   }
 
-  /** The last index that is durable or handed out for persistence. */
+  /** Returns the last index that is durable or handed out for persistence. */
   lastHandedOut(): number {
     return this.inProgress - 1;
   }
@@ -205,7 +205,7 @@ export class RaftLog {
     this.committed = index;
   }
 
-  /** Whether committed entries are ready to hand out: committed and persisted or in progress. */
+  /** Returns whether committed entries are ready to hand out (persisted or in progress). */
   hasEntriesToApply(): boolean {
     return this.applying < Math.min(this.committed, this.lastHandedOut());
   }

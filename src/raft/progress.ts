@@ -3,7 +3,7 @@
  * AppendEntries starts (`next`), and the flow-control state.
  *
  * - `probe`: the leader does not know where the logs diverge. It sends one append at a time and
- *   waits for the answer (or the next heartbeat response) before sending another.
+ *   waits for the response (or the next heartbeat response) before sending another.
  * - `replicate`: the logs match up to `match`; the leader streams appends optimistically, up to
  *   a bounded number of messages and bytes in flight.
  * - `snapshot`: the follower needs entries the leader discarded; the leader sends nothing until
@@ -44,7 +44,7 @@ export class Inflights {
     return this.#totalBytes;
   }
 
-  /** Whether no further append may be sent. */
+  /** Returns whether no further append may be sent. */
   full(): boolean {
     return this.#count === this.maxMessages || this.#totalBytes >= this.maxBytes;
   }
@@ -83,7 +83,7 @@ export class Progress {
   match = 0;
   next: number;
   state: ProgressState = 'probe';
-  /** In probe state: an append was sent and no answer has come back yet. */
+  /** In probe state: an append was sent and no response has come back yet. */
   probeSent = false;
   /** In snapshot state: the index of the snapshot sent. */
   pendingSnapshot = 0;
@@ -93,7 +93,7 @@ export class Progress {
   recentActive = false;
   /** The highest commit index sent to the follower, so commit advances reach it promptly. */
   sentCommit = 0;
-  /** In replicate state: heartbeat answers in a row during which `match` did not move. */
+  /** In replicate state: heartbeat responses in a row during which `match` did not move. */
   stalledHeartbeats = 0;
   #matchAtHeartbeat = 0;
   /** The highest read round the follower acknowledged in the current term. */
@@ -190,8 +190,8 @@ export class Progress {
   }
 
   /**
-   * Records a heartbeat answer. Returns true when the stream looks stalled: appends are
-   * outstanding but `match` has not moved for `limit` heartbeat answers, so an append or its
+   * Records a heartbeat response. Returns true when the stream looks stalled: appends are
+   * outstanding but `match` has not moved for `limit` heartbeat responses, so an append or its
    * acknowledgement was lost and the follower must be probed again.
    */
   heartbeatAnswered(limit: number): boolean {

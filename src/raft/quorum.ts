@@ -1,6 +1,6 @@
 /**
  * Majority and joint-majority math for commit indexes and elections, with no other Raft types.
- * A simple configuration decides by a majority of its voters; a joint configuration (during a
+ * A simple configuration decides by a majority of its voters. A joint configuration (during a
  * membership change) needs a majority of the incoming and of the outgoing voters.
  *
  * Conventions, chosen so that the joint rule is the plain minimum or conjunction: an empty voter
@@ -46,7 +46,7 @@ export function jointCommitIndex(membership: Membership, matchOf: (id: NodeId) =
 
 /**
  * Returns the result of an election among `voters`: won once a majority granted, lost once a
- * majority can no longer be reached, pending otherwise. `votes` maps a voter to its answer.
+ * majority can no longer be reached, pending otherwise. `votes` maps a voter to whether it granted.
  */
 export function majorityVoteResult(
   voters: readonly NodeId[],
@@ -88,7 +88,7 @@ export function allVoters(membership: Membership): NodeId[] {
   return ids;
 }
 
-/** Whether `id` votes in either voter set. */
+/** Returns whether `id` votes in either voter set. */
 export function isVoter(membership: Membership, id: NodeId): boolean {
   return membership.voters.includes(id) || membership.votersOutgoing.includes(id);
 }

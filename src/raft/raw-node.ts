@@ -9,7 +9,7 @@
  * delay, duplicate and reorder anything.
  *
  * Invariants: the vote changes only from none to a node within a term, and is cleared only when
- * the term rises; a leader counts itself toward commit only up to its durable index; committed
+ * the term rises. A leader counts itself toward commit only up to its durable index. Committed
  * entries are handed out for apply only once persisted in the same or an earlier Ready.
  */
 import { assert } from './assert.js';
@@ -43,8 +43,8 @@ type MessageFields = Partial<Message> & Pick<Message, 'type' | 'to'>;
 
 const EMPTY_DATA = new Uint8Array(0);
 /**
- * Heartbeat answers without progress after which a streaming follower is probed again. The
- * transport may lose an append or its acknowledgement (a connection reset); without new
+ * Heartbeat responses without progress after which a streaming follower is probed again. The
+ * transport may lose an append or its acknowledgement in a connection reset, and without new
  * proposals nothing else would resend it.
  */
 const STALLED_HEARTBEATS_BEFORE_PROBE = 2;
@@ -128,8 +128,8 @@ export class RawNode {
   }
 
   /**
-   * Requests a linearizable read point for `context`. The answer arrives as a read state in a
-   * later Ready; a lost answer is never reported, so the driver times reads out.
+   * Requests a linearizable read point for `context`. The result arrives as a read state in a
+   * later Ready. A lost response is never reported, so the driver times reads out.
    */
   readIndex(context: string): ReadIndexResult {
     if (this.#bugs.has('read_without_read_index')) {
@@ -181,7 +181,7 @@ export class RawNode {
 
   /**
    * Follower only: the driver installed the snapshot requested in a Ready (possibly a newer one
-   * from the same leader). The log restarts after it and the leader is told.
+   * from the same leader). The log restarts after it, and the leader gets an acknowledgement.
    */
   snapshotInstalled(meta: SnapshotMeta): void {
     const pending = this.#pendingSnapshot;
@@ -208,7 +208,7 @@ export class RawNode {
   // ---------------------------------------------------------------------------------------
   // Ready
 
-  /** Whether `ready()` has anything for the driver. */
+  /** Returns whether `ready()` has anything for the driver. */
   hasReady(): boolean {
     this.#flushBroadcast();
     if (this.#messages.length > 0 || this.#messagesAfterPersist.length > 0) return true;
@@ -353,7 +353,7 @@ export class RawNode {
   #stepLowerTerm(m: Message): void {
     const fromLeader = m.type === 'append' || m.type === 'heartbeat';
     if (fromLeader && (this.config.checkQuorum || this.config.preVote)) {
-      // Tell a stale leader about the newer term; otherwise a leader cut off by a partition,
+      // Tell a stale leader about the newer term. Otherwise a leader cut off by a partition,
       // whose followers moved on under pre-vote, would never learn that it was deposed.
       this.#send({ type: 'append_response', to: m.from });
       return;
@@ -372,7 +372,7 @@ export class RawNode {
       (this.vote === NO_NODE && this.leader === NO_NODE) ||
       (m.type === 'pre_vote' && m.term > this.term);
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
-      // A granted pre-vote answers in the term of the request, so the pre-candidate can
+      // A granted pre-vote carries the term of the request, so the pre-candidate can
       // tell it apart from a rejection at a higher term.
       this.#sendAfterPersist({ type: responseType, to: m.from, term: m.term });
       if (m.type === 'vote') {
@@ -460,7 +460,7 @@ export class RawNode {
         return;
       default:
         // NB: an append or heartbeat of this term from another node would mean two leaders in
-        // one term, which the election rules exclude; the simulator checks it separately.
+        // one term. The election rules exclude that, and the simulator checks it separately.
         this.#ignore(m, 'not expected by a leader');
     }
   }
@@ -556,7 +556,10 @@ export class RawNode {
     }
     if (progress.state === 'replicate') progress.inflights.freeTo(m.index);
     this.#broadcastPending = true;
-    if (!progress.maybeUpdate(m.index)) return;
+    const updated = progress.maybeUpdate(m.index);
+    // A probe answered at the current match also proves where the logs agree.
+    const probeConfirmed = progress.state === 'probe' && progress.match === m.index;
+    if (!updated && !probeConfirmed) return;
     if (progress.state === 'probe') {
       progress.becomeReplicate();
     } else if (progress.state === 'snapshot' && progress.match >= progress.pendingSnapshot) {
@@ -862,7 +865,7 @@ export class RawNode {
     this.config.logger.info({ term: this.term, lastIndex }, 'became leader');
     this.#broadcastPending = true;
     // A no-op of this term lets entries of earlier terms commit, and the read queue start. The
-    // planted bug commits earlier terms by counting replicas, so it sees no need for one.
+    // planted bug commits earlier terms by counting replicas, so it appends none.
     if (!this.#bugs.has('commit_previous_term')) {
       this.log.appendOne({
         index: lastIndex + 1,

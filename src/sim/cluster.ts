@@ -1,9 +1,10 @@
 /**
- * A whole simulated cluster in one process, driven by one seed: the event agenda and virtual
- * clock, the network (delay, loss, duplication, reordering, symmetric and one-way partitions),
- * the disks (latency, slow periods), process faults (crashes that lose unpersisted writes,
- * restarts, pauses), tick skew, snapshot transfer, and the transport's failure detection, which
- * calls `forgetLeader` and `campaign` when the connection to a leader's node is lost.
+ * A whole simulated cluster in one process, driven by one seed. It owns the event agenda and the
+ * virtual clock, and the faults: network delay, loss, duplication, reordering, and symmetric and
+ * one-way partitions; disk latency and slow periods; crashes that lose unpersisted writes,
+ * restarts and pauses; tick skew. It also moves snapshots between nodes, and models the
+ * transport's failure detection, which calls `forgetLeader` and `campaign` when the connection
+ * to a leader's node is lost.
  *
  * After every event the invariants are checked. An exception thrown by the core is recorded as
  * a violation and stops the run.
@@ -165,7 +166,7 @@ export class SimCluster {
     if (this.violations.length === 0 && !this.#stopped) this.now = Math.max(this.now, until);
   }
 
-  /** Runs until `done()` holds or `limitMs` passes; returns whether it held. */
+  /** Runs until `done()` returns true or `limitMs` passes, and returns its last result. */
   runUntilTrue(done: () => boolean, limitMs: number, stepMs = 10): boolean {
     const deadline = this.now + limitMs;
     while (this.now < deadline && this.violations.length === 0) {
@@ -327,8 +328,8 @@ export class SimCluster {
   }
 
   /**
-   * The transport notices that `lost` is gone after its detection delay; each node that
-   * followed it forgets it and campaigns after a random delay, so not all at once.
+   * Reports `lost` gone after the transport's detection delay. Each node that followed it calls
+   * forgetLeader, then campaigns after a random delay, so that not all campaign at once.
    */
   #detectLoss(lost: NodeId): void {
     const [min, max] = this.options.failureDetectionMs;

@@ -5,7 +5,8 @@
  * - Election safety: at most one leader per term.
  * - Log matching: two logs holding an entry with the same index and term hold the same entry and
  *   the same entries before it (checked through a hash chain over each durable log).
- * - Leader completeness: a leader of term T holds every entry committed in a term below T.
+ * - Leader completeness: the log of a leader of term T contains every entry committed in a
+ *   term below T.
  * - State machine safety: every node applies the same entry at the same index.
  * - Applied never goes backwards on a node, across crashes and snapshot installs included.
  * - Durability: an entry once committed stays durable on a majority of nodes, so no
@@ -177,7 +178,7 @@ export class Invariants {
     }
   }
 
-  /** The term of the entry committed at `index`, if known. */
+  /** Returns the term of the entry committed at `index`, if known. */
   committedTerm(index: number): number | undefined {
     return this.#committed.get(index)?.term ?? this.#applied.get(index)?.term;
   }

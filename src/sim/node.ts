@@ -1,6 +1,6 @@
 /**
  * A simulated node: a RawNode with the driver the cluster will have. Each Ready goes to a
- * simulated disk queue and becomes durable, in order, after the disk latency; one durable write
+ * simulated disk queue and becomes durable, in order, after the disk latency. One durable write
  * carries the Ready's entries, hard state and the apply of its committed entries. Messages that
  * wait for persistence leave only then. A crash loses every write still queued.
  *
@@ -140,7 +140,7 @@ export class SimNode {
     this.drain();
   }
 
-  /** Proposes `data`; `done` receives the outcome exactly once. */
+  /** Proposes `data`. `done` gets the outcome once: on apply, rejection, crash or lost leadership. */
   propose(data: Uint8Array, done: (outcome: RequestOutcome) => void): void {
     const raw = this.raw;
     if (raw === null) {

@@ -30,12 +30,12 @@ export class SimRandom {
     return t >>> 0;
   }
 
-  /** A uniform number in [0, 1). */
+  /** Returns a uniform number in [0, 1). */
   next(): number {
     return this.nextUint32() / 2 ** 32;
   }
 
-  /** A uniform integer in [min, max]. */
+  /** Returns a uniform integer in [min, max]. */
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));
   }
@@ -48,7 +48,7 @@ export class SimRandom {
     return items[Math.floor(this.next() * items.length)]!;
   }
 
-  /** A new independent stream derived from this one and `label`. */
+  /** Returns a new independent stream derived from this one and `label`. */
   fork(label: number): SimRandom {
     return new SimRandom((this.nextUint32() ^ Math.imul(label + 1, 0x85ebca6b)) >>> 0);
   }

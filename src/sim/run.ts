@@ -1,7 +1,8 @@
 /**
- * One simulator run from one seed: a cluster under a client workload and a nemesis that injects
- * faults, then a healing phase that must converge, then checks: invariants (during the run),
- * equal state on every node, and linearizability of the client history.
+ * One simulator run from one seed. A cluster runs a client workload while a nemesis injects
+ * faults, and the invariants are checked after every event. Then every fault is healed and the
+ * cluster must converge to equal state on every node. Last, the client history is checked for
+ * linearizability.
  */
 import {
   checkHistory,
@@ -213,7 +214,8 @@ class Nemesis {
   /**
    * Cuts the leader off for a moment: it keeps appending client writes that never replicate,
    * and a new leader takes over. Repeated, this builds logs that diverge over several terms, as
-   * in the paper's Figure 8.
+   * in Figure 8 of the Raft paper (Ongaro and Ousterhout, 2014), where an entry of an earlier
+   * term on a majority can still be overwritten.
    */
   #isolateLeaderBriefly(): void {
     const leader = this.cluster.leader();

@@ -61,7 +61,7 @@ export class KvStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const sorted = [...this.#values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const sorted = [...this.#values].sort(([a], [b]) => a.localeCompare(b, 'en'));
     return encoder.encode(JSON.stringify(sorted));
   }
 

@@ -29,7 +29,7 @@ export function printSummary(results: readonly RunResult[], print: (line: string
   return violations;
 }
 
-/** The command that replays one seed with the same settings. */
+/** Returns the command that replays one seed with the same settings. */
 export function replayCommand(
   seed: number,
   options: { nodes: number; durationMs: number; bug?: PlantedBug; quiesce?: boolean },

@@ -1,7 +1,7 @@
 /**
  * The trace hash of a run: a 64-bit FNV-1a digest (two 32-bit lanes) of every event the
- * simulator processes. Two runs of one seed must print the same hash; a difference means some
- * input escaped the seed (a clock, Math.random, iteration over an unordered structure).
+ * simulator processes. Two runs of one seed must print the same hash. A difference means that
+ * some input escaped the seed, such as a clock, Math.random or iteration over an unordered set.
  */
 
 const FNV_PRIME = 0x01000193;
@@ -38,7 +38,7 @@ export class TraceHash {
   }
 }
 
-/** A 32-bit FNV-1a hash of bytes, for entry identities in the invariant checks. */
+/** Returns a 32-bit FNV-1a hash of bytes, for entry identities in the invariant checks. */
 export function hashBytes(bytes: Uint8Array, seed = OFFSET_LOW): number {
   let hash = seed;
   for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, FNV_PRIME);

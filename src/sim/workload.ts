@@ -3,7 +3,7 @@
  * cluster, recording the history of invocations and completions for the linearizability checker.
  *
  * A client runs one operation at a time. A `not_leader` rejection means nothing was appended,
- * so the client retries at the hinted leader; an operation rejected on every attempt never took
+ * so the client retries at the hinted leader. An operation rejected on every attempt never took
  * effect and is left out of the history. A timeout, a crash of the node, or a lost leadership
  * before apply makes the outcome unknown (`return: null`).
  */

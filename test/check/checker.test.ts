@@ -106,7 +106,7 @@ test('compare-and-set follows the register', () => {
   assert.equal(wrong.outcome, 'not_linearizable');
 });
 
-/** Whether some order of `ops` that respects real time is a legal sequential run. */
+/** Returns whether some order of `ops` that respects real time is a legal sequential run. */
 function bruteForce(ops: readonly KvOp[]): boolean {
   const placed = new Array<boolean>(ops.length).fill(false);
   const search = (state: string | null, count: number): boolean => {

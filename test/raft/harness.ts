@@ -1,6 +1,6 @@
 /**
  * A scripted in-memory network of RawNodes for scenario tests. Nothing happens unless the test
- * asks: messages wait in a queue until delivered, Readies wait until processed. Processing a
+ * calls for it: messages wait in a queue until delivered, Readies wait until processed. Processing a
  * Ready persists it at once into the node's MemoryStorage, applies its committed entries and
  * queues its messages, so a test controls the order of every event.
  */
@@ -212,7 +212,7 @@ export class TestCluster {
     return result;
   }
 
-  /** The texts of the entries applied on `id`, no-ops left out. */
+  /** Returns the texts of the entries applied on `id`, no-ops left out. */
   appliedTexts(id: NodeId): string[] {
     const decoder = new TextDecoder();
     return this.node(id)

@@ -11,7 +11,7 @@ import {
   majorityVoteResult,
 } from '../../src/raft/index.js';
 
-/** The largest index that at least a majority of voters have reached, by brute force. */
+/** Returns the largest index that a majority of voters have reached, by brute force. */
 function naiveCommitIndex(matches: readonly number[]): number {
   if (matches.length === 0) return Number.POSITIVE_INFINITY;
   const needed = Math.floor(matches.length / 2) + 1;

@@ -1,7 +1,7 @@
 /**
- * The simulator end to end: a fixed set of seeds must pass every check, a seed must replay to
- * the same trace hash, each planted bug must be reported within a bounded number of seeds,
- * and the command line must print its summary and the replay command.
+ * The simulator end to end. A fixed set of seeds must pass every check, and a seed must replay
+ * to the same trace hash. Each planted bug must be reported within a bounded number of seeds.
+ * The command line must print its summary and the replay command.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

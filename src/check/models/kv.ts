@@ -1,5 +1,5 @@
 /**
- * A key-value register model: each key holds a string or nothing; operations are get, put,
+ * A key-value register model: each key has a string value or none. The operations are get, put,
  * delete and compare-and-set. The simulator's clients run this workload, and the chaos harness
  * can use it as an example of a model.
  */
