@@ -5,10 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { PLANTED_BUGS, type PlantedBug } from '../../src/raft/index.js';
 import { runSeed } from '../../src/sim/run.js';
 import { scaled } from '../support/scale.js';
+import { tempDir } from '../support/tmp.js';
 
 const DURATION_MS = 4000;
 
@@ -125,4 +127,22 @@ test('command line fails and prints the replay command', () => {
   const hash = /trace hash: ([0-9a-f]{16})/.exec(once.stdout)?.[1];
   assert.ok(hash !== undefined, once.stdout);
   assert.equal(/trace hash: ([0-9a-f]{16})/.exec(twice.stdout)?.[1], hash);
+});
+
+test('history file passes the checker command line', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'history.json');
+  const sim = spawnSync(
+    process.execPath,
+    ['dist/src/sim/cli.js', '--seed', '5', '--history', path],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(sim.status, 0, sim.stdout);
+  const check = spawnSync(process.execPath, ['dist/src/check/cli.js', path, '--model', 'kv'], {
+    encoding: 'utf8',
+  });
+  assert.equal(check.status, 0, check.stdout);
+  assert.match(check.stdout, /^linearizable: \d+ operations in \d+ keys/);
 });
