@@ -145,6 +145,10 @@ export class RaftLog {
 
   #appendUnchecked(entries: readonly Entry[]): void {
     const first = entries[0]!.index;
+    assert(
+      first <= this.lastIndex() + 1,
+      () => `append at ${first} leaves a gap after ${this.lastIndex()}`,
+    );
     const end = this.offset + this.unstable.length;
     if (first === end && (this.unstable.length > 0 || first === this.storage.lastIndex() + 1)) {
       for (const entry of entries) this.unstable.push(entry);
@@ -253,7 +257,8 @@ export class RaftLog {
   restore(index: number): void {
     assert(index > this.applied, () => `snapshot ${index} at or below applied ${this.applied}`);
     this.unstable = [];
-    this.offset = index + 1;
+    // The storage may keep entries after the snapshot that match it; they are durable.
+    this.offset = Math.max(index, this.storage.lastIndex()) + 1;
     this.inProgress = this.offset;
     if (index > this.committed) this.committed = index;
     this.applying = index;

@@ -27,11 +27,11 @@ function runSeeds(nodeCount: number, first: number, count: number): void {
 }
 
 test('three-node seeds pass every check', () => {
-  runSeeds(3, 1, scaled(250, 5000));
+  runSeeds(3, 1, scaled(500, 5000));
 });
 
 test('five-node seeds pass every check', () => {
-  runSeeds(5, 10_001, scaled(150, 3000));
+  runSeeds(5, 10_001, scaled(300, 3000));
 });
 
 test('a seed replays to the same trace hash', () => {
