@@ -178,9 +178,14 @@ export class Invariants {
     }
   }
 
-  /** Returns the term of the entry committed at `index`, if known. */
-  committedTerm(index: number): number | undefined {
-    return this.#committed.get(index)?.term ?? this.#applied.get(index)?.term;
+  /** Checks that an acknowledged write, applied at (index, term), is what every node applied. */
+  checkAcknowledged(index: number, term: number): void {
+    const applied = this.#applied.get(index);
+    if (applied?.term !== term) {
+      this.fail(
+        `acknowledged write at index ${index} term ${term} lost: applied term ${applied?.term}`,
+      );
+    }
   }
 
   #chainOf(id: NodeId): Map<number, number> {

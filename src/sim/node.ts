@@ -23,7 +23,12 @@ import type { StateMachine } from './state-machine.js';
 
 /** The outcome of a client request handled by a node. */
 export type RequestOutcome =
-  | { readonly kind: 'ok'; readonly result: unknown }
+  | {
+      readonly kind: 'ok';
+      readonly result: unknown;
+      readonly index?: number;
+      readonly term?: number;
+    }
   | { readonly kind: 'rejected'; readonly leader: NodeId }
   | { readonly kind: 'unknown'; readonly reason: string };
 
@@ -226,8 +231,9 @@ export class SimNode {
     const waiter = this.#waiters.get(entry.index);
     if (waiter === undefined) return;
     this.#waiters.delete(entry.index);
-    if (waiter.term === entry.term) waiter.done({ kind: 'ok', result });
-    else waiter.done({ kind: 'unknown', reason: `index ${entry.index} applied another term` });
+    if (waiter.term === entry.term) {
+      waiter.done({ kind: 'ok', result, index: entry.index, term: entry.term });
+    } else waiter.done({ kind: 'unknown', reason: `index ${entry.index} applied another term` });
   }
 
   #maybeCompact(raw: RawNode): void {

@@ -111,6 +111,12 @@ export function runSeed(options: RunOptions): RunResult {
   workload.finish();
   if (cluster.violations.length === 0) healAndConverge(cluster);
   if (cluster.violations.length === 0) {
+    // After convergence every node applied every index, and state machine safety held on each.
+    for (const { index, term } of workload.acknowledgedAt) {
+      cluster.invariants.checkAcknowledged(index, term);
+    }
+  }
+  if (cluster.violations.length === 0) {
     const result = checkHistory(
       kvModel,
       { ops: workload.history },

@@ -42,6 +42,8 @@ interface PendingOperation {
 export class Workload {
   readonly history: Operation<KvInput, KvOutput>[] = [];
   acknowledged = 0;
+  /** The log position of every acknowledged write. */
+  readonly acknowledgedAt: { index: number; term: number }[] = [];
   #sequence = 0;
   readonly #pending = new Set<PendingOperation>();
   readonly #lastSeen = new Map<string, string | null>();
@@ -159,7 +161,12 @@ export class Workload {
         return;
       }
       const output = outcome.result as KvOutput;
-      if (pending.input.op !== 'get') this.acknowledged++;
+      if (pending.input.op !== 'get') {
+        this.acknowledged++;
+        if (outcome.index !== undefined && outcome.term !== undefined) {
+          this.acknowledgedAt.push({ index: outcome.index, term: outcome.term });
+        }
+      }
       if ('value' in output) this.#lastSeen.set(pending.key, output.value);
       if (pending.input.op === 'put') this.#lastSeen.set(pending.key, pending.input.value);
       this.#complete(pending, output);
