@@ -23,8 +23,6 @@ export const DEFAULT_MAX_INFLIGHT_MESSAGES = 64;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_APPLY_BYTES = 16 * 1024 * 1024;
-/** A follower in snapshot state gets the snapshot again after this many election timeouts. */
-export const SNAPSHOT_RETRY_ELECTION_TIMEOUTS = 5;
 
 /**
  * Faults that the simulator plants to prove its checks can fail. Each one breaks a single rule;

@@ -1,7 +1,8 @@
 /**
  * The Raft state machine: `step`, `tick`, `propose`, `readIndex` and a few driver reports in,
- * `Ready` batches out. It owns term, vote, role, the leader's per-follower progress, the read
- * queue and the unstable log; it performs no I/O and reads no clock. The driver contract is in
+ * `Ready` batches out. It owns term, vote, role, elections, the follower's side of replication,
+ * snapshot install requests and the Ready batches. The leader's side (progress, commit, reads)
+ * is in `replication.ts`. It performs no I/O and reads no clock. The driver contract is in
  * `index.ts`.
  *
  * Every message passes one term prelude (`step`), then goes to the handler of the node's role.
@@ -14,13 +15,11 @@
  */
 import { assert } from './assert.js';
 import type { PlantedBug, RaftConfig, RaftOptions } from './config.js';
-import { resolveConfig, SNAPSHOT_RETRY_ELECTION_TIMEOUTS } from './config.js';
+import { resolveConfig } from './config.js';
 import { RaftLog } from './log.js';
-import { Progress } from './progress.js';
-import { allVoters, isVoter, jointCommitIndex, jointVoteResult } from './quorum.js';
-import { type PendingRead, ReadQueue } from './read-queue.js';
+import { allVoters, isVoter, jointVoteResult } from './quorum.js';
+import { type MessageFields, Replication } from './replication.js';
 import type { Storage } from './storage.js';
-import { entrySizeBytes } from './storage.js';
 import type {
   Entry,
   HardState,
@@ -39,15 +38,7 @@ import type {
 } from './types.js';
 import { message, NO_NODE } from './types.js';
 
-type MessageFields = Partial<Message> & Pick<Message, 'type' | 'to'>;
-
 const EMPTY_DATA = new Uint8Array(0);
-/**
- * Heartbeat responses without progress after which a streaming follower is probed again. The
- * transport may lose an append or its acknowledgement in a connection reset, and without new
- * proposals nothing else would resend it.
- */
-const STALLED_HEARTBEATS_BEFORE_PROBE = 2;
 
 interface PendingSnapshot {
   readonly meta: SnapshotMeta;
@@ -67,10 +58,8 @@ export class RawNode {
   /** Whether the group went quiet: no heartbeats, no election timer. */
   quiet = false;
 
-  /** Per-peer progress (voters and learners other than this node); used while leading. */
-  readonly #progress = new Map<NodeId, Progress>();
-  /** Invariant: while leading, the highest index of this term's log that is durable here. */
-  #selfMatch = 0;
+  /** The leader's side: follower progress, commit, reads. Used only while leading. */
+  readonly #replication: Replication;
   readonly #votes = new Map<NodeId, boolean>();
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
@@ -78,9 +67,6 @@ export class RawNode {
   #messages: Message[] = [];
   #messagesAfterPersist: Message[] = [];
   #readStates: ReadState[] = [];
-  readonly #reads = new ReadQueue();
-  /** The leader has new entries or a new commit index to send at the next `ready()`. */
-  #broadcastPending = false;
   #pendingSnapshot: PendingSnapshot | null = null;
   #lastHardState: HardState;
   #readySequence = 0;
@@ -98,9 +84,19 @@ export class RawNode {
     this.term = hardState.term;
     this.vote = this.#bugs.has('forget_vote_on_restart') ? NO_NODE : hardState.vote;
     this.#lastHardState = { term: this.term, vote: this.vote, commit: this.log.committed };
-    for (const id of this.#peers()) {
-      this.#progress.set(id, this.#newProgress());
-    }
+    this.#replication = new Replication(
+      {
+        id: this.id,
+        config: this.config,
+        log: this.log,
+        bugs: this.#bugs,
+        term: () => this.term,
+        membership: () => this.membership,
+        send: (fields) => this.#send(fields),
+        readState: (state) => this.#readStates.push(state),
+      },
+      this.#peers(),
+    );
     this.#resetElectionTimer();
     this.config.logger.info(
       { term: this.term, commit: this.log.committed, lastIndex: this.log.lastIndex() },
@@ -123,7 +119,7 @@ export class RawNode {
     this.#wake('proposal');
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, type: 'normal', data };
     this.log.appendOne(entry);
-    this.#broadcastPending = true;
+    this.#replication.broadcastPending = true;
     return { ok: true, index: entry.index, term: entry.term };
   }
 
@@ -138,7 +134,7 @@ export class RawNode {
     }
     if (this.role === 'leader') {
       this.#wake('read');
-      this.#queueRead(context, this.id);
+      this.#replication.queueRead(context, this.id);
       return { ok: true };
     }
     if (this.leader === NO_NODE) return { ok: false, reason: 'no_leader', leader: NO_NODE };
@@ -165,18 +161,12 @@ export class RawNode {
 
   /** Leader only: the driver reports the outcome of sending a snapshot to `peer`. */
   reportSnapshot(peer: NodeId, ok: boolean): void {
-    const progress = this.#progress.get(peer);
-    if (this.role !== 'leader' || progress === undefined || progress.state !== 'snapshot') return;
-    if (!ok) progress.pendingSnapshot = 0;
-    progress.becomeProbe();
-    this.#broadcastPending = true;
+    if (this.role === 'leader') this.#replication.reportSnapshot(peer, ok);
   }
 
   /** Leader only: the driver could not reach `peer`; stop streaming to it optimistically. */
   reportUnreachable(peer: NodeId): void {
-    const progress = this.#progress.get(peer);
-    if (this.role !== 'leader' || progress === undefined) return;
-    if (progress.state === 'replicate') progress.becomeProbe();
+    if (this.role === 'leader') this.#replication.reportUnreachable(peer);
   }
 
   /**
@@ -210,7 +200,7 @@ export class RawNode {
 
   /** Returns whether `ready()` has anything for the driver. */
   hasReady(): boolean {
-    this.#flushBroadcast();
+    if (this.role === 'leader') this.#replication.flush();
     if (this.#messages.length > 0 || this.#messagesAfterPersist.length > 0) return true;
     if (this.#readStates.length > 0 || this.log.hasUnstableToHandOut()) return true;
     if (this.#pendingSnapshot !== null && !this.#pendingSnapshot.handedOut) return true;
@@ -220,7 +210,7 @@ export class RawNode {
 
   /** Takes the next batch of work. Batches may be taken before earlier ones are advanced. */
   ready(): Ready {
-    this.#flushBroadcast();
+    if (this.role === 'leader') this.#replication.flush();
     const entries = this.log.takeUnstable();
     let hardState: HardState | null = null;
     if (this.#hardStateChanged()) {
@@ -263,28 +253,15 @@ export class RawNode {
     const last = ready.entries[ready.entries.length - 1];
     if (last !== undefined) {
       this.log.stableTo(last.index, last.term);
-      if (this.role === 'leader' && this.log.matchTerm(last.index, last.term)) {
-        if (last.index > this.#selfMatch) this.#selfMatch = last.index;
-        this.#maybeCommit();
-      }
+      if (this.role === 'leader') this.#replication.persisted(last.index, last.term);
     }
     const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
   }
 
   status(): Status {
-    const progress = new Map<NodeId, ProgressStatus>();
-    if (this.role === 'leader') {
-      for (const [id, entry] of this.#progress) {
-        progress.set(id, {
-          match: entry.match,
-          next: entry.next,
-          state: entry.state,
-          recentActive: entry.recentActive,
-          pendingSnapshot: entry.pendingSnapshot,
-        });
-      }
-    }
+    const progress: ReadonlyMap<NodeId, ProgressStatus> =
+      this.role === 'leader' ? this.#replication.status() : new Map();
     return {
       id: this.id,
       role: this.role,
@@ -433,7 +410,7 @@ export class RawNode {
   }
 
   #stepLeader(m: Message): void {
-    const progress = this.#progress.get(m.from);
+    const progress = this.#replication.progress.get(m.from);
     if (progress === undefined) {
       this.#ignore(m, 'from a node outside the membership');
       return;
@@ -441,22 +418,18 @@ export class RawNode {
     switch (m.type) {
       case 'append_response':
         progress.recentActive = true;
-        this.#handleAppendResponse(m, progress);
+        this.#replication.handleAppendResponse(m, progress);
         return;
       case 'heartbeat_response':
         progress.recentActive = true;
-        this.#handleHeartbeatResponse(m, progress);
+        this.#replication.handleHeartbeatResponse(m, progress);
         return;
       case 'snapshot_status':
         progress.recentActive = true;
-        if (m.reject && progress.state === 'snapshot') {
-          progress.pendingSnapshot = 0;
-          progress.becomeProbe();
-          this.#broadcastPending = true;
-        }
+        this.#replication.handleSnapshotStatus(m, progress);
         return;
       case 'read_index':
-        this.#queueRead(m.readContext, m.from);
+        this.#replication.queueRead(m.readContext, m.from);
         return;
       default:
         // NB: an append or heartbeat of this term from another node would mean two leaders in
@@ -541,158 +514,6 @@ export class RawNode {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Leader handlers
-
-  #handleAppendResponse(m: Message, progress: Progress): void {
-    if (m.reject) {
-      if (progress.state === 'snapshot') return;
-      const hintIndex =
-        m.hintTerm > 0 ? this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index : m.hintIndex;
-      if (progress.maybeDecreaseTo(m.index, hintIndex)) {
-        if (progress.state === 'replicate') progress.becomeProbe();
-        this.#broadcastPending = true;
-      }
-      return;
-    }
-    if (progress.state === 'replicate') progress.inflights.freeTo(m.index);
-    this.#broadcastPending = true;
-    const updated = progress.maybeUpdate(m.index);
-    // A probe answered at the current match also proves where the logs agree.
-    const probeConfirmed = progress.state === 'probe' && progress.match === m.index;
-    if (!updated && !probeConfirmed) return;
-    if (progress.state === 'probe') {
-      progress.becomeReplicate();
-    } else if (progress.state === 'snapshot' && progress.match >= progress.pendingSnapshot) {
-      progress.becomeProbe();
-      progress.becomeReplicate();
-    }
-    this.#maybeCommit();
-  }
-
-  #handleHeartbeatResponse(m: Message, progress: Progress): void {
-    if (progress.heartbeatAnswered(STALLED_HEARTBEATS_BEFORE_PROBE)) progress.becomeProbe();
-    if (progress.match < this.log.lastIndex()) this.#broadcastPending = true;
-    if (m.context > progress.readRoundAcked) {
-      progress.readRoundAcked = m.context;
-      this.#confirmReads();
-    }
-  }
-
-  #maybeCommit(): void {
-    const index = jointCommitIndex(this.membership, (id) =>
-      id === this.id ? this.#selfMatch : (this.#progress.get(id)?.match ?? 0),
-    );
-    if (index <= this.log.committed) return;
-    const ofThisTerm = this.log.term(index) === this.term;
-    // Entries of earlier terms commit only under an entry of this term: a majority holding an
-    // older entry could still be overwritten by a leader with a newer last term.
-    if (!ofThisTerm && !this.#bugs.has('commit_previous_term')) return;
-    const hadCommitInTerm = this.#committedInTerm();
-    this.log.commitTo(index);
-    this.#broadcastPending = true;
-    if (!hadCommitInTerm && this.#committedInTerm()) {
-      this.#reads.releaseWaiting(this.log.committed);
-      this.#confirmReads();
-    }
-  }
-
-  #committedInTerm(): boolean {
-    return this.log.term(this.log.committed) === this.term;
-  }
-
-  /** Sends what followers lack: new entries, probes, and commit advances. */
-  #flushBroadcast(): void {
-    if (this.role !== 'leader') return;
-    if (this.#reads.needsRound()) this.#broadcastHeartbeat(this.#reads.startRound(), false);
-    if (!this.#broadcastPending) return;
-    this.#broadcastPending = false;
-    for (const [id, progress] of this.#progress) {
-      this.#sendAppends(id, progress);
-      const commit = Math.min(this.log.committed, progress.match);
-      if (commit > progress.sentCommit)
-        this.#sendHeartbeat(id, progress, this.#reads.roundStarted, false);
-    }
-    this.#confirmReads();
-  }
-
-  #sendAppends(to: NodeId, progress: Progress): void {
-    const lastIndex = this.log.lastIndex();
-    while (!progress.paused()) {
-      if (progress.state === 'replicate' && progress.next > lastIndex) return;
-      const prevIndex = progress.next - 1;
-      const prevTerm = this.log.term(prevIndex);
-      const entries =
-        prevTerm === undefined
-          ? null
-          : this.log.slice(progress.next, lastIndex + 1, this.config.maxMessageBytes);
-      if (prevTerm === undefined || entries === null) {
-        this.#sendSnapshot(to, progress);
-        return;
-      }
-      let sizeBytes = 0;
-      for (const entry of entries) sizeBytes += entrySizeBytes(entry);
-      const commit = this.log.committed;
-      this.#send({ type: 'append', to, index: prevIndex, logTerm: prevTerm, entries, commit });
-      const lastSent = entries.length > 0 ? entries[entries.length - 1]!.index : prevIndex;
-      progress.sentEntries(entries.length, lastSent, sizeBytes);
-      if (commit > progress.sentCommit) progress.sentCommit = Math.min(commit, lastSent);
-      if (progress.state === 'probe') return;
-    }
-  }
-
-  #sendSnapshot(to: NodeId, progress: Progress): void {
-    const snapshot = this.log.storage.snapshotMeta();
-    assert(snapshot.index > 0, 'a follower needs discarded entries but no snapshot exists');
-    this.#send({ type: 'snapshot', to, snapshot });
-    progress.becomeSnapshot(snapshot.index);
-    this.config.logger.info({ term: this.term, to, index: snapshot.index }, 'sending snapshot');
-  }
-
-  #sendHeartbeat(to: NodeId, progress: Progress, round: number, quiesce: boolean): void {
-    const commit = Math.min(this.log.committed, progress.match);
-    this.#send({ type: 'heartbeat', to, commit, context: round, quiesce });
-    if (commit > progress.sentCommit) progress.sentCommit = commit;
-  }
-
-  #broadcastHeartbeat(round: number, quiesce: boolean): void {
-    for (const [id, progress] of this.#progress) this.#sendHeartbeat(id, progress, round, quiesce);
-  }
-
-  #queueRead(context: string, from: NodeId): void {
-    if (!this.#committedInTerm()) {
-      this.#reads.addWaiting(context, from);
-      return;
-    }
-    if (this.config.readMode === 'lease') {
-      this.#serveRead({ context, from, index: this.log.committed, round: 0 });
-      return;
-    }
-    this.#reads.add(context, from, this.log.committed);
-  }
-
-  /** Serves the reads whose round a quorum (this node included) has answered. */
-  #confirmReads(): void {
-    if (this.#reads.size === 0) return;
-    const confirmed = jointCommitIndex(this.membership, (id) =>
-      id === this.id ? this.#reads.roundStarted : (this.#progress.get(id)?.readRoundAcked ?? 0),
-    );
-    for (const read of this.#reads.confirm(confirmed)) this.#serveRead(read);
-  }
-
-  #serveRead(read: PendingRead): void {
-    if (read.from === this.id) {
-      this.#readStates.push({ index: read.index, context: read.context });
-      return;
-    }
-    this.#send({
-      type: 'read_index_response',
-      to: read.from,
-      index: read.index,
-      readContext: read.context,
-    });
-  }
-
-  // ---------------------------------------------------------------------------------------
   // Time
 
   #tickElection(): void {
@@ -709,54 +530,21 @@ export class RawNode {
     this.#electionElapsed++;
     if (this.#electionElapsed >= this.config.electionTicks) {
       this.#electionElapsed = 0;
-      if (this.config.checkQuorum && !this.#quorumActive()) {
+      if (this.config.checkQuorum && !this.#replication.quorumActive()) {
         this.#becomeFollower(this.term, NO_NODE, 'check quorum: no contact with a quorum');
         return;
       }
     }
-    this.#tickSnapshotRetries();
+    this.#replication.tickSnapshotRetries();
     this.#heartbeatElapsed++;
     if (this.#heartbeatElapsed < this.config.heartbeatTicks) return;
     this.#heartbeatElapsed = 0;
-    const quiesce = this.config.quiesce && this.#canQuiesce();
-    this.#broadcastHeartbeat(this.#reads.roundStarted, quiesce);
+    const quiesce = this.config.quiesce && this.#replication.canQuiesce();
+    this.#replication.broadcastHeartbeat(this.#replication.reads.roundStarted, quiesce);
     if (quiesce) {
       this.quiet = true;
       this.config.logger.debug({ term: this.term }, 'group going quiet');
     }
-  }
-
-  #tickSnapshotRetries(): void {
-    const retryTicks = SNAPSHOT_RETRY_ELECTION_TIMEOUTS * this.config.electionTicks;
-    for (const progress of this.#progress.values()) {
-      if (progress.state !== 'snapshot') continue;
-      progress.snapshotElapsedTicks++;
-      if (progress.snapshotElapsedTicks < retryTicks) continue;
-      progress.pendingSnapshot = 0;
-      progress.becomeProbe();
-      this.#broadcastPending = true;
-    }
-  }
-
-  /** Whether a quorum was heard from since the last check; resets the marks for the next. */
-  #quorumActive(): boolean {
-    const active = new Map<NodeId, boolean>([[this.id, true]]);
-    for (const [id, progress] of this.#progress) {
-      active.set(id, progress.recentActive);
-      progress.recentActive = false;
-    }
-    return jointVoteResult(this.membership, active) === 'won';
-  }
-
-  /** Whether the leader has nothing to send and every follower is caught up. */
-  #canQuiesce(): boolean {
-    const lastIndex = this.log.lastIndex();
-    if (this.log.committed !== lastIndex || this.#selfMatch !== lastIndex) return false;
-    if (this.#reads.size > 0 || this.#broadcastPending) return false;
-    for (const progress of this.#progress.values()) {
-      if (progress.match !== lastIndex || progress.sentCommit < lastIndex) return false;
-    }
-    return true;
   }
 
   /** Leaves the quiet state because of activity. */
@@ -766,9 +554,9 @@ export class RawNode {
     this.#electionElapsed = 0;
     this.config.logger.debug({ term: this.term, reason }, 'group waking');
     if (this.role !== 'leader') return;
-    for (const progress of this.#progress.values()) progress.recentActive = true;
+    this.#replication.markAllActive();
     this.#heartbeatElapsed = 0;
-    this.#broadcastHeartbeat(this.#reads.roundStarted, false);
+    this.#replication.broadcastHeartbeat(this.#replication.reads.roundStarted, false);
   }
 
   /**
@@ -814,7 +602,7 @@ export class RawNode {
     this.role = 'follower';
     this.leader = leader;
     this.#resetForRole();
-    if (wasLeader) this.#reads.clear();
+    if (wasLeader) this.#replication.reads.clear();
     if (changed) {
       this.config.logger.info({ term, leader, reason }, 'became follower');
     }
@@ -858,12 +646,10 @@ export class RawNode {
     this.role = 'leader';
     this.leader = this.id;
     this.#resetForRole();
-    this.#reads.clear();
     const lastIndex = this.log.lastIndex();
-    for (const progress of this.#progress.values()) progress.resetForLeader(lastIndex + 1);
-    this.#selfMatch = this.log.unstable.length > 0 ? this.log.offset - 1 : lastIndex;
+    const durableIndex = this.log.unstable.length > 0 ? this.log.offset - 1 : lastIndex;
+    this.#replication.reset(lastIndex, durableIndex);
     this.config.logger.info({ term: this.term, lastIndex }, 'became leader');
-    this.#broadcastPending = true;
     // A no-op of this term lets entries of earlier terms commit, and the read queue start. The
     // planted bug commits earlier terms by counting replicas, so it appends none.
     if (!this.#bugs.has('commit_previous_term')) {
@@ -874,7 +660,7 @@ export class RawNode {
         data: EMPTY_DATA,
       });
     }
-    this.#maybeCommit();
+    this.#replication.maybeCommit();
   }
 
   #resetForRole(): void {
@@ -882,7 +668,7 @@ export class RawNode {
     this.#electionElapsed = 0;
     this.#heartbeatElapsed = 0;
     this.quiet = false;
-    this.#broadcastPending = false;
+    this.#replication.broadcastPending = false;
     this.#resetElectionTimer();
   }
 
@@ -898,11 +684,6 @@ export class RawNode {
     const ids = allVoters(this.membership);
     for (const id of this.membership.learners) if (!ids.includes(id)) ids.push(id);
     return ids.filter((id) => id !== this.id);
-  }
-
-  #newProgress(): Progress {
-    const { maxInflightMessages, maxInflightBytes } = this.config;
-    return new Progress(this.log.lastIndex() + 1, maxInflightMessages, maxInflightBytes);
   }
 
   #hardStateChanged(): boolean {
