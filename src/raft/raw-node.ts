@@ -478,7 +478,7 @@ export class RawNode {
     });
   }
 
-  /** Acknowledges entries up to `index`; the answer waits until they are durable. */
+  /** Acknowledges entries up to `index`. The response waits until they are durable. */
   #acknowledge(to: NodeId, index: number): void {
     const response: MessageFields = { type: 'append_response', to, index };
     if (this.#bugs.has('ack_before_durable')) this.#send(response);
