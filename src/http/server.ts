@@ -144,7 +144,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     genReqId: newRequestId,
     requestIdHeader: false,
     bodyLimit: limits.maxRequestBodyBytes,
-    maxParamLength: limits.maxUrlBytes,
+    routerOptions: { maxParamLength: limits.maxUrlBytes },
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: 0,
     forceCloseConnections: true,
