@@ -20,6 +20,7 @@
  * written on the socket.
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, {
   type FastifyBaseLogger,
@@ -69,6 +70,17 @@ interface RequestState {
 /** Per-request state, set in `onRequest` and read by the handler and the log line. */
 const requestStates = new WeakMap<FastifyRequest, RequestState>();
 
+/**
+ * Request targets as sent. Every request is rewritten to `/` before fastify's router sees it,
+ * so the router never decodes a path: paths are decoded segment by segment here, where an
+ * invalid escape or invalid UTF-8 gets CouchDB's error for the name it is in.
+ */
+const originalUrls = new WeakMap<IncomingMessage, string>();
+
+function originalUrl(request: FastifyRequest): string {
+  return originalUrls.get(request.raw) ?? request.raw.url ?? '/';
+}
+
 function newRequestId(): string {
   return randomBytes(REQUEST_ID_BYTES).toString('hex');
 }
@@ -81,10 +93,6 @@ function fastifyErrorToCouch(error: FastifyError): CouchError | null {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return errors.badRequest(error.message);
-    case 'FST_ERR_BAD_URL':
-      return errors.badRequest('Invalid percent escape in the URL.');
-    case 'FST_ERR_MAX_PARAM_LENGTH':
-      return errors.uriTooLong();
     default:
       break;
   }
@@ -144,7 +152,10 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     genReqId: newRequestId,
     requestIdHeader: false,
     bodyLimit: limits.maxRequestBodyBytes,
-    routerOptions: { maxParamLength: limits.maxUrlBytes },
+    rewriteUrl: (raw) => {
+      originalUrls.set(raw, raw.url ?? '/');
+      return '/';
+    },
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: 0,
     forceCloseConnections: true,
@@ -166,7 +177,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-couch-request-id', request.id);
-    const url = request.raw.url ?? '/';
+    const url = originalUrl(request);
     if (Buffer.byteLength(url) > limits.maxUrlBytes) throw errors.uriTooLong();
     const target = parseRequestTarget(url);
     const facts: RequestFacts = { user: null, db: null };
@@ -189,7 +200,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     request.log.info(
       {
         method: request.method,
-        path: state?.target.rawPath ?? request.raw.url,
+        path: state?.target.rawPath ?? originalUrl(request),
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
         user: state?.facts.user ?? null,
@@ -215,7 +226,6 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     await route(new RequestScope(context, request, reply, state.target, state.facts));
   };
   fastify.route({ method: ROUTED_METHODS, url: '/', handler });
-  fastify.route({ method: ROUTED_METHODS, url: '/*', handler });
   fastify.setNotFoundHandler(handler);
   return fastify;
 }
