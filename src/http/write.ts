@@ -11,7 +11,7 @@ import {
   requireReplicatedRevisions,
 } from '../document/document.js';
 import type { ScannedValue } from '../document/json.js';
-import { CouchError } from '../util/couch-error.js';
+import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import type { WriteDocument, WriteResult } from './backend.js';
 import type { HttpLimits } from './limits.js';
 
@@ -34,9 +34,23 @@ export function parseOptions(limits: HttpLimits): ParseDocumentOptions {
   };
 }
 
-/** Parses a request body or a scanned `_bulk_docs` element with the server's limits. */
-export function parseWithLimits(input: Uint8Array | ScannedValue, limits: HttpLimits): DocumentWrite {
-  return parseDocument(input, parseOptions(limits));
+/**
+ * Parses a request body or a scanned `_bulk_docs` element with the server's limits. `urlId`
+ * names the document in `document_too_large` when the body has no `_id`, as CouchDB does.
+ */
+export function parseWithLimits(
+  input: Uint8Array | ScannedValue,
+  limits: HttpLimits,
+  urlId?: string,
+): DocumentWrite {
+  try {
+    return parseDocument(input, parseOptions(limits));
+  } catch (error) {
+    if (urlId !== undefined && isCouchError(error) && error.error === 'document_too_large') {
+      throw errors.documentTooLarge(urlId);
+    }
+    throw error;
+  }
 }
 
 /** Gives a parsed document its final id and checks what `new_edits=false` requires. */

@@ -144,7 +144,7 @@ export async function handlePutDocument(
   idBytes: Buffer,
 ): Promise<void> {
   const id = validateUrlDocId(idBytes, scope.limits);
-  const parsed = parseWithLimits(scope.body(), scope.limits);
+  const parsed = parseWithLimits(scope.body(), scope.limits, id);
   const newEdits = scope.query.boolean('new_edits', true);
   const revisions = mergeRevisions(parsed.revisions, requestedRev(scope));
   const doc = withId({ ...parsed, revisions }, id, newEdits);
