@@ -66,7 +66,8 @@ export function renderRevision(
 ): RenderedRevision | null {
   const content = record.content(rev);
   if (content === null) return null;
-  const needsTree = options.revs || options.revsInfo || options.conflicts || options.deletedConflicts;
+  const needsTree =
+    options.revs || options.revsInfo || options.conflicts || options.deletedConflicts;
   const tree: RevTree<RevLeafValue> | null = needsTree ? record.tree() : null;
   const bytes = renderDocument(content.body, {
     id: record.id,

@@ -36,10 +36,7 @@ export class ResponseStream {
   async write(chunk: string | Buffer): Promise<void> {
     if (this.aborted || this.ended || chunk.length === 0) return;
     if (!this.stream.write(chunk)) {
-      await Promise.race([
-        once(this.stream, 'drain'),
-        once(this.controller.signal, 'abort'),
-      ]);
+      await Promise.race([once(this.stream, 'drain'), once(this.controller.signal, 'abort')]);
     }
   }
 

@@ -212,7 +212,10 @@ export async function route(scope: RequestScope): Promise<void> {
   const table = databaseRoute(scope, first, segments);
   if (!isValidDatabaseName(first) && !(segments.length === 1 && scope.method === 'PUT')) {
     // Check the method first, so a wrong method still answers 405.
-    await dispatch(scope, mapTable(table, () => Promise.reject(errors.dbNotFound())));
+    await dispatch(
+      scope,
+      mapTable(table, () => Promise.reject(errors.dbNotFound())),
+    );
     return;
   }
   await dispatch(scope, table);

@@ -32,9 +32,9 @@ import Fastify, {
 } from 'fastify';
 import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { type AdminCredential, AdminAuthenticator, type AuthenticatorOptions } from './auth.js';
+import { AdminAuthenticator, type AdminCredential, type AuthenticatorOptions } from './auth.js';
 import type { HttpBackend } from './backend.js';
-import { RequestScope, type RequestFacts, type ServerContext } from './context.js';
+import { type RequestFacts, RequestScope, type ServerContext } from './context.js';
 import { type HttpLimits, resolveLimits } from './limits.js';
 import { sendError } from './reply.js';
 import { parseRequestTarget, type RequestTarget } from './request-target.js';

@@ -38,12 +38,16 @@ test('salts differ per hash', async () => {
 
 test('passwords round-trip through the stored form', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string(), async (password, other) => {
-      const parsed = parsePasswordHash(await hashPassword(password, 2));
-      assert.ok(parsed !== null);
-      assert.equal(await verifyPassword(password, parsed), true);
-      if (other !== password) assert.equal(await verifyPassword(other, parsed), false);
-    }),
+    fc.asyncProperty(
+      fc.string({ unit: 'grapheme', maxLength: 40 }),
+      fc.string(),
+      async (password, other) => {
+        const parsed = parsePasswordHash(await hashPassword(password, 2));
+        assert.ok(parsed !== null);
+        assert.equal(await verifyPassword(password, parsed), true);
+        if (other !== password) assert.equal(await verifyPassword(other, parsed), false);
+      },
+    ),
     { numRuns: 50 },
   );
 });
@@ -84,7 +88,10 @@ test('verified credentials are cached', async () => {
     { name: ADMIN_NAME, passwordHash: await adminHash() },
   ]);
   for (let i = 0; i < 5; i++) {
-    assert.deepEqual(await authenticator.authenticate(ADMIN_AUTH), { kind: 'admin', name: 'admin' });
+    assert.deepEqual(await authenticator.authenticate(ADMIN_AUTH), {
+      kind: 'admin',
+      name: 'admin',
+    });
   }
   assert.equal(authenticator.passwordChecks, 1);
   const wrong = basicAuth(ADMIN_NAME, 'wrong');
@@ -159,7 +166,9 @@ test('wrong credentials are rejected', async (t) => {
     const response = await server.request('GET', '/_all_dbs', { headers: { authorization } });
     assertError(response, 401, 'unauthorized', 'Name or password is incorrect.');
   }
-  const bearer = await server.request('GET', '/_all_dbs', { headers: { authorization: 'Bearer x' } });
+  const bearer = await server.request('GET', '/_all_dbs', {
+    headers: { authorization: 'Bearer x' },
+  });
   assertError(bearer, 401, 'unauthorized', 'You are not a server admin.');
 });
 

@@ -4,7 +4,14 @@ import { ADMIN_AUTH, assertError, listen, seed, startServer, type TestServer } f
 
 /** What nano's `changesReader.spool` reads from a normal or longpoll body, line by line. */
 interface SpooledFeed {
-  readonly changes: { seq: string | null; id: string; changes: { rev: string }[]; deleted?: boolean; doc?: any }[];
+  readonly changes: {
+    seq: string | null;
+    id: string;
+    changes: { rev: string }[];
+    deleted?: boolean;
+    // biome-ignore lint/suspicious/noExplicitAny: documents of any shape are checked field by field
+    doc?: any;
+  }[];
   readonly lastSeq: string | null;
 }
 
@@ -27,7 +34,11 @@ function spool(body: string): SpooledFeed {
 async function withDocs(t: Parameters<typeof startServer>[0]): Promise<TestServer> {
   const server = await startServer(t);
   t.after(() => assert.equal(server.backend.openSnapshots, 0, 'snapshots left open'));
-  await seed(server, 'db', [{ _id: 'a', v: 1 }, { _id: 'b', v: 2 }, { _id: 'c', v: 3 }]);
+  await seed(server, 'db', [
+    { _id: 'a', v: 1 },
+    { _id: 'b', v: 2 },
+    { _id: 'c', v: 3 },
+  ]);
   return server;
 }
 
@@ -38,17 +49,28 @@ test('normal feed layout', async (t) => {
   assert.equal(response.headers['content-type'], 'application/json');
   const lines = response.body.split('\n');
   assert.equal(lines[0], '{"results":[');
-  assert.match(lines[1]!, /^\{"seq":"1-mem","id":"a","changes":\[\{"rev":"1-[0-9a-f]{32}"\}\]\},\r$/);
+  assert.match(
+    lines[1]!,
+    /^\{"seq":"1-mem","id":"a","changes":\[\{"rev":"1-[0-9a-f]{32}"\}\]\},\r$/,
+  );
   assert.equal(lines[4], '],');
   assert.equal(lines[5], '"last_seq":"3-mem","pending":0}');
   assert.equal(lines[6], '');
   const feed = spool(response.body);
-  assert.deepEqual(feed.changes.map((change) => change.id), ['a', 'b', 'c']);
+  assert.deepEqual(
+    feed.changes.map((change) => change.id),
+    ['a', 'b', 'c'],
+  );
   assert.equal(feed.lastSeq, '3-mem');
 
   const empty = await server.request('GET', '/db/_changes?since=now');
   assert.equal(empty.body, '{"results":[\n\n],\n"last_seq":"3-mem","pending":0}\n');
-  assertError(await server.request('GET', '/missing/_changes'), 404, 'not_found', 'Database does not exist.');
+  assertError(
+    await server.request('GET', '/missing/_changes'),
+    404,
+    'not_found',
+    'Database does not exist.',
+  );
 });
 
 test('normal feed options', async (t) => {
@@ -56,20 +78,32 @@ test('normal feed options', async (t) => {
   const a = await server.json('GET', '/db/a', 200);
   await server.json('PUT', '/db/a', 201, { body: { _rev: a._rev, v: 10 } });
   await server.json('POST', '/db/_bulk_docs', 201, {
-    body: { docs: [{ _id: 'b', _revisions: { start: 2, ids: ['f'.repeat(32), 'e'.repeat(32)] } }], new_edits: false },
+    body: {
+      docs: [{ _id: 'b', _revisions: { start: 2, ids: ['f'.repeat(32), 'e'.repeat(32)] } }],
+      new_edits: false,
+    },
   });
   const c = await server.json('GET', '/db/c', 200);
   await server.json('DELETE', `/db/c?rev=${c._rev}`, 200);
 
   const feed = async (query: string, options = {}): Promise<SpooledFeed> =>
     spool((await server.request('GET', `/db/_changes${query}`, options)).body);
-  assert.deepEqual((await feed('')).changes.map((change) => change.id), ['a', 'b', 'c']);
+  assert.deepEqual(
+    (await feed('')).changes.map((change) => change.id),
+    ['a', 'b', 'c'],
+  );
   const limited = await feed('?limit=1');
   assert.equal(limited.changes.length, 1);
   const limitedBody = JSON.parse((await server.request('GET', '/db/_changes?limit=1')).body);
   assert.equal(limitedBody.pending, 2);
-  assert.deepEqual((await feed(`?since=${limited.lastSeq}`)).changes.map((change) => change.id), ['b', 'c']);
-  assert.deepEqual((await feed('?descending=true')).changes.map((change) => change.id), ['c', 'b', 'a']);
+  assert.deepEqual(
+    (await feed(`?since=${limited.lastSeq}`)).changes.map((change) => change.id),
+    ['b', 'c'],
+  );
+  assert.deepEqual(
+    (await feed('?descending=true')).changes.map((change) => change.id),
+    ['c', 'b', 'a'],
+  );
 
   const deleted = (await feed('')).changes[2]!;
   assert.equal(deleted.deleted, true);
@@ -83,20 +117,32 @@ test('normal feed options', async (t) => {
   const zero = JSON.parse((await server.request('GET', '/db/_changes?limit=0')).body);
   assert.deepEqual(zero, { results: [], last_seq: '0-mem', pending: 3 });
   const interval = await feed('?seq_interval=2');
-  assert.deepEqual(interval.changes.map((change) => change.seq), [null, interval.changes[1]!.seq, null]);
+  assert.deepEqual(
+    interval.changes.map((change) => change.seq),
+    [null, interval.changes[1]!.seq, null],
+  );
   assert.ok(interval.changes[1]!.seq !== null);
 });
 
 test('changes filters', async (t) => {
   const server = await withDocs(t);
   const ids = async (url: string, body?: unknown) =>
-    spool((await server.request(body === undefined ? 'GET' : 'POST', url, { body })).body).changes.map(
-      (change) => change.id,
-    );
-  assert.deepEqual(await ids(`/db/_changes?filter=_doc_ids&doc_ids=${encodeURIComponent('["c","a"]')}`), ['a', 'c']);
+    spool(
+      (await server.request(body === undefined ? 'GET' : 'POST', url, { body })).body,
+    ).changes.map((change) => change.id);
+  assert.deepEqual(
+    await ids(`/db/_changes?filter=_doc_ids&doc_ids=${encodeURIComponent('["c","a"]')}`),
+    ['a', 'c'],
+  );
   assert.deepEqual(await ids('/db/_changes?filter=_doc_ids', { doc_ids: ['b'] }), ['b']);
-  assert.deepEqual(await ids('/db/_changes?filter=_selector', { selector: { v: { $gte: 2 } } }), ['b', 'c']);
-  assert.deepEqual(await ids('/db/_changes?filter=_selector&limit=1', { selector: { v: { $gte: 2 } } }), ['b']);
+  assert.deepEqual(await ids('/db/_changes?filter=_selector', { selector: { v: { $gte: 2 } } }), [
+    'b',
+    'c',
+  ]);
+  assert.deepEqual(
+    await ids('/db/_changes?filter=_selector&limit=1', { selector: { v: { $gte: 2 } } }),
+    ['b'],
+  );
   assert.deepEqual(await ids('/db/_changes?filter=_design'), []);
   assertError(await server.request('GET', '/db/_changes?filter=_doc_ids'), 400, 'bad_request');
   assertError(
@@ -113,10 +159,16 @@ test('changes filters', async (t) => {
 
 test('longpoll ends at timeout without heartbeat', async (t) => {
   const server = await withDocs(t);
-  const body = (await server.request('GET', '/db/_changes?feed=longpoll&since=now&timeout=50')).body;
+  const body = (await server.request('GET', '/db/_changes?feed=longpoll&since=now&timeout=50'))
+    .body;
   assert.equal(body, '{"results":[\n\n\n],\n"last_seq":"3-mem","pending":0}\n');
-  const immediate = spool((await server.request('GET', '/db/_changes?feed=longpoll&since=1-mem')).body);
-  assert.deepEqual(immediate.changes.map((change) => change.id), ['b', 'c']);
+  const immediate = spool(
+    (await server.request('GET', '/db/_changes?feed=longpoll&since=1-mem')).body,
+  );
+  assert.deepEqual(
+    immediate.changes.map((change) => change.id),
+    ['b', 'c'],
+  );
   assert.equal(server.backend.waiterCount, 0);
 });
 
@@ -132,7 +184,10 @@ test('longpoll wakes on a write over a socket', async (t) => {
   const response = await pending;
   const text = await response.text();
   const feed = spool(text);
-  assert.deepEqual(feed.changes.map((change) => change.id), ['new']);
+  assert.deepEqual(
+    feed.changes.map((change) => change.id),
+    ['new'],
+  );
   assert.equal(feed.lastSeq, '4-mem');
   assert.ok(text.startsWith('{"results":[\n\n\n'), 'a waiting newline and at least one heartbeat');
 });
@@ -143,7 +198,10 @@ async function readUntil(
   done: (text: string) => boolean,
 ): Promise<{ text: string; headers: Headers }> {
   const controller = new AbortController();
-  const response = await fetch(url, { headers: { authorization: ADMIN_AUTH }, signal: controller.signal });
+  const response = await fetch(url, {
+    headers: { authorization: ADMIN_AUTH },
+    signal: controller.signal,
+  });
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
   let text = '';
@@ -159,15 +217,22 @@ async function readUntil(
 test('continuous feed streams lines', async (t) => {
   const server = await withDocs(t);
   const base = await listen(server);
-  const reading = readUntil(`${base}/db/_changes?feed=continuous&heartbeat=20`, (text) =>
-    text.includes('"id":"d"') && /\n\n$/.test(text),
+  const reading = readUntil(
+    `${base}/db/_changes?feed=continuous&heartbeat=20`,
+    (text) => text.includes('"id":"d"') && /\n\n$/.test(text),
   );
   while (server.backend.waiterCount === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   await server.json('PUT', '/db/d', 201, { body: {} });
   const { text, headers } = await reading;
   assert.equal(headers.get('content-type'), 'application/json');
-  const rows = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line));
-  assert.deepEqual(rows.map((row) => row.id), ['a', 'b', 'c', 'd']);
+  const rows = text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line));
+  assert.deepEqual(
+    rows.map((row) => row.id),
+    ['a', 'b', 'c', 'd'],
+  );
   while (server.backend.waiterCount > 0) await new Promise((resolve) => setTimeout(resolve, 5));
 
   const ended = await server.request('GET', '/db/_changes?feed=continuous&limit=2');
@@ -181,8 +246,9 @@ test('continuous feed streams lines', async (t) => {
 test('eventsource feed', async (t) => {
   const server = await withDocs(t);
   const base = await listen(server);
-  const { text, headers } = await readUntil(`${base}/db/_changes?feed=eventsource&heartbeat=20`, (body) =>
-    body.includes('event: heartbeat'),
+  const { text, headers } = await readUntil(
+    `${base}/db/_changes?feed=eventsource&heartbeat=20`,
+    (body) => body.includes('event: heartbeat'),
   );
   assert.equal(headers.get('content-type'), 'text/event-stream');
   const first = text.split('\n\n')[0]!;
@@ -196,7 +262,9 @@ test('eventsource feed', async (t) => {
 test('client disconnect ends a waiting feed', async (t) => {
   const server = await withDocs(t);
   const base = await listen(server);
-  await readUntil(`${base}/db/_changes?feed=longpoll&since=now&heartbeat=1000`, (text) => text.includes('\n'));
+  await readUntil(`${base}/db/_changes?feed=longpoll&since=now&heartbeat=1000`, (text) =>
+    text.includes('\n'),
+  );
   const deadline = Date.now() + 10_000;
   while (server.backend.waiterCount > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 5));

@@ -120,13 +120,21 @@ test('_security reads and writes raw JSON', async (t) => {
   const server = await startServer(t);
   await server.json('PUT', '/db', 201);
   assert.equal((await server.request('GET', '/db/_security')).body, '{}\n');
-  const security = '{ "admins": {"names": ["a"], "roles": []}, "members": {"roles": ["r"]}, "x": 1 }';
-  assert.deepEqual(await server.json('PUT', '/db/_security', 200, { body: security }), { ok: true });
+  const security =
+    '{ "admins": {"names": ["a"], "roles": []}, "members": {"roles": ["r"]}, "x": 1 }';
+  assert.deepEqual(await server.json('PUT', '/db/_security', 200, { body: security }), {
+    ok: true,
+  });
   assert.equal(
     (await server.request('GET', '/db/_security')).body,
     '{"admins":{"names":["a"],"roles":[]},"members":{"roles":["r"]},"x":1}\n',
   );
-  for (const body of ['[]', '{"admins":[]}', '{"members":{"names":[1]}}', '{"admins":{"roles":"r"}}']) {
+  for (const body of [
+    '[]',
+    '{"admins":[]}',
+    '{"members":{"names":[1]}}',
+    '{"admins":{"roles":"r"}}',
+  ]) {
     assertError(await server.request('PUT', '/db/_security', { body }), 400, 'bad_request');
   }
 });
@@ -139,5 +147,10 @@ test('stale reads select local consistency', async (t) => {
   await server.json('GET', '/db?stable=false', 200);
   await server.json('GET', '/db/_all_docs?stale=ok', 200);
   await server.json('GET', '/db/_all_docs?stable=true', 200);
-  assert.deepEqual(server.backend.consistencies, ['linearizable', 'stale', 'stale', 'linearizable']);
+  assert.deepEqual(server.backend.consistencies, [
+    'linearizable',
+    'stale',
+    'stale',
+    'linearizable',
+  ]);
 });

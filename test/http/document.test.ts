@@ -30,7 +30,9 @@ test('document create, read, update, delete', async (t) => {
   const head = await server.request('HEAD', '/db/doc');
   assert.equal(head.statusCode, 200);
   assert.equal(head.headers.etag, `"${created.rev}"`);
-  const cached = await server.request('GET', '/db/doc', { headers: { 'if-none-match': `"${created.rev}"` } });
+  const cached = await server.request('GET', '/db/doc', {
+    headers: { 'if-none-match': `"${created.rev}"` },
+  });
   assert.equal(cached.statusCode, 304);
 
   assertError(
@@ -66,7 +68,8 @@ test('revision ids are deterministic', async (t) => {
 
 test('body bytes survive unchanged', async (t) => {
   const server = await withDb(t);
-  const body = '{ "big": 123456789012345678901234567890, "f": 1.0e+400, "s": "\\u00e9\\n", "k": {"b":1,"a":2} }';
+  const body =
+    '{ "big": 123456789012345678901234567890, "f": 1.0e+400, "s": "\\u00e9\\n", "k": {"b":1,"a":2} }';
   const created = await server.json('PUT', '/db/doc', 201, { body });
   const get = await server.request('GET', '/db/doc');
   assert.equal(
@@ -85,7 +88,10 @@ test('POST creates documents', async (t) => {
   const named = await server.json('POST', '/db', 201, { body: { _id: 'named', a: 1 } });
   assert.equal(named.id, 'named');
   assertError(
-    await server.request('POST', '/db', { body: { a: 1 }, headers: { 'content-type': 'text/plain' } }),
+    await server.request('POST', '/db', {
+      body: { a: 1 },
+      headers: { 'content-type': 'text/plain' },
+    }),
     415,
     'bad_content_type',
   );
@@ -108,9 +114,21 @@ test('invalid documents get CouchDB errors', async (t) => {
     ['/db/x', '', 400, 'bad_request', 'invalid UTF-8 JSON'],
     ['/db/x', '{"_foo":1}', 400, 'doc_validation', 'Bad special document member: _foo'],
     ['/db/x', '{"_rev":"bad"}', 400, 'bad_request', 'Invalid rev format'],
-    ['/db/_bad', '{}', 400, 'illegal_docid', 'Only reserved document ids may start with underscore.'],
+    [
+      '/db/_bad',
+      '{}',
+      400,
+      'illegal_docid',
+      'Only reserved document ids may start with underscore.',
+    ],
     ['/db/%FF', '{}', 400, 'illegal_docid', 'Document id must be valid UTF-8'],
-    ['/db/_design/', '{}', 400, 'illegal_docid', 'Only reserved document ids may start with underscore.'],
+    [
+      '/db/_design/',
+      '{}',
+      400,
+      'illegal_docid',
+      'Only reserved document ids may start with underscore.',
+    ],
   ];
   for (const [url, body, status, error, reason] of cases) {
     assertError(await server.request('PUT', url, { body }), status, error, reason);
@@ -135,12 +153,17 @@ test('design and local documents', async (t) => {
   assert.deepEqual(JSON.parse(local.body), { ok: true, id: '_local/check', rev: '0-1' });
   const read = await server.request('GET', '/db/_local/check');
   assert.equal(read.body, '{"_id":"_local/check","_rev":"0-1","seq":5}\n');
-  const second = await server.json('PUT', '/db/_local/check', 201, { body: { _rev: '0-1', seq: 6 } });
+  const second = await server.json('PUT', '/db/_local/check', 201, {
+    body: { _rev: '0-1', seq: 6 },
+  });
   assert.equal(second.rev, '0-2');
   await server.json('DELETE', '/db/_local/check?rev=0-2', 200);
   assertError(await server.request('GET', '/db/_local/check'), 404, 'not_found', 'missing');
   const all = await server.json('GET', '/db/_all_docs', 200);
-  assert.deepEqual(all.rows.map((row: { id: string }) => row.id), ['_design/app']);
+  assert.deepEqual(
+    all.rows.map((row: { id: string }) => row.id),
+    ['_design/app'],
+  );
 });
 
 test('read options render special members', async (t) => {
@@ -149,12 +172,21 @@ test('read options render special members', async (t) => {
   const second = await server.json('PUT', '/db/doc', 201, { body: { _rev: first.rev, v: 2 } });
   // A conflicting branch from replication.
   await server.json('POST', '/db/_bulk_docs', 201, {
-    body: { docs: [{ _id: 'doc', _revisions: { start: 2, ids: ['b'.repeat(32), first.rev.slice(2)] }, v: 9 }], new_edits: false },
+    body: {
+      docs: [
+        { _id: 'doc', _revisions: { start: 2, ids: ['b'.repeat(32), first.rev.slice(2)] }, v: 9 },
+      ],
+      new_edits: false,
+    },
   });
   const winnerRev = second.rev > `2-${'b'.repeat(32)}` ? second.rev : `2-${'b'.repeat(32)}`;
   const loserRev = winnerRev === second.rev ? `2-${'b'.repeat(32)}` : second.rev;
 
-  const doc = await server.json('GET', '/db/doc?revs=true&revs_info=true&conflicts=true&local_seq=true', 200);
+  const doc = await server.json(
+    'GET',
+    '/db/doc?revs=true&revs_info=true&conflicts=true&local_seq=true',
+    200,
+  );
   assert.equal(doc._rev, winnerRev);
   assert.deepEqual(doc._revisions, { start: 2, ids: [winnerRev.slice(2), first.rev.slice(2)] });
   assert.deepEqual(doc._revs_info, [
@@ -165,7 +197,10 @@ test('read options render special members', async (t) => {
   assert.equal(doc._local_seq, '3-mem');
 
   const openAll = await server.json('GET', '/db/doc?open_revs=all', 200);
-  assert.deepEqual(openAll.map((entry: { ok: { _rev: string } }) => entry.ok._rev).sort(), [second.rev, `2-${'b'.repeat(32)}`].sort());
+  assert.deepEqual(
+    openAll.map((entry: { ok: { _rev: string } }) => entry.ok._rev).sort(),
+    [second.rev, `2-${'b'.repeat(32)}`].sort(),
+  );
   const openSome = await server.json(
     'GET',
     `/db/doc?open_revs=${encodeURIComponent(JSON.stringify([second.rev, '9-abc']))}`,
@@ -175,7 +210,12 @@ test('read options render special members', async (t) => {
   assert.deepEqual(openSome[1], { missing: '9-abc' });
   const latest = await server.json('GET', `/db/doc?rev=${first.rev}&latest=true`, 200);
   assert.equal(latest._rev, winnerRev);
-  assertError(await server.request('GET', `/db/doc?open_revs=[1]`), 400, 'bad_request', 'Invalid rev format');
+  assertError(
+    await server.request('GET', `/db/doc?open_revs=[1]`),
+    400,
+    'bad_request',
+    'Invalid rev format',
+  );
   assertError(await server.request('GET', '/db/doc?revs=maybe'), 400, 'query_parse_error');
 });
 
@@ -192,9 +232,20 @@ test('COPY writes a copy', async (t) => {
     409,
     'conflict',
   );
-  await server.json('COPY', '/db/source', 201, { headers: { destination: `target?rev=${copied.rev}` } });
-  assertError(await server.request('COPY', '/db/source'), 400, 'bad_request', 'Destination header is mandatory for COPY.');
-  assertError(await server.request('COPY', '/db/none', { headers: { destination: 'x' } }), 404, 'not_found');
+  await server.json('COPY', '/db/source', 201, {
+    headers: { destination: `target?rev=${copied.rev}` },
+  });
+  assertError(
+    await server.request('COPY', '/db/source'),
+    400,
+    'bad_request',
+    'Destination header is mandatory for COPY.',
+  );
+  assertError(
+    await server.request('COPY', '/db/none', { headers: { destination: 'x' } }),
+    404,
+    'not_found',
+  );
 });
 
 test('unknown write outcomes answer 503', async (t) => {
@@ -208,7 +259,11 @@ test('unknown write outcomes answer 503', async (t) => {
     'unknown_outcome',
     /may or may not have been applied/,
   );
-  assertError(await server.request('POST', '/db/_bulk_docs', { body: { docs: [{}] } }), 503, 'unknown_outcome');
+  assertError(
+    await server.request('POST', '/db/_bulk_docs', { body: { docs: [{}] } }),
+    503,
+    'unknown_outcome',
+  );
 });
 
 test('unexpected errors answer a generic 500', async (t) => {
@@ -223,7 +278,9 @@ test('document ids round-trip through URLs', async (t) => {
   const server = await withDb(t);
   await fc.assert(
     fc.asyncProperty(
-      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter((id) => !id.startsWith('_')),
+      fc
+        .string({ unit: 'grapheme', minLength: 1, maxLength: 20 })
+        .filter((id) => !id.startsWith('_')),
       async (id) => {
         const url = `/db/${encodeURIComponent(id)}`;
         const created = await server.json('PUT', url, 201, { body: { id } });

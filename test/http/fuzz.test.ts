@@ -56,7 +56,10 @@ const QUERY_NAMES = [
 function checkReply(response: LightMyRequestResponse, label: string): void {
   // 501 is the deliberate answer for routes Divan does not implement yet (attachments).
   const deliberate = response.statusCode === 501;
-  assert.ok(response.statusCode < 500 || deliberate, `${label}: ${response.statusCode} ${response.body}`);
+  assert.ok(
+    response.statusCode < 500 || deliberate,
+    `${label}: ${response.statusCode} ${response.body}`,
+  );
   assert.match(String(response.headers['x-couch-request-id']), /^[0-9a-f]{10}$/, label);
   if (response.statusCode >= 400 && response.body !== '') {
     assert.equal(response.headers['content-type'], 'application/json', label);
@@ -70,16 +73,27 @@ const jsonValue = fc.jsonValue({ maxDepth: 4 });
 const body = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
   jsonValue.map((value) => JSON.stringify(value)),
-  fc.record({ docs: fc.array(jsonValue, { maxLength: 5 }), new_edits: fc.boolean() }).map((v) => JSON.stringify(v)),
+  fc
+    .record({ docs: fc.array(jsonValue, { maxLength: 5 }), new_edits: fc.boolean() })
+    .map((v) => JSON.stringify(v)),
   fc.dictionary(fc.string(), fc.array(fc.string(), { maxLength: 3 })).map((v) => JSON.stringify(v)),
-  fc.record({ _id: fc.string(), _rev: fc.string(), _revisions: jsonValue, _deleted: jsonValue }).map((v) =>
-    JSON.stringify(v),
-  ),
+  fc
+    .record({ _id: fc.string(), _rev: fc.string(), _revisions: jsonValue, _deleted: jsonValue })
+    .map((v) => JSON.stringify(v)),
 );
 const query = fc
-  .array(fc.tuple(fc.constantFrom(...QUERY_NAMES), fc.oneof(fc.string(), jsonValue.map((v) => JSON.stringify(v)))), {
-    maxLength: 4,
-  })
+  .array(
+    fc.tuple(
+      fc.constantFrom(...QUERY_NAMES),
+      fc.oneof(
+        fc.string(),
+        jsonValue.map((v) => JSON.stringify(v)),
+      ),
+    ),
+    {
+      maxLength: 4,
+    },
+  )
   .map((pairs) => {
     const params = new URLSearchParams(pairs);
     params.set('timeout', '0');
@@ -100,7 +114,10 @@ test('random requests never fail with 500', async (t) => {
       async (method, path, search, payload, contentType) => {
         const headers: Record<string, string> = { destination: 'copy' };
         if (contentType !== '') headers['content-type'] = contentType;
-        const response = await server.request(method, `${path}?${search}`, { body: payload, headers });
+        const response = await server.request(method, `${path}?${search}`, {
+          body: payload,
+          headers,
+        });
         checkReply(response, `${method} ${path}?${search}`);
       },
     ),
@@ -114,7 +131,19 @@ test('random paths never fail with 500', async (t) => {
   await seed(server, 'db', [{ _id: 'doc' }]);
   const segment = fc.oneof(
     fc.string(),
-    fc.constantFrom('_design', '_local', '_all_docs', '_changes', '_node', '_local', 'db', '%', '%2F', '%FF', '..'),
+    fc.constantFrom(
+      '_design',
+      '_local',
+      '_all_docs',
+      '_changes',
+      '_node',
+      '_local',
+      'db',
+      '%',
+      '%2F',
+      '%FF',
+      '..',
+    ),
   );
   await fc.assert(
     fc.asyncProperty(

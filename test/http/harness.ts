@@ -11,6 +11,10 @@ import type { HttpLimits } from '../../src/http/limits.js';
 import { createHttpServer } from '../../src/http/server.js';
 import { MemoryBackend } from './memory-backend.js';
 
+/** A parsed reply; tests read its fields directly and assert each one. */
+// biome-ignore lint/suspicious/noExplicitAny: reply shapes vary per route and are asserted field by field
+export type JsonReply = any;
+
 export const ADMIN_NAME = 'admin';
 export const ADMIN_PASSWORD = 'p@ss wörd:with colon';
 const TEST_ITERATIONS = 1_000;
@@ -42,7 +46,11 @@ export class TestServer {
   ) {}
 
   /** Sends a request as the admin; a non-Buffer, non-string body is sent as JSON. */
-  request(method: string, url: string, options: RequestOptions = {}): Promise<LightMyRequestResponse> {
+  request(
+    method: string,
+    url: string,
+    options: RequestOptions = {},
+  ): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { ...options.headers };
     if (!options.anonymous) headers.authorization ??= ADMIN_AUTH;
     let payload: string | Buffer | undefined;
@@ -62,7 +70,12 @@ export class TestServer {
   }
 
   /** Sends a request and returns the parsed JSON body after checking the status. */
-  async json(method: string, url: string, status: number, options: RequestOptions = {}): Promise<any> {
+  async json(
+    method: string,
+    url: string,
+    status: number,
+    options: RequestOptions = {},
+  ): Promise<JsonReply> {
     const response = await this.request(method, url, options);
     assert.equal(response.statusCode, status, `${method} ${url}: ${response.body}`);
     assertJsonReply(response);
@@ -117,7 +130,7 @@ export async function listen(server: TestServer): Promise<string> {
 }
 
 /** Creates a database and writes `docs` to it through `_bulk_docs`; returns the results. */
-export async function seed(server: TestServer, db: string, docs: unknown[]): Promise<any[]> {
+export async function seed(server: TestServer, db: string, docs: unknown[]): Promise<JsonReply[]> {
   const existing = await server.request('GET', `/${db}`);
   if (existing.statusCode === 404) await server.json('PUT', `/${db}`, 201);
   return server.json('POST', `/${db}/_bulk_docs`, 201, { body: { docs } });

@@ -18,12 +18,17 @@
  * `failSnapshots` makes snapshots throw (for the 500 path).
  */
 import { compareCodePoints } from '../../src/document/collate.js';
-import { formatLocalRev, formatRev, nextLocalRevCounter, type Rev } from '../../src/document/rev.js';
-import { newRevId } from '../../src/document/revid.js';
+import {
+  formatLocalRev,
+  formatRev,
+  nextLocalRevCounter,
+  type Rev,
+} from '../../src/document/rev.js';
 import { applyInteractiveEdit, resolveInteractiveEdit } from '../../src/document/rev-edit.js';
 import { stem } from '../../src/document/rev-stem.js';
 import { mergePath, type RevTree } from '../../src/document/rev-tree.js';
 import { findRevision, isDeleted, winner } from '../../src/document/rev-tree-query.js';
+import { newRevId } from '../../src/document/revid.js';
 import type {
   ChangesSince,
   Consistency,
@@ -201,7 +206,8 @@ class MemorySnapshot implements DatabaseSnapshot {
     if (since.kind === 'start') return formatSeq(0);
     if (since.kind === 'now') return formatSeq(this.updateSeq);
     const seq = parseSeq(since.seq);
-    if (seq > this.updateSeq) throw errors.invalidSinceSeq(`Sequence ${since.seq} is in the future`);
+    if (seq > this.updateSeq)
+      throw errors.invalidSinceSeq(`Sequence ${since.seq} is in the future`);
     return formatSeq(seq);
   }
 
@@ -224,7 +230,9 @@ class MemorySnapshot implements DatabaseSnapshot {
   localDocument(id: string): LocalDocumentRecord | null {
     this.check();
     const local = this.locals.get(id);
-    return local === undefined ? null : { id, rev: formatLocalRev(local.counter), body: local.body };
+    return local === undefined
+      ? null
+      : { id, rev: formatLocalRev(local.counter), body: local.body };
   }
 
   security(): Buffer {
@@ -407,7 +415,8 @@ function writeReplicated(database: MemoryDatabase, doc: WriteDocument): WriteRes
 
 function writeLocal(database: MemoryDatabase, doc: WriteDocument): WriteResult {
   const counter = nextLocalRevCounter(doc.revisions, doc.deleted);
-  if (counter === null) return { ok: false, id: doc.id, error: 'bad_request', reason: 'Invalid rev format' };
+  if (counter === null)
+    return { ok: false, id: doc.id, error: 'bad_request', reason: 'Invalid rev format' };
   if (doc.deleted) {
     if (!database.locals.has(doc.id)) {
       return { ok: false, id: doc.id, error: 'not_found', reason: 'missing' };

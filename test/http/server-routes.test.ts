@@ -88,7 +88,12 @@ test('_raft routes', async (t) => {
   for (const key of ['node', 'role', 'term', 'leader', 'commit_index', 'applied_index']) {
     assert.ok(key in group, key);
   }
-  assertError(await server.request('GET', '/missing/_raft'), 404, 'not_found', 'Database does not exist.');
+  assertError(
+    await server.request('GET', '/missing/_raft'),
+    404,
+    'not_found',
+    'Database does not exist.',
+  );
 });
 
 test('wrong methods answer 405 with Allow', async (t) => {

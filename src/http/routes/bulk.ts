@@ -17,7 +17,7 @@
 import { decodeMember, kindAt, scanJson } from '../../document/json.js';
 import { formatRev, parseRev, type Rev } from '../../document/rev.js';
 import { missingRevisions, possibleAncestors } from '../../document/rev-tree-query.js';
-import { CouchError, errors, isCouchError } from '../../util/couch-error.js';
+import { type CouchError, errors, isCouchError } from '../../util/couch-error.js';
 import type { WriteDocument } from '../backend.js';
 import type { RequestScope } from '../context.js';
 import {
@@ -107,7 +107,9 @@ function bulkGetDocs(
 ): (Buffer | string)[] {
   const revLabel = typeof item.rev === 'string' ? item.rev : 'undefined';
   if (typeof item.id !== 'string' || item.id === '') {
-    return [bulkGetError(item.id ?? null, revLabel, errors.illegalDocId('Document id must be a string'))];
+    return [
+      bulkGetError(item.id ?? null, revLabel, errors.illegalDocId('Document id must be a string')),
+    ];
   }
   try {
     const entries = read(item.id, typeof item.rev === 'string' ? item.rev : undefined);

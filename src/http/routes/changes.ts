@@ -22,10 +22,11 @@
  * Filters: `_doc_ids` (query `doc_ids` or body `doc_ids`), `_selector` (body `selector`),
  * `_design`. Filter functions and `_view` need JavaScript, which Divan does not run.
  */
-import { compileSelector, type Selector } from '../../document/selector.js';
+
+import { decodeMember } from '../../document/json.js';
 import { formatRev } from '../../document/rev.js';
 import { sortedLeaves } from '../../document/rev-tree-query.js';
-import { decodeMember } from '../../document/json.js';
+import { compileSelector, type Selector } from '../../document/selector.js';
 import { errors, isCouchError } from '../../util/couch-error.js';
 import type { ChangesSince, DatabaseSnapshot, DocumentRecord, Seq } from '../backend.js';
 import type { RequestScope } from '../context.js';
@@ -64,7 +65,9 @@ function parseFeed(value: string | undefined): Feed {
   if (value === undefined || value === 'normal') return 'normal';
   if (value === 'longpoll' || value === 'continuous' || value === 'eventsource') return value;
   if (value === 'live') return 'continuous';
-  throw errors.badRequest('Supported `feed` types: normal, continuous, live, longpoll, eventsource');
+  throw errors.badRequest(
+    'Supported `feed` types: normal, continuous, live, longpoll, eventsource',
+  );
 }
 
 function parseSince(scope: RequestScope, feed: Feed): ChangesSince {
@@ -108,7 +111,7 @@ function docIdsFilter(scope: RequestScope, body: Record<string, unknown>): Chang
   return { needsDoc: false, accepts: (record) => wanted.has(record.id) };
 }
 
-function selectorFilter(scope: RequestScope, body: Record<string, unknown>): ChangesFilter {
+function selectorFilter(body: Record<string, unknown>): ChangesFilter {
   if (!('selector' in body)) throw errors.selectorMissing();
   const selector: Selector = compileSelector(body.selector);
   return { needsDoc: true, accepts: (_record, doc) => selector.matches(doc) };
@@ -118,7 +121,7 @@ function parseFilter(scope: RequestScope, body: Record<string, unknown>): Change
   const name = scope.query.string('filter');
   if (name === undefined || name === '') return ALL_CHANGES;
   if (name === '_doc_ids') return docIdsFilter(scope, body);
-  if (name === '_selector') return selectorFilter(scope, body);
+  if (name === '_selector') return selectorFilter(body);
   if (name === '_design') {
     return { needsDoc: false, accepts: (record) => record.id.startsWith('_design/') };
   }
@@ -228,8 +231,7 @@ const NORMAL_WRITER: FeedWriter = {
   row: (row, _seq, first) => (first ? row : Buffer.concat([Buffer.from(',\r\n'), row])),
   waiting: '\n',
   heartbeat: '\n',
-  end: (lastSeq, pending) =>
-    `\n],\n"last_seq":${JSON.stringify(lastSeq)},"pending":${pending}}\n`,
+  end: (lastSeq, pending) => `\n],\n"last_seq":${JSON.stringify(lastSeq)},"pending":${pending}}\n`,
   contentType: 'application/json',
 };
 
@@ -282,7 +284,10 @@ export async function handleChanges(scope: RequestScope, db: string): Promise<vo
     await runFeed(scope, db, query, writer, stream, snapshot, state);
   } catch (error) {
     // Headers are gone; the only honest signal left is an aborted body.
-    scope.request.log[isCouchError(error) ? 'info' : 'error']({ err: error }, '_changes feed failed');
+    scope.request.log[isCouchError(error) ? 'info' : 'error'](
+      { err: error },
+      '_changes feed failed',
+    );
     stream.destroy();
   }
 }

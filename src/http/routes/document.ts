@@ -68,7 +68,8 @@ function writeBatched(scope: RequestScope, db: string, doc: WriteDocument): void
         scope.request.log.info({ db, id: doc.id, error: result.error }, 'batch=ok write failed');
       }
     },
-    (error: unknown) => scope.request.log.warn({ db, id: doc.id, err: error }, 'batch=ok write failed'),
+    (error: unknown) =>
+      scope.request.log.warn({ db, id: doc.id, err: error }, 'batch=ok write failed'),
   );
   scope.sendJson(202, { ok: true, id: doc.id });
 }
@@ -90,7 +91,11 @@ export async function handlePostDocument(scope: RequestScope, db: string): Promi
   scope.sendJson(201, { ok: true, id: doc.id, rev }, { location: location(scope, db, doc.id) });
 }
 
-export async function handleGetDocument(scope: RequestScope, db: string, id: string): Promise<void> {
+export async function handleGetDocument(
+  scope: RequestScope,
+  db: string,
+  id: string,
+): Promise<void> {
   if (id.startsWith('_local/')) {
     const local = await withSnapshot(scope, db, (snapshot) => snapshot.localDocument(id));
     if (local === null) throw errors.docNotFound('missing');
@@ -133,7 +138,9 @@ function mergeRevisions(body: RevPath, fromRequest: string | undefined): RevPath
   const rev = parseRev(fromRequest);
   if (body.ids.length === 0) return { start: rev.pos, ids: [rev.id] };
   if (body.start !== rev.pos || body.ids[0] !== rev.id) {
-    throw errors.badRequest('Document rev from request body and query string have different values');
+    throw errors.badRequest(
+      'Document rev from request body and query string have different values',
+    );
   }
   return body;
 }
@@ -193,11 +200,17 @@ function parseDestination(header: string | undefined): { id: Buffer; rev: string
   const question = header.indexOf('?');
   const idPart = question < 0 ? header : header.slice(0, question);
   const rev =
-    question < 0 ? undefined : (new URLSearchParams(header.slice(question + 1)).get('rev') ?? undefined);
+    question < 0
+      ? undefined
+      : (new URLSearchParams(header.slice(question + 1)).get('rev') ?? undefined);
   return { id: percentDecode(idPart), rev };
 }
 
-export async function handleCopyDocument(scope: RequestScope, db: string, id: string): Promise<void> {
+export async function handleCopyDocument(
+  scope: RequestScope,
+  db: string,
+  id: string,
+): Promise<void> {
   const destination = parseDestination(scope.header('destination'));
   const targetId = validateUrlDocId(destination.id, scope.limits);
   const source = await withSnapshot(scope, db, (snapshot) => {
@@ -216,7 +229,8 @@ export async function handleCopyDocument(scope: RequestScope, db: string, id: st
     {
       id: targetId,
       kind: null,
-      revisions: targetRev === undefined ? NO_REVISIONS : { start: targetRev.pos, ids: [targetRev.id] },
+      revisions:
+        targetRev === undefined ? NO_REVISIONS : { start: targetRev.pos, ids: [targetRev.id] },
       deleted: false,
       attachments: null,
       body: source.body,

@@ -67,7 +67,11 @@ export function handleUuids(scope: RequestScope): void {
   }
   const uuids: string[] = [];
   for (let i = 0; i < count; i++) uuids.push(newUuid());
-  scope.sendJson(200, { uuids }, { 'cache-control': 'must-revalidate, no-cache', pragma: 'no-cache' });
+  scope.sendJson(
+    200,
+    { uuids },
+    { 'cache-control': 'must-revalidate, no-cache', pragma: 'no-cache' },
+  );
 }
 
 /** Event-loop delay since the server started, sampled every 10 ms. */
