@@ -23,7 +23,7 @@ import { errors } from '../util/couch-error.js';
 import type { DocumentRecord, LocalDocumentRecord } from './backend.js';
 import type { QueryParams } from './query.js';
 
-/** Which special members to render. */
+/** The special members to render. */
 export interface ReadOptions {
   readonly revs: boolean;
   readonly revsInfo: boolean;

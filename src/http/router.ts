@@ -2,13 +2,13 @@
  * Maps a decoded path and a method to a route handler, as CouchDB 3.x routes:
  *
  * - `/` and server routes starting with `_` (`_up`, `_all_dbs`, `_uuids`, `_node/_local/...`);
- *   any other top-level `_` name that is not a system database answers 404
+ *   any other top-level `_` name that is not a system database gets 404
  *   `Database does not exist.` (and 400 `illegal_database_name` to `PUT`);
  * - `/{db}` and its special routes (`_all_docs`, `_changes`, ...); an invalid database name
- *   answers 404 like a missing database, except to `PUT`;
+ *   gets 404 like a missing database, except to `PUT`;
  * - documents: `/{db}/{id}`, `/{db}/_design/{name}`, `/{db}/_local/{name}`; a deeper path is an
- *   attachment, which answers 501 until attachments exist;
- * - a wrong method on a route answers 405 `method_not_allowed` with an `Allow` header.
+ *   attachment, which gets 501 until attachments exist;
+ * - a wrong method on a route gets 405 `method_not_allowed` with an `Allow` header.
  *
  * Routes CouchDB has and Divan does not yet (`_find`, `_index`, `_purge`, ...) answer 501.
  * Authorization is decided before this (see `requiredAccess`).
@@ -67,7 +67,7 @@ const UNIMPLEMENTED_DB_ROUTES: ReadonlySet<string> = new Set([
   '_partition',
 ]);
 
-/** Who may use a route: anyone, or a server admin (with the 401 reason CouchDB gives). */
+/** The access a route needs: none, or a server admin (each kind with its CouchDB 401 reason). */
 export type Access = 'public' | 'server_admin' | 'database';
 
 /**
@@ -211,7 +211,7 @@ export async function route(scope: RequestScope): Promise<void> {
   scope.facts.db = first;
   const table = databaseRoute(scope, first, segments);
   if (!isValidDatabaseName(first) && !(segments.length === 1 && scope.method === 'PUT')) {
-    // Check the method first, so a wrong method still answers 405.
+    // Check the method first, so a wrong method still gets 405.
     await dispatch(
       scope,
       mapTable(table, () => Promise.reject(errors.dbNotFound())),

@@ -4,9 +4,9 @@
  *
  * Request lifecycle:
  * 1. `onRequest`: assign the request id (10 hex digits, CouchDB's nonce length) and send it as
- *    `X-Couch-Request-ID`; reject a request target longer than `maxUrlBytes` (414); parse the
- *    path; check credentials (401 unless public or a server admin). This runs before the body
- *    is read, so an unauthenticated upload is never buffered.
+ *    `X-Couch-Request-ID`. Reject a request target longer than `maxUrlBytes` (414), parse the
+ *    path and check credentials (401 unless public or a server admin). This runs before the
+ *    body is read, so an unauthenticated upload is never buffered.
  * 2. Body: every content type is read as raw bytes up to `maxRequestBodyBytes` (413 past it);
  *    nothing is parsed by fastify.
  * 3. Handler: the router (router.ts) and route modules; errors are `CouchError`s.
@@ -71,8 +71,8 @@ interface RequestState {
 const requestStates = new WeakMap<FastifyRequest, RequestState>();
 
 /**
- * Request targets as sent. Every request is rewritten to `/` before fastify's router sees it,
- * so the router never decodes a path: paths are decoded segment by segment here, where an
+ * Request targets as sent. Every request is rewritten to `/` before fastify routes it, so
+ * fastify never decodes a path. Paths are decoded segment by segment here instead, where an
  * invalid escape or invalid UTF-8 gets CouchDB's error for the name it is in.
  */
 const originalUrls = new WeakMap<IncomingMessage, string>();

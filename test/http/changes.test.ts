@@ -192,7 +192,7 @@ test('longpoll wakes on a write over a socket', async (t) => {
   assert.ok(text.startsWith('{"results":[\n\n\n'), 'a waiting newline and at least one heartbeat');
 });
 
-/** Reads a streamed body until `done` says it has enough, then cancels the request. */
+/** Reads a streamed body until `done` reports it has enough, then cancels the request. */
 async function readUntil(
   url: string,
   done: (text: string) => boolean,

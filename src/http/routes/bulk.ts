@@ -1,5 +1,5 @@
 /**
- * Multi-document routes: `_bulk_docs`, `_bulk_get` and `_revs_diff`, as CouchDB 3.x answers
+ * Multi-document routes: `_bulk_docs`, `_bulk_get` and `_revs_diff`, as CouchDB 3.x replies to
  * them.
  *
  * `_bulk_docs`: every document is parsed before anything is written, so one invalid document
@@ -61,10 +61,10 @@ export async function handleBulkDocs(scope: RequestScope, db: string): Promise<v
   });
 
   const results = docs.length === 0 ? [] : await scope.backend.write(db, { docs, newEdits });
-  const shown = newEdits ? results : results.filter((result) => !result.ok);
+  const listed = newEdits ? results : results.filter((result) => !result.ok);
   scope.sendJson(
     201,
-    shown.map((result) =>
+    listed.map((result) =>
       result.ok
         ? { ok: true, id: result.id, rev: result.rev }
         : { id: result.id, error: result.error, reason: result.reason },

@@ -88,7 +88,7 @@ function parseHeartbeat(scope: RequestScope): number | null {
   return heartbeat;
 }
 
-/** The body's members for POST (`doc_ids`, `selector`), or an empty record. */
+/** Reads the `doc_ids` and `selector` members of a POST body; empty for other requests. */
 function bodyMembers(scope: RequestScope): Record<string, unknown> {
   if (scope.method !== 'POST' || scope.body().length === 0) return {};
   scope.requireJsonContentType();
@@ -107,8 +107,8 @@ function docIdsFilter(scope: RequestScope, body: Record<string, unknown>): Chang
   if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
     throw errors.badRequest('`doc_ids` filter parameter is not a list of doc ids.');
   }
-  const wanted = new Set(ids as string[]);
-  return { needsDoc: false, accepts: (record) => wanted.has(record.id) };
+  const requested = new Set(ids as string[]);
+  return { needsDoc: false, accepts: (record) => requested.has(record.id) };
 }
 
 function selectorFilter(body: Record<string, unknown>): ChangesFilter {
@@ -325,8 +325,9 @@ async function runFeed(
 }
 
 /**
- * Waits for changes after `state.lastSeq`, writing heartbeats, and streams them; returns when
- * the feed is done (longpoll: a row was written; any feed: limit, timeout or client gone).
+ * Waits for changes after `state.lastSeq`, writing heartbeats, and streams them. Returns when
+ * the feed is done: a longpoll once it wrote a row, any feed at its limit, its timeout, or
+ * when the client leaves.
  */
 async function waitAndStream(
   scope: RequestScope,

@@ -3,7 +3,7 @@
  * `/{db}/{id}`, `/{db}/_design/{name}` and `/{db}/_local/{name}`.
  *
  * As in CouchDB 3.x:
- * - the URL's id wins over a body's `_id`; `?rev=` (or `If-Match`) supplies the revision when
+ * - the URL's id wins over a body's `_id`. `?rev=` (or `If-Match`) supplies the revision when
  *   the body has none, and a body revision that differs from it is a 400;
  * - replies to writes carry `ETag: "<rev>"` and a `Location` (except `DELETE` and `POST`,
  *   which send only one of them as CouchDB does); `GET` carries the ETag and answers 304 to a
@@ -38,7 +38,7 @@ function location(scope: RequestScope, db: string, id: string): string {
   return `${scope.origin()}/${encodeURIComponent(db)}/${encodeDocIdForUrl(id)}`;
 }
 
-/** The revision named by `?rev=` or, failing that, an `If-Match` header. */
+/** Returns the revision `?rev=` names, or else the one in the `If-Match` header. */
 function requestedRev(scope: RequestScope): string | undefined {
   const fromQuery = scope.query.string('rev');
   if (fromQuery !== undefined) return fromQuery;
@@ -59,7 +59,7 @@ async function writeOne(
   return result.rev;
 }
 
-/** Starts a `batch=ok` write without waiting for it and answers 202. */
+/** Starts a `batch=ok` write without waiting for it and replies 202. */
 function writeBatched(scope: RequestScope, db: string, doc: WriteDocument): void {
   scope.backend.write(db, { docs: [doc], newEdits: true }).then(
     (results) => {
