@@ -37,7 +37,7 @@ import type { HttpBackend } from './backend.js';
 import { type RequestFacts, RequestScope, type ServerContext } from './context.js';
 import { type HttpLimits, resolveLimits } from './limits.js';
 import { sendError } from './reply.js';
-import { parseRequestTarget, type RequestTarget } from './request-target.js';
+import { isValidDatabaseName, parseRequestTarget, type RequestTarget } from './request-target.js';
 import { type Access, requiredAccess, route } from './router.js';
 
 const REQUEST_ID_BYTES = 5;
@@ -180,7 +180,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     const url = originalUrl(request);
     if (Buffer.byteLength(url) > limits.maxUrlBytes) throw errors.uriTooLong();
     const target = parseRequestTarget(url);
-    const facts: RequestFacts = { user: null, db: null };
+    const first = target.segments[0]?.text;
+    const db = first !== undefined && isValidDatabaseName(first) ? first : null;
+    const facts: RequestFacts = { user: null, db };
     requestStates.set(request, { target, facts });
 
     const access = requiredAccess(target.segments, request.method);

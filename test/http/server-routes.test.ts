@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertError, assertJsonReply, startServer } from './harness.js';
+import { pino } from 'pino';
+import { createHttpServer } from '../../src/http/server.js';
+import {
+  ADMIN_AUTH,
+  ADMIN_NAME,
+  adminHash,
+  assertError,
+  assertJsonReply,
+  startServer,
+} from './harness.js';
+import { MemoryBackend } from './memory-backend.js';
 
 test('welcome body', async (t) => {
   const server = await startServer(t);
@@ -147,4 +157,33 @@ test('unimplemented routes answer 501', async (t) => {
   await server.json('PUT', '/db', 201);
   assertError(await server.request('POST', '/db/_find', { body: {} }), 501, 'not_implemented');
   assertError(await server.request('GET', '/db/doc/attachment.txt'), 501, 'not_implemented');
+});
+
+test('one log line per request', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  const app = createHttpServer({
+    backend: new MemoryBackend(),
+    admins: [{ name: ADMIN_NAME, passwordHash: await adminHash() }],
+    logger,
+  });
+  t.after(() => app.close());
+  await app.inject({ method: 'PUT', url: '/db', headers: { authorization: ADMIN_AUTH } });
+  const response = await app.inject({ method: 'GET', url: '/db/missing?x=1' });
+  assert.equal(lines.length, 2);
+  const line = lines[1]!;
+  assert.equal(line.level, 30);
+  assert.equal(line.msg, 'request');
+  assert.equal(line.reqId, response.headers['x-couch-request-id']);
+  assert.equal(line.method, 'GET');
+  assert.equal(line.path, '/db/missing');
+  assert.equal(line.status, 401);
+  assert.equal(typeof line.durationMs, 'number');
+  assert.equal(line.user, null);
+  assert.equal(line.db, 'db');
+  assert.equal(lines[0]!.user, ADMIN_NAME);
+  assert.equal(lines[0]!.db, 'db');
 });
