@@ -110,7 +110,7 @@ export type AuthOutcome =
   /** Basic credentials that name no admin or carry a wrong password. */
   | { readonly kind: 'rejected'; readonly name: string };
 
-/** Checked for names that are not admins; no password matches its all-zero key. */
+/** Checked for names that are not admins; `authenticate` rejects it even if a key matched. */
 const UNKNOWN_ADMIN_HASH: PasswordHash = Object.freeze({
   prf: 'sha256',
   derivedKey: Buffer.alloc(PRF_KEY_BYTES.sha256!),

@@ -13,9 +13,9 @@
  * 4. `onResponse`: one log line at info with request id, method, path, status, duration, user
  *    and database.
  *
- * Errors: a `CouchError` answers with its status and body; fastify's own errors (body too
- * large, bad content-type header, malformed URL) are mapped to CouchDB's; anything else is a
- * bug: it is logged with its stack and answers 500 with a generic reason. Malformed requests
+ * Errors: a `CouchError` is sent with its status and body, and fastify's own errors (body too
+ * large, bad content-type header) are mapped to CouchDB's. Anything else is a bug, so it is
+ * logged with its stack and the reply is a 500 with a generic reason. Malformed requests
  * that Node rejects before fastify (oversized headers, bad request lines) get a JSON error
  * written on the socket.
  */
