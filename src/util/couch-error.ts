@@ -82,4 +82,17 @@ export const errors = {
   selectorNotObject: () =>
     new CouchError(400, 'bad_request', 'Selector error: expected a JSON object'),
   invalidSelector: (reason: string) => new CouchError(400, 'bad_request', reason),
+  queryParseError: (reason: string) => new CouchError(400, 'query_parse_error', reason),
+  invalidSinceSeq: (reason: string) => new CouchError(400, 'invalid_since_seq', reason),
+  bulkDocsCountExceeded: (max: number) =>
+    new CouchError(413, 'max_bulk_docs_count_exceeded', String(max)),
+  bulkGetCountExceeded: (max: number) =>
+    new CouchError(413, 'max_bulk_get_count_exceeded', String(max)),
+  uriTooLong: () => new CouchError(414, 'too_long', 'the request uri is too long'),
+  headersTooLarge: () =>
+    new CouchError(431, 'too_large', 'the request line and headers are too large'),
+  notImplemented: (reason: string) => new CouchError(501, 'not_implemented', reason),
+  /** A bug or an unexpected failure; the details go to the log, never to the client. */
+  internal: () =>
+    new CouchError(500, 'unknown_error', 'The request failed unexpectedly; see the server log.'),
 } as const;

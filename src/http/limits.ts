@@ -1,0 +1,73 @@
+/**
+ * Request limits of the HTTP layer, with CouchDB 3.x's defaults where CouchDB has one and the
+ * error it returns when a limit is passed:
+ *
+ * | limit                | default          | CouchDB setting                    | error            |
+ * |----------------------|------------------|------------------------------------|------------------|
+ * | maxRequestBodyBytes  | 64 MiB           | httpd/max_http_request_size (4 GiB) | 413 too_large   |
+ * | maxDocumentBytes     | 8,000,000        | couchdb/max_document_size          | 413 document_too_large |
+ * | maxDocIdBytes        | unlimited (0)    | couchdb/max_document_id_length     | 400 illegal_docid |
+ * | maxJsonDepth         | 256              | none (jiffy has no limit)          | 400 bad_request  |
+ * | maxBulkDocs          | 10,000           | couchdb/max_bulk_docs_count        | 413 max_bulk_docs_count_exceeded |
+ * | maxBulkGet           | 10,000           | couchdb/max_bulk_get_count         | 413 max_bulk_get_count_exceeded |
+ * | maxUuidCount         | 1,000            | uuids/max_count                    | 400 bad_request  |
+ * | maxUrlBytes          | 64 KiB           | none (mochiweb's line limit)       | 414 too_long     |
+ * | maxHeaderBytes       | 80 KiB           | none                               | 431              |
+ *
+ * The request body default is Divan's own: a request is one Raft log entry, and the peer
+ * transport carries an entry of that size in one frame.
+ */
+import { DEFAULT_MAX_DOCUMENT_SIZE } from '../document/document.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../document/json.js';
+import { assert } from '../util/assert.js';
+
+const MIB = 1024 * 1024;
+const KIB = 1024;
+
+export interface HttpLimits {
+  /** Maximum request body in bytes. */
+  readonly maxRequestBodyBytes: number;
+  /** Maximum stored document body in bytes. */
+  readonly maxDocumentBytes: number;
+  /** Maximum document id in UTF-8 bytes; 0 means unlimited. */
+  readonly maxDocIdBytes: number;
+  /** Maximum nesting depth of JSON objects and arrays in a body. */
+  readonly maxJsonDepth: number;
+  /** Maximum documents in one `_bulk_docs` request. */
+  readonly maxBulkDocs: number;
+  /** Maximum documents in one `_bulk_get` request. */
+  readonly maxBulkGet: number;
+  /** Maximum `count` of `/_uuids`. */
+  readonly maxUuidCount: number;
+  /** Maximum request target (path and query) in bytes. */
+  readonly maxUrlBytes: number;
+  /** Maximum size of the request line and headers together, in bytes (Node's maxHeaderSize). */
+  readonly maxHeaderBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
+  maxRequestBodyBytes: 64 * MIB,
+  maxDocumentBytes: DEFAULT_MAX_DOCUMENT_SIZE,
+  maxDocIdBytes: 0,
+  maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+  maxBulkDocs: 10_000,
+  maxBulkGet: 10_000,
+  maxUuidCount: 1_000,
+  maxUrlBytes: 64 * KIB,
+  maxHeaderBytes: 80 * KIB,
+});
+
+/** Returns the defaults with `overrides` applied, after checking every value. */
+export function resolveLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...overrides };
+  for (const [name, value] of Object.entries(limits)) {
+    assert(Number.isSafeInteger(value) && value >= 0, () => `limit ${name} is ${value}`);
+  }
+  assert(limits.maxJsonDepth >= 1, 'maxJsonDepth must allow a top-level object');
+  assert(limits.maxRequestBodyBytes >= 1, 'maxRequestBodyBytes must be positive');
+  assert(
+    limits.maxUrlBytes < limits.maxHeaderBytes,
+    'maxUrlBytes must be below maxHeaderBytes, which includes the request line',
+  );
+  return limits;
+}

@@ -1,0 +1,111 @@
+/**
+ * Server-level routes: `GET /`, `/_up`, `/_all_dbs`, `/_uuids`, `/_node/_local/_system` and
+ * `/_node/_local/_raft`. The welcome body follows CouchDB 3.x's members; `vendor` names Divan.
+ */
+import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { compareCodePoints } from '../../document/collate.js';
+import { errors } from '../../util/couch-error.js';
+import type { RequestScope } from '../context.js';
+
+/** The CouchDB release whose API Divan follows, reported as `version` by `GET /`. */
+export const COUCHDB_API_VERSION = '3.4.2';
+const UUID_BYTES = 16;
+const NANOSECONDS_PER_MILLISECOND = 1e6;
+const EVENT_LOOP_RESOLUTION_MS = 10;
+
+/** Returns a random uuid as 32 lowercase hex digits, CouchDB's form. */
+export function newUuid(): string {
+  return randomBytes(UUID_BYTES).toString('hex');
+}
+
+export function handleWelcome(scope: RequestScope): void {
+  const identity = scope.backend.server();
+  scope.sendJson(200, {
+    couchdb: 'Welcome',
+    version: COUCHDB_API_VERSION,
+    uuid: identity.uuid,
+    features: [],
+    vendor: { name: 'Divan', version: scope.server.version },
+  });
+}
+
+export function handleUp(scope: RequestScope): void {
+  scope.sendJson(200, { status: 'ok', seeds: {} });
+}
+
+export async function handleAllDbs(scope: RequestScope): Promise<void> {
+  const query = scope.query;
+  const descending = query.boolean('descending', false);
+  const limit = query.integer('limit', Number.MAX_SAFE_INTEGER);
+  const skip = query.integer('skip', 0);
+  const inclusiveEnd = query.boolean('inclusive_end', true);
+  const startKey = query.json('startkey', 'start_key')?.value;
+  const endKey = query.json('endkey', 'end_key')?.value;
+
+  let names = await scope.backend.listDatabases(scope.consistency());
+  if (descending) names = names.slice().reverse();
+  const before = (a: string, b: string) =>
+    descending ? compareCodePoints(a, b) > 0 : compareCodePoints(a, b) < 0;
+  names = names.filter((name) => {
+    if (typeof startKey === 'string' && before(name, startKey)) return false;
+    if (typeof endKey === 'string') {
+      if (before(endKey, name)) return false;
+      if (!inclusiveEnd && name === endKey) return false;
+    }
+    return true;
+  });
+  scope.sendJson(200, names.slice(skip, skip + limit));
+}
+
+export function handleUuids(scope: RequestScope): void {
+  const count = scope.query.integer('count', 1);
+  if (count > scope.limits.maxUuidCount) {
+    throw errors.badRequest(
+      `count parameter too large: the maximum is ${scope.limits.maxUuidCount}`,
+    );
+  }
+  const uuids: string[] = [];
+  for (let i = 0; i < count; i++) uuids.push(newUuid());
+  scope.sendJson(
+    200,
+    { uuids },
+    { 'cache-control': 'must-revalidate, no-cache', pragma: 'no-cache' },
+  );
+}
+
+/** Event-loop delay since the server started, sampled every 10 ms. */
+const eventLoopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
+eventLoopDelay.enable();
+
+function milliseconds(nanoseconds: number): number {
+  return Number.isFinite(nanoseconds) ? nanoseconds / NANOSECONDS_PER_MILLISECOND : 0;
+}
+
+export async function handleSystem(scope: RequestScope): Promise<void> {
+  const stats = await scope.backend.nodeStats();
+  const memory = process.memoryUsage();
+  scope.sendJson(200, {
+    uptime: Math.floor(process.uptime()),
+    memory: {
+      rss: memory.rss,
+      heap_total: memory.heapTotal,
+      heap_used: memory.heapUsed,
+      external: memory.external,
+      array_buffers: memory.arrayBuffers,
+    },
+    event_loop_delay_ms: {
+      min: milliseconds(eventLoopDelay.min),
+      mean: milliseconds(eventLoopDelay.mean),
+      p50: milliseconds(eventLoopDelay.percentile(50)),
+      p99: milliseconds(eventLoopDelay.percentile(99)),
+      max: milliseconds(eventLoopDelay.max),
+    },
+    open_database_files: stats.openDatabaseFiles,
+    raft_groups: stats.raftGroups,
+  });
+}
+
+export async function handleNodeRaft(scope: RequestScope): Promise<void> {
+  scope.sendJson(200, await scope.backend.nodeRaftStatus());
+}
