@@ -28,7 +28,6 @@ import {
   NodeView,
   splitEntries,
   VALUE_INLINE,
-  VALUE_OUT_OF_LINE,
 } from './btree-node.js';
 import type { TreeCodec } from './codecs.js';
 import { CorruptionError, StorageError } from './errors.js';
@@ -132,7 +131,7 @@ export interface FoldOptions<K, R> extends RangeOptions<K> {
 }
 
 /** The visitor returns false to stop the fold. */
-export type FoldVisitor<K, V> = (key: K, value: V) => boolean | undefined | void;
+export type FoldVisitor<K, V> = (key: K, value: V) => unknown;
 
 const ACTION_LOOKUP = 0;
 const ACTION_REMOVE = 1;
