@@ -308,7 +308,10 @@ export class BlockFile {
       regionChecksum: this.#discipline === 'one-fsync' ? this.#regionChecksum : 0,
       payload: header,
     });
-    if (this.#discipline === 'two-fsync') this.#enqueueSync();
+    if (this.#discipline === 'two-fsync') {
+      // The final fsync below raises any failure of this one to the caller.
+      this.#enqueueSync().catch(() => undefined);
+    }
     this.#reserve(physicalLength(position, fields.length));
     this.#putMarker(MARKER_HEADER);
     this.#putLogical(fields);

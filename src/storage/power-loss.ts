@@ -209,6 +209,9 @@ export class PowerLossError extends Error {
  * files so that their syncs and truncations are recorded too.
  */
 abstract class RecordingFileSystem extends ForwardingFileSystem {
+  /** Open files by their current absolute path, so events follow a file across renames. */
+  protected readonly openFiles = new Set<RecordingFile>();
+
   protected abstract record(event: DurabilityEvent): Promise<void>;
 
   override async open(path: string, mode?: OpenMode): Promise<DbFile> {
@@ -225,6 +228,9 @@ abstract class RecordingFileSystem extends ForwardingFileSystem {
 
   override async rename(from: string, to: string): Promise<void> {
     await this.inner.rename(from, to);
+    for (const file of this.openFiles) {
+      if (file.currentPath === resolve(from)) file.currentPath = resolve(to);
+    }
     await this.record({ op: 'rename', from: resolve(from), to: resolve(to) });
   }
 
@@ -247,9 +253,20 @@ abstract class RecordingFileSystem extends ForwardingFileSystem {
   recordFileEvent(event: DurabilityEvent): Promise<void> {
     return this.record(event);
   }
+
+  register(file: RecordingFile): void {
+    this.openFiles.add(file);
+  }
+
+  unregister(file: RecordingFile): void {
+    this.openFiles.delete(file);
+  }
 }
 
 class RecordingFile extends ForwardingDbFile {
+  /** Absolute path of the file now; renames through the owning layer update it. */
+  currentPath: string;
+
   constructor(
     inner: DbFile,
     private readonly owner: RecordingFileSystem,
@@ -257,6 +274,8 @@ class RecordingFile extends ForwardingDbFile {
     private readonly track: <T>(operation: Promise<T>) => Promise<T>,
   ) {
     super(inner);
+    this.currentPath = resolve(inner.path);
+    owner.register(this);
   }
 
   #checkAlive(): void {
@@ -281,7 +300,7 @@ class RecordingFile extends ForwardingDbFile {
   override async truncate(length: number): Promise<void> {
     this.#checkAlive();
     await this.track(this.inner.truncate(length));
-    await this.owner.recordFileEvent({ op: 'truncate', path: resolve(this.path), length });
+    await this.owner.recordFileEvent({ op: 'truncate', path: this.currentPath, length });
   }
 
   override async datasync(): Promise<void> {
@@ -289,11 +308,12 @@ class RecordingFile extends ForwardingDbFile {
     const length = this.inner.size();
     await this.track(this.inner.datasync());
     this.#checkAlive();
-    await this.owner.recordFileEvent({ op: 'sync', path: resolve(this.path), length });
+    await this.owner.recordFileEvent({ op: 'sync', path: this.currentPath, length });
   }
 
+  /** Closes the descriptor; allowed after a crash, so that no descriptor leaks. */
   override async close(): Promise<void> {
-    if (!this.isAlive()) return;
+    this.owner.unregister(this);
     await this.inner.close();
   }
 }
