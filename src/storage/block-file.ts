@@ -56,8 +56,10 @@ export type { CommitDiscipline } from './block-layout.js';
 const FLUSH_THRESHOLD_BYTES = 1 << 20;
 /** Capacity of each append buffer; a larger record gets a buffer of its own size. */
 const APPEND_BUFFER_BYTES = 2 << 20;
-/** Physical bytes read at once for a record whose length is not known yet. */
-const READ_AHEAD_BYTES = 8192;
+/** Payload bytes the first read of a record covers unless the caller expects another size. */
+const DEFAULT_EXPECTED_BYTES = 4096;
+/** Initial size of the buffer that reads go through. */
+const READ_BUFFER_BYTES = 8192;
 /** Bytes read at a time while verifying a header's region checksum. */
 const REGION_READ_BYTES = 1 << 20;
 /** The default discipline; docs/file-format.md and docs/benchmarks.md say why. */
@@ -119,7 +121,7 @@ export class BlockFile {
   #queue: Promise<void> = Promise.resolve();
   #failure: StorageError | undefined;
   #closed = false;
-  #scratch: Buffer = Buffer.allocUnsafeSlow(READ_AHEAD_BYTES);
+  #scratch: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   readonly #lengthScratch = Buffer.alloc(4);
   readonly stats: BlockFileStats = {
     recordsAppended: 0,
@@ -248,15 +250,16 @@ export class BlockFile {
 
   /**
    * Reads and verifies the record at `pointer`. Throws CorruptionError naming the path and
-   * offset if the pointer, a marker, the length or the checksum is wrong.
+   * offset if the pointer, a marker, the length or the checksum is wrong. `expectedBytes` sizes
+   * the first read; a longer record takes a second read.
    */
-  read(pointer: number): Buffer {
+  read(pointer: number, expectedBytes = DEFAULT_EXPECTED_BYTES): Buffer {
     this.#checkReadable();
     if (pointer <= 0 || pointer % BLOCK_SIZE === 0 || pointer + RECORD_PREFIX_BYTES > this.#end) {
       throw new CorruptionError(this.path, pointer, 'record pointer out of range');
     }
     const available = this.#end - pointer;
-    let span = Math.min(READ_AHEAD_BYTES, available);
+    let span = Math.min(physicalLength(pointer, RECORD_PREFIX_BYTES + expectedBytes), available);
     let physical = this.#readPhysical(pointer, span);
     const prefix = this.#lengthScratch;
     if (!copyLogical(physical, pointer, pointer, 4, prefix, 0)) {
@@ -379,7 +382,10 @@ export class BlockFile {
         continue;
       }
       const count = Math.min(BLOCK_SIZE - (this.#end % BLOCK_SIZE), source.length - offset);
-      this.#buffer.set(source.subarray(offset, offset + count), this.#bufferUsed);
+      this.#buffer.set(
+        offset === 0 && count === source.length ? source : source.subarray(offset, offset + count),
+        this.#bufferUsed,
+      );
       this.#bufferUsed += count;
       this.#end += count;
       offset += count;

@@ -20,7 +20,7 @@ const KIND_BYTES = 1;
 const COUNT_BYTES = 4;
 const OFFSET_BYTES = 4;
 const NODE_PREFIX_BYTES = KIND_BYTES + COUNT_BYTES;
-const KEY_LENGTH_BYTES = 2;
+export const KEY_LENGTH_BYTES = 2;
 const TAG_BYTES = 1;
 /** Width of pointers, counts and sizes in entries: 48 bits address 256 TiB. */
 const U48_BYTES = 6;
@@ -164,27 +164,100 @@ export function decodeChildEntry(entry: Buffer): ChildReference {
   };
 }
 
-/** Returns the key of an encoded entry of either kind. */
-export function entryKey(entry: Buffer): Buffer {
-  return entry.subarray(KEY_LENGTH_BYTES, KEY_LENGTH_BYTES + entry.readUInt16BE(0));
+/**
+ * Sorted entries waiting to be written, each a byte range of some buffer (a node being
+ * rewritten or a new entry), so that copying entries allocates no Buffer per entry.
+ */
+export class EntryList {
+  readonly #buffers: Buffer[] = [];
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
+
+  get length(): number {
+    return this.#starts.length;
+  }
+
+  push(buffer: Buffer, start = 0, end = buffer.length): void {
+    this.#buffers.push(buffer);
+    this.#starts.push(start);
+    this.#ends.push(end);
+  }
+
+  /** Appends the entries [from, to) of a node unchanged. */
+  pushFromNode(view: NodeView, from: number, to: number): void {
+    let start = from < to ? view.entryStart(from) : 0;
+    for (let index = from; index < to; index++) {
+      const end = view.entryStart(index + 1);
+      this.push(view.bytes, start, end);
+      start = end;
+    }
+  }
+
+  /** Appends every entry of another list. */
+  pushAll(other: EntryList): void {
+    for (let index = 0; index < other.length; index++) {
+      this.push(other.buffer(index), other.start(index), other.end(index));
+    }
+  }
+
+  buffer(index: number): Buffer {
+    return this.#buffers[index]!;
+  }
+
+  start(index: number): number {
+    return this.#starts[index]!;
+  }
+
+  end(index: number): number {
+    return this.#ends[index]!;
+  }
+
+  /** Key of the entry at `index`, as a view. */
+  key(index: number): Buffer {
+    const buffer = this.#buffers[index]!;
+    const start = this.#starts[index]! + KEY_LENGTH_BYTES;
+    return buffer.subarray(start, start + buffer.readUInt16BE(start - KEY_LENGTH_BYTES));
+  }
+
+  /** Offset of the bytes after the key of the entry at `index`, within its buffer. */
+  afterKey(index: number): number {
+    const buffer = this.#buffers[index]!;
+    const start = this.#starts[index]!;
+    return start + KEY_LENGTH_BYTES + buffer.readUInt16BE(start);
+  }
 }
 
-/** Encodes a node from its sorted entries. */
-export function encodeNode(kind: number, entries: readonly Buffer[]): Buffer {
-  const offsetsBytes = (entries.length + 1) * OFFSET_BYTES;
+/** Encodes a node from the sorted entries [from, to) of `entries`. */
+export function encodeNode(
+  kind: number,
+  entries: EntryList,
+  from = 0,
+  to = entries.length,
+): Buffer {
+  const count = to - from;
+  const offsetsBytes = (count + 1) * OFFSET_BYTES;
   let length = NODE_PREFIX_BYTES + offsetsBytes;
-  for (const entry of entries) length += entry.length;
+  for (let index = from; index < to; index++) length += entries.end(index) - entries.start(index);
   const node = Buffer.allocUnsafeSlow(length);
   node[0] = kind;
-  node.writeUInt32BE(entries.length, KIND_BYTES);
+  node.writeUInt32BE(count, KIND_BYTES);
   let at = NODE_PREFIX_BYTES + offsetsBytes;
-  for (let index = 0; index < entries.length; index++) {
-    node.writeUInt32BE(at, NODE_PREFIX_BYTES + index * OFFSET_BYTES);
-    const entry = entries[index]!;
-    entry.copy(node, at);
-    at += entry.length;
+  let index = from;
+  while (index < to) {
+    // Entries adjacent in one source buffer (an unchanged stretch of a node) take one copy.
+    const buffer = entries.buffer(index);
+    const start = entries.start(index);
+    let end = entries.end(index);
+    node.writeUInt32BE(at, NODE_PREFIX_BYTES + (index - from) * OFFSET_BYTES);
+    index += 1;
+    while (index < to && entries.buffer(index) === buffer && entries.start(index) === end) {
+      node.writeUInt32BE(at + end - start, NODE_PREFIX_BYTES + (index - from) * OFFSET_BYTES);
+      end = entries.end(index);
+      index += 1;
+    }
+    at += buffer.copy(node, at, start, end);
   }
-  node.writeUInt32BE(at, NODE_PREFIX_BYTES + entries.length * OFFSET_BYTES);
+  node.writeUInt32BE(at, NODE_PREFIX_BYTES + count * OFFSET_BYTES);
   assert(at === length, 'node length matches its entries');
   return node;
 }
@@ -194,39 +267,65 @@ export function encodeNode(kind: number, entries: readonly Buffer[]): Buffer {
  * of runs is the total size divided by the target, rounded up, and each run is filled to an
  * equal share. Every run holds at least MIN_RUN_ENTRIES entries (when there are that many), so
  * building interior levels always ends with one root; an entry larger than the target thus
- * shares an oversized node.
+ * shares an oversized node. Returns the end index of each run.
  */
-export function splitEntries(entries: readonly Buffer[], targetBytes: number): Buffer[][] {
+export function splitEntries(entries: EntryList, targetBytes: number): number[] {
+  const count = entries.length;
   let total = NODE_PREFIX_BYTES + OFFSET_BYTES;
-  for (const entry of entries) total += entry.length + OFFSET_BYTES;
-  if (total <= targetBytes || entries.length < 2 * MIN_RUN_ENTRIES) return [entries.slice()];
-  const runCount = Math.min(
-    Math.ceil(total / targetBytes),
-    Math.floor(entries.length / MIN_RUN_ENTRIES),
-  );
+  for (let index = 0; index < count; index++) {
+    total += entries.end(index) - entries.start(index) + OFFSET_BYTES;
+  }
+  if (total <= targetBytes || count < 2 * MIN_RUN_ENTRIES) return [count];
+  const runCount = Math.min(Math.ceil(total / targetBytes), Math.floor(count / MIN_RUN_ENTRIES));
   const share = total / runCount;
-  const runs: Buffer[][] = [];
-  let run: Buffer[] = [];
+  const ends: number[] = [];
+  let runEntries = 0;
   let runBytes = NODE_PREFIX_BYTES + OFFSET_BYTES;
-  for (let index = 0; index < entries.length; index++) {
-    const entry = entries[index]!;
-    const entryBytes = entry.length + OFFSET_BYTES;
-    const remaining = entries.length - index;
+  for (let index = 0; index < count; index++) {
+    const entryBytes = entries.end(index) - entries.start(index) + OFFSET_BYTES;
     if (
-      run.length >= MIN_RUN_ENTRIES &&
+      runEntries >= MIN_RUN_ENTRIES &&
       runBytes + entryBytes > share &&
-      runs.length < runCount - 1 &&
-      remaining >= MIN_RUN_ENTRIES
+      ends.length < runCount - 1 &&
+      count - index >= MIN_RUN_ENTRIES
     ) {
-      runs.push(run);
-      run = [];
+      ends.push(index);
+      runEntries = 0;
       runBytes = NODE_PREFIX_BYTES + OFFSET_BYTES;
     }
-    run.push(entry);
+    runEntries += 1;
     runBytes += entryBytes;
   }
-  runs.push(run);
-  return runs;
+  ends.push(count);
+  return ends;
+}
+
+/** Reads the count and size fields of an interior entry in place. */
+export function childCountAndSize(
+  entries: EntryList,
+  index: number,
+): { count: number; sizeBytes: number } {
+  const buffer = entries.buffer(index);
+  const at = entries.afterKey(index) + U48_BYTES;
+  return {
+    count: buffer.readUIntBE(at, U48_BYTES),
+    sizeBytes: buffer.readUIntBE(at + U48_BYTES, U48_BYTES),
+  };
+}
+
+/** Reads the encoded reduction of an interior entry in place. */
+export function childReduction(entries: EntryList, index: number): Buffer {
+  return entries
+    .buffer(index)
+    .subarray(entries.afterKey(index) + CHILD_FIXED_BYTES, entries.end(index));
+}
+
+/** Bytes outside the node that the value of leaf entry `index` occupies. */
+export function outOfLineLength(entries: EntryList, index: number): number {
+  const buffer = entries.buffer(index);
+  const at = entries.afterKey(index);
+  if (buffer[at] !== VALUE_OUT_OF_LINE) return 0;
+  return buffer.readUInt32BE(at + TAG_BYTES + U48_BYTES);
 }
 
 function checkKeyLength(key: Buffer): void {

@@ -16,16 +16,20 @@ import { assert } from '../util/assert.js';
 import type { BlockFile } from './block-file.js';
 import {
   type ChildReference,
+  childCountAndSize,
+  childReduction,
   decodeChildEntry,
+  EntryList,
   encodeChildEntry,
   encodeInlineEntry,
   encodeNode,
   encodeOutOfLineEntry,
-  entryKey,
+  KEY_LENGTH_BYTES,
   MAX_KEY_BYTES,
   NODE_INTERIOR,
   NODE_LEAF,
   NodeView,
+  outOfLineLength,
   splitEntries,
   VALUE_INLINE,
 } from './btree-node.js';
@@ -35,6 +39,8 @@ import { NodeCache } from './node-cache.js';
 
 /** Default target size of an encoded node; docs/benchmarks.md gives the measurements. */
 export const DEFAULT_NODE_SIZE_BYTES = 4000;
+/** Bytes read beyond the node size target, since a split node may exceed it by an entry. */
+const NODE_READ_SLACK_BYTES = 256;
 const ROOT_FIXED_BYTES = 18;
 const U48_BYTES = 6;
 const EMPTY = Buffer.alloc(0);
@@ -154,7 +160,7 @@ interface RawAction {
 }
 
 /** Result of rewriting a subtree: the child entries that replace it, if it changed. */
-type Rewrite = { changed: false } | { changed: true; children: Buffer[] };
+type Rewrite = { changed: false } | { changed: true; children: EntryList };
 
 const CONTINUE = 0;
 const STOP = 1;
@@ -325,7 +331,7 @@ export class BTree<K, V, R = undefined> {
     const cache = this.#options.cache;
     let bytes = cache.get(this.#file.id, pointer);
     if (bytes === undefined) {
-      bytes = this.#file.read(pointer);
+      bytes = this.#file.read(pointer, this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES);
       if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
         throw new CorruptionError(this.#file.path, pointer, 'record is not a B+tree node');
       }
@@ -343,14 +349,15 @@ export class BTree<K, V, R = undefined> {
   /** Compares the key at `index` of a node with `key`. */
   #compareAt(view: NodeView, index: number, key: Buffer): number {
     if (this.#codec.key.byteOrdered) {
-      return view.bytes.compare(key, 0, key.length, view.keyStart(index), view.keyEnd(index));
+      const bytes = view.bytes;
+      const start = view.entryStart(index) + KEY_LENGTH_BYTES;
+      return compareBytes(bytes, start, start + bytes.readUInt16BE(start - KEY_LENGTH_BYTES), key);
     }
     return this.#compare(view.key(index), key);
   }
 
-  /** Index of the first entry whose key is at least `key`; `count` if there is none. */
-  #lowerBound(view: NodeView, key: Buffer): number {
-    let low = 0;
+  /** Index of the first entry from `low` on whose key is at least `key`; `count` if none. */
+  #lowerBound(view: NodeView, key: Buffer, low = 0): number {
     let high = view.count;
     while (low < high) {
       const middle = (low + high) >>> 1;
@@ -421,28 +428,28 @@ export class BTree<K, V, R = undefined> {
   ): Rewrite {
     const view = this.#node(pointer);
     if (view.isLeaf) return this.#rewriteLeaf(view, actions, low, high, result);
-    const children: Buffer[] = [];
+    const children = new EntryList();
     let changed = false;
     let nextChild = 0;
     let first = low;
     while (first < high) {
       const child = Math.min(this.#lowerBound(view, actions[first]!.key), view.count - 1);
       let last = first + 1;
-      while (last < high && this.#compareAt(view, child, actions[last]!.key) >= 0) last += 1;
       if (child === view.count - 1) last = high;
-      for (; nextChild < child; nextChild++) children.push(view.entry(nextChild));
+      while (last < high && this.#compareAt(view, child, actions[last]!.key) >= 0) last += 1;
+      children.pushFromNode(view, nextChild, child);
       const rewrite = this.#rewrite(view.childPointer(child), actions, first, last, result);
       if (rewrite.changed) {
         changed = true;
-        children.push(...rewrite.children);
+        children.pushAll(rewrite.children);
       } else {
-        children.push(view.entry(child));
+        children.pushFromNode(view, child, child + 1);
       }
       nextChild = child + 1;
       first = last;
     }
     if (!changed) return { changed: false };
-    for (; nextChild < view.count; nextChild++) children.push(view.entry(nextChild));
+    children.pushFromNode(view, nextChild, view.count);
     return { changed: true, children: this.#writeNodes(NODE_INTERIOR, children) };
   }
 
@@ -454,82 +461,93 @@ export class BTree<K, V, R = undefined> {
     result: QueryModifyResult<K, V, R>,
   ): Rewrite {
     const count = view?.count ?? 0;
-    const entries: Buffer[] = [];
+    const entries = new EntryList();
     let changed = false;
     let index = 0;
-    let next = low;
-    while (index < count || next < high) {
-      const order =
-        next === high
-          ? -1
-          : index === count
-            ? 1
-            : this.#compareAt(view!, index, actions[next]!.key);
-      if (order < 0) {
-        entries.push(view!.entry(index));
-        index += 1;
-        continue;
-      }
+    for (let next = low; next < high; next++) {
       const action = actions[next]!;
-      next += 1;
-      const existing = order === 0 ? view!.entry(index) : undefined;
-      if (order === 0) index += 1;
-      if (existing !== undefined) {
-        const value = this.#value(view!, index - 1);
-        for (const lookupIndex of action.lookupIndexes) result.found[lookupIndex] = value;
-        if (action.write !== ACTION_LOOKUP) {
-          result.replaced.push([this.#codec.key.decode(Buffer.from(action.key)), value]);
-        }
-      }
+      const position = view === undefined ? 0 : this.#lowerBound(view, action.key, index);
+      if (view !== undefined) entries.pushFromNode(view, index, position);
+      index = position;
+      const exists = position < count && this.#compareAt(view!, position, action.key) === 0;
+      if (exists) this.#reportExisting(view!, position, action, result);
       if (action.write === ACTION_INSERT) {
         entries.push(action.entry!);
         changed = true;
-      } else if (action.write === ACTION_REMOVE) {
-        changed ||= existing !== undefined;
-      } else if (existing !== undefined) {
-        entries.push(existing);
+        if (exists) index += 1;
+      } else if (action.write === ACTION_REMOVE && exists) {
+        changed = true;
+        index += 1;
       }
     }
     if (!changed) return { changed: false };
+    if (view !== undefined) entries.pushFromNode(view, index, count);
     return { changed: true, children: this.#writeNodes(NODE_LEAF, entries) };
   }
 
+  /** Records the value an action found: for its lookups, and as replaced if it writes. */
+  #reportExisting(
+    view: NodeView,
+    index: number,
+    action: KeyAction,
+    result: QueryModifyResult<K, V, R>,
+  ): void {
+    const value = this.#value(view, index);
+    for (const lookupIndex of action.lookupIndexes) result.found[lookupIndex] = value;
+    if (action.write !== ACTION_LOOKUP) {
+      result.replaced.push([this.#codec.key.decode(Buffer.from(action.key)), value]);
+    }
+  }
+
   /** Writes sorted entries as nodes of `kind` and returns the child entries pointing to them. */
-  #writeNodes(kind: number, entries: Buffer[]): Buffer[] {
-    if (entries.length === 0) return [];
-    const children: Buffer[] = [];
-    for (const run of splitEntries(entries, this.#options.nodeSizeBytes)) {
-      const node = encodeNode(kind, run);
+  #writeNodes(kind: number, entries: EntryList): EntryList {
+    const children = new EntryList();
+    let from = 0;
+    for (const to of splitEntries(entries, this.#options.nodeSizeBytes)) {
+      if (to === from) continue;
+      const node = encodeNode(kind, entries, from, to);
       const pointer = this.#file.append(node);
       this.#options.cache.set(this.#file.id, pointer, node);
-      children.push(encodeChildEntry(this.#describe(kind, run, node, pointer)));
+      children.push(encodeChildEntry(this.#describe(kind, entries, from, to, node, pointer)));
+      from = to;
     }
     return children;
   }
 
-  #describe(kind: number, run: Buffer[], node: Buffer, pointer: number): ChildReference {
-    const lastKey = entryKey(run[run.length - 1]!);
-    if (kind === NODE_LEAF) {
-      const view = new NodeView(node);
-      let outOfLine = 0;
-      for (let index = 0; index < view.count; index++) outOfLine += view.outOfLineBytes(index);
-      const reduction = this.#leafReduction(view);
-      return { lastKey, pointer, count: run.length, sizeBytes: node.length + outOfLine, reduction };
-    }
-    const children = run.map(decodeChildEntry);
+  #describe(
+    kind: number,
+    entries: EntryList,
+    from: number,
+    to: number,
+    node: Buffer,
+    pointer: number,
+  ): ChildReference {
+    const lastKey = entries.key(to - 1);
     let count = 0;
     let sizeBytes = node.length;
-    for (const child of children) {
+    if (kind === NODE_LEAF) {
+      count = to - from;
+      for (let index = from; index < to; index++) sizeBytes += outOfLineLength(entries, index);
+      return { lastKey, pointer, count, sizeBytes, reduction: this.#leafReduction(node) };
+    }
+    for (let index = from; index < to; index++) {
+      const child = childCountAndSize(entries, index);
       count += child.count;
       sizeBytes += child.sizeBytes;
     }
-    const reduction = this.#interiorReduction(children);
-    return { lastKey, pointer, count, sizeBytes, reduction };
+    return {
+      lastKey,
+      pointer,
+      count,
+      sizeBytes,
+      reduction: this.#interiorReduction(entries, from, to),
+    };
   }
 
-  #leafReduction(view: NodeView): Buffer {
+  #leafReduction(node: Buffer): Buffer {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
+    const view = new NodeView(node);
     const entries: Array<readonly [K, V]> = [];
     for (let index = 0; index < view.count; index++) {
       entries.push([this.#codec.key.decode(view.key(index)), this.#value(view, index)]);
@@ -537,19 +555,22 @@ export class BTree<K, V, R = undefined> {
     return Buffer.from(reducer.encode(reducer.reduce(entries)));
   }
 
-  #interiorReduction(children: ChildReference[]): Buffer {
+  #interiorReduction(children: EntryList, from: number, to: number): Buffer {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
-    const reductions = children.map((child) => reducer.decode(child.reduction));
+    const reductions: R[] = [];
+    for (let index = from; index < to; index++) {
+      reductions.push(reducer.decode(childReduction(children, index)));
+    }
     return Buffer.from(reducer.encode(reducer.rereduce(reductions)));
   }
 
   /** Builds interior levels over `children` until one root remains. */
-  #buildRoot(children: Buffer[]): TreeRoot | null {
+  #buildRoot(children: EntryList): TreeRoot | null {
     let level = children;
     while (level.length > 1) level = this.#writeNodes(NODE_INTERIOR, level);
     if (level.length === 0) return null;
-    let root = decodeChildEntry(level[0]!);
+    let root = decodeChildEntry(level.buffer(0).subarray(level.start(0), level.end(0)));
     for (;;) {
       const view = this.#node(root.pointer);
       if (view.isLeaf || view.count > 1) break;
@@ -681,6 +702,20 @@ export class BTree<K, V, R = undefined> {
     const order = this.#compare(key, range.end);
     return order < 0 || (order === 0 && range.endInclusive);
   }
+}
+
+/**
+ * Compares `bytes[start, end)` with `key` bytewise. A JavaScript loop beats `Buffer.compare`
+ * here because keys usually differ within their first bytes and the native call costs more
+ * than the loop.
+ */
+function compareBytes(bytes: Buffer, start: number, end: number, key: Buffer): number {
+  const length = Math.min(end - start, key.length);
+  for (let offset = 0; offset < length; offset++) {
+    const difference = bytes[start + offset]! - key[offset]!;
+    if (difference !== 0) return difference;
+  }
+  return end - start - key.length;
 }
 
 interface EncodedRange {
