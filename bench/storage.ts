@@ -2,17 +2,19 @@
  * `npm run bench -- storage [options]`: the block file and B+tree against classic-level
  * (LevelDB) with the same durability, side by side in one run.
  *
- * Scenarios: `inserts` (random 16-byte keys with 100-byte values, one synced batch per 1,000,
- * each awaited before the next; Divan's node cache capped at 10% of the data size, LevelDB with
- * its defaults; plus Divan alone with the next batch built while a commit is in flight),
- * `lookups` (random point lookups of existing keys, Divan's node cache and LevelDB's block
- * cache both capped at 10% of the data size, both stores reopened first), `scan` (a full
- * ordered scan), and `commits` (many small commits, once per commit discipline, to choose the
- * default). Each scenario prints its throughput line first.
+ * Scenarios, each printing its throughput line first:
+ * - `inserts`: random 16-byte keys with 100-byte values, one synced batch per 1,000, each
+ *   awaited before the next. Divan's node cache is capped at 10% of the data size, LevelDB
+ *   keeps its defaults. A Divan-only line builds the next batch while a commit is in flight.
+ * - `lookups`: random point lookups of existing keys after reopening both stores, with
+ *   Divan's node cache and LevelDB's block cache both capped at 10% of the data size.
+ * - `scan`: a full ordered scan.
+ * - `commits`: many small commits, once per commit discipline, to choose the default.
  *
  * Options: --entries N (1,000,000), --batch N (1,000), --lookups N (100,000),
  * --node-size BYTES (the tree default), --discipline one-fsync|two-fsync (the default),
- * --commits N (2,000), --dir PATH (a new directory under the OS temp dir).
+ * --commits N (2,000), --cache-fraction F (0.1: Divan's node cache and LevelDB's block cache
+ * as a fraction of the user data size), --dir PATH (a new directory under the OS temp dir).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -28,7 +30,6 @@ import { BenchReport, progress } from './report.js';
 const KEY_BYTES = 16;
 const VALUE_BYTES = 100;
 const ENTRY_BYTES = KEY_BYTES + VALUE_BYTES;
-const CACHE_FRACTION = 0.1;
 const SCAN_BATCH = 1000;
 const SMALL_RECORD_BYTES = 100;
 
@@ -39,6 +40,7 @@ interface Options {
   nodeSizeBytes: number;
   discipline: CommitDiscipline;
   commits: number;
+  cacheFraction: number;
   dir: string;
 }
 
@@ -50,7 +52,7 @@ export async function main(args: string[]): Promise<void> {
   const keys = randomBytes(options.entries * KEY_BYTES);
   const values = randomBytes(options.entries * VALUE_BYTES);
   const userBytes = options.entries * ENTRY_BYTES;
-  const cacheBytes = Math.floor(userBytes * CACHE_FRACTION);
+  const cacheBytes = Math.floor(userBytes * options.cacheFraction);
   progress(`${options.entries} entries, ${userBytes} bytes of user data, in ${options.dir}`);
 
   const divanPath = join(options.dir, 'divan.db');
@@ -141,6 +143,7 @@ function parseOptions(args: string[]): Options {
     nodeSizeBytes: DEFAULT_NODE_SIZE_BYTES,
     discipline: DEFAULT_DISCIPLINE,
     commits: 2000,
+    cacheFraction: 0.1,
     dir: '',
   };
   for (let i = 0; i < args.length; i += 2) {
@@ -153,12 +156,19 @@ function parseOptions(args: string[]): Options {
     else if (name === '--node-size') options.nodeSizeBytes = positiveInteger(name, value);
     else if (name === '--commits') options.commits = positiveInteger(name, value);
     else if (name === '--dir') options.dir = value;
+    else if (name === '--cache-fraction') options.cacheFraction = positiveNumber(name, value);
     else if (name === '--discipline' && (value === 'one-fsync' || value === 'two-fsync')) {
       options.discipline = value;
     } else throw new Error(`unknown option ${name} ${value}; see the header of bench/storage.ts`);
   }
   options.dir ||= mkdtempSync(join(tmpdir(), 'divan-bench-'));
   return options;
+}
+
+function positiveNumber(name: string, value: string): number {
+  const number = Number(value);
+  if (!(number > 0)) throw new Error(`${name}: expected a positive number, got "${value}"`);
+  return number;
 }
 
 function positiveInteger(name: string, value: string): number {
@@ -207,8 +217,8 @@ async function insertDivan(
     const insert: Array<[Buffer, Buffer]> = [];
     for (let i = first; i < last; i++) insert.push([key(keys, i), value(values, i)]);
     tree = tree.modify({ insert });
-    // Pipelined: the next batch is built while this commit's fsync runs, as group commit
-    // does; still one commit (and one fsync with the default discipline) per batch.
+    // Pipelined, the next batch is built while this commit's fsync runs, as group commit
+    // does. There is still one commit (one fsync with the default discipline) per batch.
     const commit = file.commit(encodeRoot(tree.root));
     if (!pipelined) await commit;
     await inFlight;

@@ -2,9 +2,9 @@
  * The append-only block file: checksummed records appended at the end, commits that write a
  * header at a block boundary, and recovery of the newest header that verifies.
  *
- * Appends are synchronous and go to an in-memory buffer; the buffer is written out by one
- * serial queue of asynchronous operations (write, fsync), so records appended while a commit
- * is in flight belong to the next commit, and commits resolve in call order. A record can be
+ * Appends are synchronous and go to an in-memory buffer. One serial queue of asynchronous
+ * operations (write, fsync) writes the buffer out. Records appended while a commit is in
+ * flight therefore belong to the next commit, and commits resolve in call order. A record can be
  * read as soon as `append` returns, from the buffer until its write completes.
  *
  * Commit disciplines (`CommitDiscipline`, recorded in each header):
@@ -49,6 +49,7 @@ import {
   UnsupportedFormatError,
 } from './errors.js';
 import { type DbFile, type FileSystem, nodeFileSystem } from './io.js';
+import { NodeCache } from './node-cache.js';
 
 export type { CommitDiscipline } from './block-layout.js';
 
@@ -62,7 +63,7 @@ const DEFAULT_EXPECTED_BYTES = 4096;
 const READ_BUFFER_BYTES = 8192;
 /** Bytes read at a time while verifying a header's region checksum. */
 const REGION_READ_BYTES = 1 << 20;
-/** The default discipline; docs/file-format.md and docs/benchmarks.md say why. */
+/** Default commit discipline; docs/file-format.md gives the reason, docs/benchmarks.md the figures. */
 export const DEFAULT_DISCIPLINE: CommitDiscipline = 'one-fsync';
 
 export interface BlockFileOptions {
@@ -105,7 +106,7 @@ export class BlockFile {
   readonly #readOnly: boolean;
   /** Physical end of every appended byte, buffered ones included. */
   #end: number;
-  /** The file holds every byte below this offset. */
+  /** The file contains every byte below this offset. */
   #writtenEnd: number;
   /** Sealed chunks whose write has not completed, in file order. */
   readonly #chunks: Chunk[] = [];
@@ -335,14 +336,16 @@ export class BlockFile {
   }
 
   /**
-   * Waits for commits in flight, then closes the handle. Records appended after the last
-   * commit are dropped. Closing a failed or closed handle does nothing.
+   * Waits for commits in flight, then closes the handle and drops its nodes from
+   * `NodeCache.shared` (other caches are their owner's to clear). Records appended after the
+   * last commit are dropped. Closing a failed or closed handle does nothing.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.#queue;
     if (this.#closed) return;
     this.#closed = true;
+    NodeCache.shared.dropFile(this.id);
     await this.#file.close();
   }
 

@@ -26,9 +26,9 @@ const TAG_BYTES = 1;
 const U48_BYTES = 6;
 const OUT_OF_LINE_BYTES = TAG_BYTES + U48_BYTES + 4;
 const CHILD_FIXED_BYTES = 3 * U48_BYTES;
-/** Fewest entries in a node written by a split. */
+/** Minimum number of entries in a node that a split writes. */
 const MIN_RUN_ENTRIES = 2;
-/** Longest key a node entry can hold. */
+/** Maximum key length in bytes. */
 export const MAX_KEY_BYTES = 2 ** (8 * KEY_LENGTH_BYTES) - 1;
 
 /** The fields of an interior entry, decoded. */
@@ -58,7 +58,7 @@ export class NodeView {
     return this.bytes.readUInt32BE(NODE_PREFIX_BYTES + index * OFFSET_BYTES);
   }
 
-  /** The whole encoded entry, to copy unchanged into a rewritten node. */
+  /** Returns the whole encoded entry, to copy unchanged into a rewritten node. */
   entry(index: number): Buffer {
     return this.bytes.subarray(this.entryStart(index), this.entryStart(index + 1));
   }
@@ -265,7 +265,7 @@ export function encodeNode(
 /**
  * Splits sorted entries into runs whose encoded nodes are about `targetBytes` each: the number
  * of runs is the total size divided by the target, rounded up, and each run is filled to an
- * equal share. Every run holds at least MIN_RUN_ENTRIES entries (when there are that many), so
+ * equal share. Every run contains at least MIN_RUN_ENTRIES entries (when there are that many), so
  * building interior levels always ends with one root; an entry larger than the target thus
  * shares an oversized node. Returns the end index of each run.
  */

@@ -115,7 +115,7 @@ export interface QueryModifyResult<K, V, R> {
   replaced: Array<readonly [K, V]>;
 }
 
-/** What `skipSubtree` is told about a subtree. */
+/** Summary of a subtree, passed to `skipSubtree`. */
 export interface SubtreeSummary<K, R> {
   lastKey: K;
   count: number;

@@ -1,7 +1,7 @@
 /**
  * Codecs that tell a B+tree how to order, encode and decode its keys and values, and how to
  * reduce them. A key codec whose `byteOrdered` is true promises that comparing encoded keys
- * bytewise gives the same order as `compare`; the tree then compares keys inside node buffers
+ * bytewise gives the same order as `compare`, so the tree compares keys inside node buffers
  * without decoding them.
  *
  * Decoded byte keys and values are read-only views into cached node buffers: copy them before
@@ -24,9 +24,9 @@ export interface ValueCodec<V> {
 }
 
 /**
- * A user-defined reduction. `reduce` summarizes the entries of one leaf, `rereduce` combines
- * summaries of sibling subtrees; both must be pure, and `rereduce` must be associative over
- * the partitions the tree chooses. The tree stores encoded reductions in interior pointers.
+ * A user-defined reduction. `reduce` summarizes the entries of one leaf, and `rereduce`
+ * combines summaries of sibling subtrees. Both must be pure, and `rereduce` must be
+ * associative over the partitions the tree chooses. The tree stores encoded reductions in interior pointers.
  */
 export interface Reducer<K, V, R> {
   reduce(entries: ReadonlyArray<readonly [K, V]>): R;

@@ -2,10 +2,10 @@
  * Power-loss simulation for append-only files, in process and across processes.
  *
  * Both layers record durability events: a file's synced length at each `datasync()`, file
- * creation, renames, and directory syncs. A simulated crash then undoes what was not durable:
- * renames and creations not followed by a sync of their directory are undone, and each file is
- * cut back to its synced length, or torn: a random prefix of its unsynced bytes is kept, the
- * cut usually falling mid-block, sometimes with garbage bytes at the end of the kept part.
+ * creation, renames, and directory syncs. A simulated crash then undoes what was not durable.
+ * Renames and creations not followed by a sync of their directory are undone. Each file is cut
+ * back to its synced length, or torn: a random prefix of its unsynced bytes is kept, so the cut
+ * usually falls mid-block, and sometimes garbage bytes end the kept part.
  *
  * - `PowerLossFileSystem` keeps the record in memory; `crash()` applies it, and files opened
  *   before the crash fail from then on, as after a reboot.
@@ -43,7 +43,7 @@ interface FileRecord {
   creationPending: boolean;
 }
 
-/** What a crash did to one file. */
+/** Outcome of a simulated crash for one file. */
 export interface CrashAction {
   path: string;
   action: 'removed' | 'renamed-back' | 'cut' | 'torn' | 'kept';
@@ -100,7 +100,7 @@ export class DurabilityModel {
     }
   }
 
-  /** Applies the crash to the files on `fileSystem` and forgets everything recorded. */
+  /** Applies the crash to the files on `fileSystem` and clears the record. */
   async crash(fileSystem: FileSystem, options: CrashOptions): Promise<CrashAction[]> {
     const random = seededRandom(options.seed);
     const actions: CrashAction[] = [];
@@ -320,7 +320,7 @@ class RecordingFile extends ForwardingDbFile {
 
 /**
  * In-process power-loss layer. `crash()` waits for writes in flight, undoes everything not
- * durable and makes every file opened before it fail; the layer itself stays usable, like a
+ * durable and makes every file opened before it fail. The layer itself stays usable, like a
  * machine after a reboot.
  */
 export class PowerLossFileSystem extends RecordingFileSystem {
@@ -384,7 +384,7 @@ class PowerLossFile extends RecordingFile {
 /**
  * Cross-process power-loss layer: writes every durability event as a JSON line to
  * `JOURNAL_NAME` in the directory of the file concerned. Sync events are fsynced into the
- * journal before the sync is reported done; other events are only written, which is enough
+ * journal before the sync is reported done. Other events are only written, which is enough
  * because a killed process loses nothing the kernel already has.
  */
 export class PowerLossJournalFileSystem extends RecordingFileSystem {

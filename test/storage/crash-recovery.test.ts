@@ -1,10 +1,11 @@
 /**
- * Crash recovery by cutting and damaging a real file: after commit A, commit B and an
- * uncommitted tail, the file is cut at every offset across its last blocks (a stride in the CI
- * suite, every offset under test:full) and single bytes are flipped in the tail. Reopening
- * must give exactly B when the cut falls after B's header, A when it falls before or inside
- * B's header (the empty tree when it falls before A's header ends), and never another state; a flipped byte in B's data may instead surface as a
- * CorruptionError when that data is read, never as wrong data.
+ * Crash recovery by cutting and damaging a real file. The file holds commit A, commit B and
+ * an uncommitted tail. It is cut at every offset across its last blocks (a stride in the CI
+ * suite, every offset under test:full), and single bytes are flipped in the tail. Reopening
+ * must give exactly B when the cut falls after B's header, and A when it falls before or
+ * inside B's header (the empty tree when it falls before A's header ends). No other state is
+ * accepted. A flipped byte in B's data may instead surface as a CorruptionError when that
+ * data is read, never as wrong data.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -1,8 +1,8 @@
 /**
  * Power loss through the fault layers: committed data survives, uncommitted data never
  * appears in part. In process, commits run under a delayed fsync and a crash lands while some
- * are in flight; across processes, a child writing through `DIVAN_FAULTS=power-loss-journal` is
- * killed with SIGKILL and `applyPowerLossJournal` cuts its files. Also checks the crash model
+ * are in flight. Across processes, a child writing through `DIVAN_FAULTS=power-loss-journal`
+ * is killed with SIGKILL, then `applyPowerLossJournal` cuts its files. Also checks the crash model
  * itself: creation and renames without a directory sync are undone, tears keep only a prefix
  * of the unsynced bytes.
  */
@@ -33,7 +33,7 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Checks that a recovered file holds exactly commit N with `acknowledged <= N <= called`. */
+/** Checks that a recovered file contains exactly commit N, `acknowledged <= N <= called`. */
 function checkRecovered(
   state: { commit: number; entries: Map<string, string> },
   acknowledged: number,
@@ -134,7 +134,8 @@ test('torn tail keeps a prefix of unsynced bytes', async (t) => {
     const [action] = await powerLoss.crash({ seed, tearProbability: 1, garbageProbability: 0 });
     assert.equal(action?.action, 'torn');
     const bytes = readFileSync(path);
-    assert.ok(bytes.length > synced.length && bytes.length <= synced.length + unsynced.length);
+    assert.ok(bytes.length > synced.length, 'some unsynced bytes are kept');
+    assert.ok(bytes.length <= synced.length + unsynced.length, 'nothing is added');
     assert.ok(bytes.equals(Buffer.concat([synced, unsynced]).subarray(0, bytes.length)));
     lengths.add(bytes.length);
   }
