@@ -58,12 +58,14 @@ async function buildScenario(path: string, discipline: CommitDiscipline): Promis
   await file.commit(encodeRoot(treeB.root));
   const headerEnd = file.end;
   const headerStart = Math.floor((headerEnd - 1) / BLOCK_SIZE) * BLOCK_SIZE;
+  const stateA = readAll(treeA);
+  const stateB = readAll(treeB);
   await file.close();
   const withTail = await appendUncommittedTail(path, discipline, treeB.root);
   return {
     bytes: withTail,
-    stateA: readAll(treeA),
-    stateB: readAll(treeB),
+    stateA,
+    stateB,
     headerStart,
     headerEnd,
     regionStart,
