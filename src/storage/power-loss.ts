@@ -20,7 +20,8 @@
  */
 import { basename, dirname, join, resolve } from 'node:path';
 import { ForwardingDbFile, ForwardingFileSystem } from './fault-layers.js';
-import type { DbFile, FileSystem, OpenMode } from './io.js';
+// io.ts imports this module too; nodeFileSystem is only read when a journal is applied.
+import { type DbFile, type FileSystem, nodeFileSystem, type OpenMode } from './io.js';
 
 /** Name of the journal file that `PowerLossJournalFileSystem` keeps in each data directory. */
 export const JOURNAL_NAME = '.divan-power-loss.journal';
@@ -500,7 +501,7 @@ class JournalWriter {
 
 export interface ApplyJournalOptions extends CrashOptions {
   /** File system to read the journal from and cut files on; the real one by default. */
-  fileSystem: FileSystem;
+  fileSystem?: FileSystem;
   /** Keep the journal file after applying it; by default it is removed. */
   keepJournal?: boolean;
 }
@@ -514,7 +515,7 @@ export async function applyPowerLossJournal(
   directory: string,
   options: ApplyJournalOptions,
 ): Promise<CrashAction[]> {
-  const { fileSystem } = options;
+  const fileSystem = options.fileSystem ?? nodeFileSystem;
   const absolute = resolve(directory);
   const journalPath = join(absolute, JOURNAL_NAME);
   if (!(await fileSystem.exists(journalPath))) return [];
