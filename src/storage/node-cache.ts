@@ -95,13 +95,14 @@ export class NodeCache {
   /** Caches a node; a node larger than the whole budget is not kept. */
   set(fileId: number, pointer: number, bytes: Buffer): void {
     if (bytes.length > this.#budgetBytes) return;
+    const previous = this.#files.get(fileId)?.get(pointer);
+    // Removing the last entry of a file drops the file's map, so look it up afterwards.
+    if (previous !== undefined) this.#remove(this.#files.get(fileId)!, previous);
     let file = this.#files.get(fileId);
     if (file === undefined) {
       file = new Map();
       this.#files.set(fileId, file);
     }
-    const previous = file.get(pointer);
-    if (previous !== undefined) this.#remove(file, previous);
     const entry: Entry = { fileId, pointer, bytes, older: undefined, newer: undefined };
     file.set(pointer, entry);
     this.#link(entry);
