@@ -296,10 +296,15 @@ export class BlockFile {
   /**
    * Commits every record appended before this call: they become durable, then a header
    * holding `header` (opaque bytes) that a reopen returns. Commits resolve in call order.
-   * Rejects with FileFailedError if a write or fsync fails; the handle is then closed.
+   * Rejects with FileFailedError if a write or fsync fails, and the handle is then closed.
+   * On a failed, closed or read-only handle it rejects at once.
    */
   commit(header: Uint8Array): Promise<void> {
-    this.#checkWritable();
+    try {
+      this.#checkWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#padToBlock();
     this.#seal();
     const position = this.#end;

@@ -135,10 +135,7 @@ for (const discipline of disciplines) {
       () => file.read(pointer),
       (error) => error === failure,
     );
-    await assert.rejects(
-      async () => file.commit(Buffer.from('h3')),
-      (error) => error === failure,
-    );
+    await assert.rejects(file.commit(Buffer.from('h3')), (error) => error === failure);
     assert.equal(fileSystem.settings.syncCount, syncsAfterFailure, 'fsync is never retried');
     await file.close();
 
