@@ -1,0 +1,577 @@
+/**
+ * The append-only block file: checksummed records appended at the end, commits that write a
+ * header at a block boundary, and recovery of the newest header that verifies.
+ *
+ * Appends are synchronous and go to an in-memory buffer. One serial queue of asynchronous
+ * operations (write, fsync) writes the buffer out. Records appended while a commit is in
+ * flight therefore belong to the next commit, and commits resolve in call order. A record can be
+ * read as soon as `append` returns, from the buffer until its write completes.
+ *
+ * Commit disciplines (`CommitDiscipline`, recorded in each header):
+ * - two-fsync: write the data, fsync, write the header, fsync.
+ * - one-fsync: write the data and the header, fsync once. The header carries the CRC32C of
+ *   every physical byte since the previous header, and open verifies it, so a header whose
+ *   data did not all reach the disk is rejected.
+ *
+ * Invariants: bytes below `#end` are never rewritten, except that opening for writing cuts a
+ * torn tail after the newest valid header. A failed write or fsync is fatal for the handle: it
+ * is closed, never retried, and every later call raises the same `FileFailedError`.
+ * This module does not cache records (the B+tree's node cache does) and gives no meaning to
+ * header payloads.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { assert } from '../util/assert.js';
+import {
+  BLOCK_SIZE,
+  type CommitDiscipline,
+  copyLogical,
+  decodeHeader,
+  decodeHeaderPrefix,
+  encodeHeader,
+  FORMAT_VERSION,
+  HEADER_FIXED_BYTES,
+  MARKER_DATA,
+  MARKER_HEADER,
+  MAX_RECORD_BYTES,
+  physicalLength,
+  RECORD_PREFIX_BYTES,
+  recordChecksum,
+} from './block-layout.js';
+import {
+  CorruptionError,
+  FileClosedError,
+  FileExistsError,
+  FileFailedError,
+  type StorageError,
+  UnsupportedFormatError,
+} from './errors.js';
+import { type DbFile, type FileSystem, nodeFileSystem } from './io.js';
+import { NodeCache } from './node-cache.js';
+
+export type { CommitDiscipline } from './block-layout.js';
+
+/** Appended bytes are handed to the write queue once this many are buffered. */
+const FLUSH_THRESHOLD_BYTES = 1 << 20;
+/** Capacity of each append buffer; a larger record gets a buffer of its own size. */
+const APPEND_BUFFER_BYTES = 2 << 20;
+/** Payload bytes the first read of a record covers unless the caller expects another size. */
+const DEFAULT_EXPECTED_BYTES = 4096;
+/** Initial size of the buffer that reads go through. */
+const READ_BUFFER_BYTES = 8192;
+/** Bytes read at a time while verifying a header's region checksum. */
+const REGION_READ_BYTES = 1 << 20;
+/** Default commit discipline; docs/file-format.md gives the reason, docs/benchmarks.md the figures. */
+export const DEFAULT_DISCIPLINE: CommitDiscipline = 'one-fsync';
+
+export interface BlockFileOptions {
+  fileSystem?: FileSystem;
+  /** Discipline of the commits this handle writes; each header records its own. */
+  discipline?: CommitDiscipline;
+  /** Open without the right to append; the torn tail, if any, is left in place. */
+  readOnly?: boolean;
+}
+
+/** Counters of one handle since it was opened. */
+export interface BlockFileStats {
+  recordsAppended: number;
+  /** Physical bytes handed to the file system, padding and headers included. */
+  bytesWritten: number;
+  fsyncs: number;
+  commits: number;
+  recordsRead: number;
+}
+
+interface Chunk {
+  position: number;
+  bytes: Buffer;
+}
+
+interface CommittedHeader {
+  position: number;
+  end: number;
+  generation: number;
+  payload: Uint8Array;
+}
+
+let nextFileId = 1;
+
+export class BlockFile {
+  /** Process-unique number of this handle, the node cache's key for its file. */
+  readonly id = nextFileId++;
+  readonly #file: DbFile;
+  readonly #discipline: CommitDiscipline;
+  readonly #readOnly: boolean;
+  /** Physical end of every appended byte, buffered ones included. */
+  #end: number;
+  /** The file contains every byte below this offset. */
+  #writtenEnd: number;
+  /** Sealed chunks whose write has not completed, in file order. */
+  readonly #chunks: Chunk[] = [];
+  #buffer: Buffer = Buffer.allocUnsafeSlow(APPEND_BUFFER_BYTES);
+  #bufferPosition: number;
+  #bufferUsed = 0;
+  #bufferSealed = 0;
+  /** Start of the bytes the next header's region checksum covers, and their CRC so far. */
+  #regionStart: number;
+  #regionChecksum = 0;
+  #generation: number;
+  #committed: CommittedHeader;
+  #queue: Promise<void> = Promise.resolve();
+  #failure: StorageError | undefined;
+  #closed = false;
+  #scratch: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  readonly #lengthScratch = Buffer.alloc(4);
+  readonly stats: BlockFileStats = {
+    recordsAppended: 0,
+    bytesWritten: 0,
+    fsyncs: 0,
+    commits: 0,
+    recordsRead: 0,
+  };
+
+  private constructor(
+    readonly path: string,
+    file: DbFile,
+    committed: CommittedHeader,
+    options: BlockFileOptions,
+  ) {
+    this.#file = file;
+    this.#discipline = options.discipline ?? DEFAULT_DISCIPLINE;
+    this.#readOnly = options.readOnly === true;
+    this.#committed = committed;
+    this.#generation = committed.generation;
+    this.#end = committed.end;
+    this.#writtenEnd = committed.end;
+    this.#bufferPosition = committed.end;
+    this.#regionStart = committed.end;
+  }
+
+  /**
+   * Creates a block file whose first header holds `header`. The file is written under a
+   * temporary name, synced, renamed into place and its directory synced, so a crash never
+   * leaves a file at `path` that cannot open. Throws FileExistsError if `path` exists.
+   */
+  static async create(
+    path: string,
+    header: Uint8Array,
+    options: BlockFileOptions = {},
+  ): Promise<BlockFile> {
+    const fileSystem = options.fileSystem ?? nodeFileSystem;
+    if (await fileSystem.exists(path)) throw new FileExistsError(path);
+    const temporaryPath = `${path}.${randomBytes(6).toString('hex')}.creating`;
+    const file = await fileSystem.create(temporaryPath);
+    const empty: CommittedHeader = { position: 0, end: 0, generation: 0, payload: header };
+    const blockFile = new BlockFile(path, file, empty, { ...options, readOnly: false });
+    try {
+      await blockFile.commit(header);
+      if (await fileSystem.exists(path)) throw new FileExistsError(path);
+      await fileSystem.rename(temporaryPath, path);
+      await fileSystem.syncDirectory(dirname(path));
+    } catch (error) {
+      await blockFile.close().catch(() => undefined);
+      await fileSystem.remove(temporaryPath).catch(() => undefined);
+      throw error;
+    }
+    return blockFile;
+  }
+
+  /**
+   * Opens an existing block file at its newest header that verifies. Opening for writing cuts
+   * the bytes after that header (a torn or uncommitted tail) and syncs the cut. Throws
+   * CorruptionError, without changing the file, when no header verifies.
+   */
+  static async open(path: string, options: BlockFileOptions = {}): Promise<BlockFile> {
+    const fileSystem = options.fileSystem ?? nodeFileSystem;
+    const readOnly = options.readOnly === true;
+    const file = await fileSystem.open(path, readOnly ? 'read-only' : 'read-write');
+    try {
+      const size = file.size();
+      const committed = findNewestHeader(path, file, size);
+      if (committed === undefined) {
+        throw new CorruptionError(path, size, 'no valid header in the file');
+      }
+      if (!readOnly && size > committed.end) {
+        await file.truncate(committed.end);
+        await file.datasync();
+      }
+      return new BlockFile(path, file, committed, options);
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  /** Payload of the newest durable header. */
+  get header(): Uint8Array {
+    return this.#committed.payload;
+  }
+
+  /** Commit counter of the newest durable header. */
+  get generation(): number {
+    return this.#committed.generation;
+  }
+
+  /** Physical end of the file, counting appended bytes not yet written. */
+  get end(): number {
+    return this.#end;
+  }
+
+  get discipline(): CommitDiscipline {
+    return this.#discipline;
+  }
+
+  /**
+   * Appends a record and returns its pointer. The record is readable at once and becomes
+   * durable with the next `commit` called after this append.
+   */
+  append(payload: Uint8Array): number {
+    this.#checkWritable();
+    assert(
+      payload.length <= MAX_RECORD_BYTES,
+      () => `record of ${payload.length} bytes is too large`,
+    );
+    const logicalLength = RECORD_PREFIX_BYTES + payload.length;
+    this.#reserve(physicalLength(this.#end, logicalLength));
+    if (this.#end % BLOCK_SIZE === 0) this.#putMarker(MARKER_DATA);
+    const pointer = this.#end;
+    const prefix = this.#lengthScratch;
+    prefix.writeUInt32BE(payload.length, 0);
+    const checksum = recordChecksum(prefix, payload);
+    this.#putLogical(prefix);
+    prefix.writeUInt32BE(checksum >>> 0, 0);
+    this.#putLogical(prefix);
+    this.#putLogical(payload);
+    this.stats.recordsAppended += 1;
+    if (this.#bufferUsed - this.#bufferSealed >= FLUSH_THRESHOLD_BYTES) this.#seal();
+    return pointer;
+  }
+
+  /**
+   * Reads and verifies the record at `pointer`. Throws CorruptionError naming the path and
+   * offset if the pointer, a marker, the length or the checksum is wrong. `expectedBytes` sizes
+   * the first read; a longer record takes a second read.
+   */
+  read(pointer: number, expectedBytes = DEFAULT_EXPECTED_BYTES): Buffer {
+    this.#checkReadable();
+    if (pointer <= 0 || pointer % BLOCK_SIZE === 0 || pointer + RECORD_PREFIX_BYTES > this.#end) {
+      throw new CorruptionError(this.path, pointer, 'record pointer out of range');
+    }
+    const available = this.#end - pointer;
+    let span = Math.min(physicalLength(pointer, RECORD_PREFIX_BYTES + expectedBytes), available);
+    let physical = this.#readPhysical(pointer, span);
+    const prefix = this.#lengthScratch;
+    if (!copyLogical(physical, pointer, pointer, 4, prefix, 0)) {
+      throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+    }
+    const length = prefix.readUInt32BE(0);
+    const recordSpan = physicalLength(pointer, RECORD_PREFIX_BYTES + length);
+    if (length > MAX_RECORD_BYTES || recordSpan > available) {
+      throw new CorruptionError(this.path, pointer, `record length ${length} out of range`);
+    }
+    if (recordSpan > span) {
+      span = recordSpan;
+      physical = this.#readPhysical(pointer, span);
+    }
+    const payload = Buffer.allocUnsafeSlow(length);
+    const checksumPosition = pointer + physicalLength(pointer, 4);
+    const payloadPosition = pointer + physicalLength(pointer, RECORD_PREFIX_BYTES);
+    const markersValid =
+      copyLogical(physical, pointer, checksumPosition, 4, prefix, 0) &&
+      copyLogical(physical, pointer, payloadPosition, length, payload, 0);
+    if (!markersValid) {
+      throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+    }
+    const stored = prefix.readUInt32BE(0);
+    prefix.writeUInt32BE(length, 0);
+    if (recordChecksum(prefix, payload) >>> 0 !== stored) {
+      throw new CorruptionError(this.path, pointer, 'record checksum mismatch');
+    }
+    this.stats.recordsRead += 1;
+    return payload;
+  }
+
+  /**
+   * Commits every record appended before this call: they become durable, then a header
+   * holding `header` (opaque bytes) that a reopen returns. Commits resolve in call order.
+   * Rejects with FileFailedError if a write or fsync fails, and the handle is then closed.
+   * On a failed, closed or read-only handle it rejects at once.
+   */
+  commit(header: Uint8Array): Promise<void> {
+    try {
+      this.#checkWritable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#padToBlock();
+    this.#seal();
+    const position = this.#end;
+    assert(position % BLOCK_SIZE === 0, 'a header starts at a block boundary');
+    this.#generation += 1;
+    const fields = encodeHeader({
+      discipline: this.#discipline,
+      generation: this.#generation,
+      regionStart: this.#regionStart,
+      regionChecksum: this.#discipline === 'one-fsync' ? this.#regionChecksum : 0,
+      payload: header,
+    });
+    if (this.#discipline === 'two-fsync') {
+      // The final fsync below raises any failure of this one to the caller.
+      this.#enqueueSync().catch(() => undefined);
+    }
+    this.#reserve(physicalLength(position, fields.length));
+    this.#putMarker(MARKER_HEADER);
+    this.#putLogical(fields);
+    this.#seal();
+    const committed: CommittedHeader = {
+      position,
+      end: this.#end,
+      generation: this.#generation,
+      payload: Uint8Array.from(header),
+    };
+    this.#regionStart = this.#end;
+    this.#regionChecksum = 0;
+    const done = this.#enqueueSync().then(() => {
+      this.#committed = committed;
+      this.stats.commits += 1;
+    });
+    return done;
+  }
+
+  /**
+   * Waits for commits in flight, then closes the handle and drops its nodes from
+   * `NodeCache.shared` (other caches are their owner's to clear). Records appended after the
+   * last commit are dropped. Closing a failed or closed handle does nothing.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#queue;
+    if (this.#closed) return;
+    this.#closed = true;
+    NodeCache.shared.dropFile(this.id);
+    await this.#file.close();
+  }
+
+  #checkReadable(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#closed) throw new FileClosedError(this.path, 'the block file is closed');
+  }
+
+  #checkWritable(): void {
+    this.#checkReadable();
+    if (this.#readOnly) throw new FileClosedError(this.path, 'the block file is open read-only');
+  }
+
+  /** Makes room for `bytes` more bytes in the append buffer. */
+  #reserve(bytes: number): void {
+    if (this.#bufferUsed + bytes <= this.#buffer.length) return;
+    this.#seal();
+    this.#buffer = Buffer.allocUnsafeSlow(Math.max(APPEND_BUFFER_BYTES, bytes));
+    this.#bufferPosition = this.#end;
+    this.#bufferUsed = 0;
+    this.#bufferSealed = 0;
+  }
+
+  #putMarker(marker: number): void {
+    assert(this.#end % BLOCK_SIZE === 0, 'markers sit at block starts');
+    this.#buffer[this.#bufferUsed] = marker;
+    this.#bufferUsed += 1;
+    this.#end += 1;
+  }
+
+  /** Copies logical bytes into the buffer, inserting a data marker at each block start. */
+  #putLogical(source: Uint8Array): void {
+    let offset = 0;
+    while (offset < source.length) {
+      if (this.#end % BLOCK_SIZE === 0) {
+        this.#putMarker(MARKER_DATA);
+        continue;
+      }
+      const count = Math.min(BLOCK_SIZE - (this.#end % BLOCK_SIZE), source.length - offset);
+      this.#buffer.set(
+        offset === 0 && count === source.length ? source : source.subarray(offset, offset + count),
+        this.#bufferUsed,
+      );
+      this.#bufferUsed += count;
+      this.#end += count;
+      offset += count;
+    }
+  }
+
+  #padToBlock(): void {
+    const padding = (BLOCK_SIZE - (this.#end % BLOCK_SIZE)) % BLOCK_SIZE;
+    if (padding === 0) return;
+    this.#reserve(padding);
+    this.#buffer.fill(0, this.#bufferUsed, this.#bufferUsed + padding);
+    this.#bufferUsed += padding;
+    this.#end += padding;
+  }
+
+  /**
+   * Hands the unsealed part of the buffer to the write queue and adds it to the region
+   * checksum (`commit` resets the checksum after sealing a header).
+   */
+  #seal(): void {
+    if (this.#bufferUsed === this.#bufferSealed) return;
+    const bytes = this.#buffer.subarray(this.#bufferSealed, this.#bufferUsed);
+    const chunk = { position: this.#bufferPosition + this.#bufferSealed, bytes };
+    this.#bufferSealed = this.#bufferUsed;
+    this.#regionChecksum = crc32c(bytes, this.#regionChecksum);
+    this.#chunks.push(chunk);
+    this.#enqueue(async () => {
+      try {
+        await this.#file.write(chunk.bytes, chunk.position);
+      } catch (error) {
+        throw this.#fail(new FileFailedError(this.path, 'write', error));
+      }
+      const written = this.#chunks.shift();
+      assert(written === chunk, 'chunks are written in order');
+      this.#writtenEnd = chunk.position + chunk.bytes.length;
+      this.stats.bytesWritten += chunk.bytes.length;
+    }).catch(() => undefined);
+  }
+
+  #enqueueSync(): Promise<void> {
+    return this.#enqueue(async () => {
+      try {
+        await this.#file.datasync();
+      } catch (error) {
+        throw this.#fail(new FileFailedError(this.path, 'fsync', error));
+      }
+      this.stats.fsyncs += 1;
+    });
+  }
+
+  #enqueue(operation: () => Promise<void>): Promise<void> {
+    const step = this.#queue.then(() => {
+      if (this.#failure !== undefined) throw this.#failure;
+      return operation();
+    });
+    this.#queue = step.catch(() => undefined);
+    return step;
+  }
+
+  /** Records the first failure and closes the handle; returns the failure to raise. */
+  #fail(error: FileFailedError): StorageError {
+    if (this.#failure === undefined) {
+      this.#failure = error;
+      if (!this.#closed) {
+        this.#closed = true;
+        this.#file.close().catch(() => undefined);
+      }
+    }
+    return this.#failure;
+  }
+
+  /** Returns `length` physical bytes at `position`, from the file or the unwritten chunks. */
+  #readPhysical(position: number, length: number): Buffer {
+    if (this.#scratch.length < length) this.#scratch = Buffer.allocUnsafeSlow(length);
+    const target = this.#scratch;
+    const end = position + length;
+    if (position < this.#writtenEnd) {
+      const count = Math.min(end, this.#writtenEnd) - position;
+      const read = this.#file.readSync(target, 0, count, position);
+      if (read < count) {
+        throw new CorruptionError(this.path, position + read, 'file shorter than its records');
+      }
+    }
+    for (const chunk of this.#chunks)
+      copyOverlap(chunk.position, chunk.bytes, position, end, target);
+    const buffered = this.#buffer.subarray(0, this.#bufferUsed);
+    copyOverlap(this.#bufferPosition, buffered, position, end, target);
+    return target;
+  }
+}
+
+function copyOverlap(
+  sourcePosition: number,
+  source: Buffer,
+  position: number,
+  end: number,
+  target: Buffer,
+): void {
+  const start = Math.max(sourcePosition, position);
+  const stop = Math.min(sourcePosition + source.length, end);
+  if (start >= stop) return;
+  source.copy(target, start - position, start - sourcePosition, stop - sourcePosition);
+}
+
+/**
+ * Scans block starts from the end of the file backwards and returns the newest header that
+ * verifies, or undefined if none does. A torn or partial tail is skipped this way.
+ */
+function findNewestHeader(path: string, file: DbFile, size: number): CommittedHeader | undefined {
+  const marker = Buffer.alloc(1);
+  const lastBlock = Math.floor((size - 1) / BLOCK_SIZE) * BLOCK_SIZE;
+  for (let position = lastBlock; position >= 0; position -= BLOCK_SIZE) {
+    file.readSync(marker, 0, 1, position);
+    if (marker[0] !== MARKER_HEADER) continue;
+    const header = readHeaderAt(path, file, position, size);
+    if (header !== undefined) return header;
+  }
+  return undefined;
+}
+
+/** Reads and verifies the header candidate at block start `position`. */
+function readHeaderAt(
+  path: string,
+  file: DbFile,
+  position: number,
+  size: number,
+): CommittedHeader | undefined {
+  const fixed = readLogicalAt(file, position, HEADER_FIXED_BYTES, size);
+  if (fixed === undefined) return undefined;
+  const prefix = decodeHeaderPrefix(fixed);
+  if (!prefix.valid) return undefined;
+  const total = HEADER_FIXED_BYTES + prefix.payloadLength;
+  const bytes = readLogicalAt(file, position, total, size);
+  if (bytes === undefined) return undefined;
+  const fields = decodeHeader(bytes);
+  if (fields === undefined) return undefined;
+  if (prefix.version !== FORMAT_VERSION) {
+    throw new UnsupportedFormatError(path, position, prefix.version);
+  }
+  if (fields.discipline === 'one-fsync' && !regionVerifies(file, fields, position)) {
+    return undefined;
+  }
+  return {
+    position,
+    end: position + physicalLength(position, total),
+    generation: fields.generation,
+    payload: Uint8Array.from(fields.payload),
+  };
+}
+
+/** Reads `length` logical bytes of the header at block start `position`, if the file has them. */
+function readLogicalAt(
+  file: DbFile,
+  position: number,
+  length: number,
+  size: number,
+): Buffer | undefined {
+  const span = physicalLength(position, length);
+  if (position + span > size) return undefined;
+  const physical = Buffer.allocUnsafe(span);
+  if (file.readSync(physical, 0, span, position) < span) return undefined;
+  const logical = Buffer.allocUnsafe(length);
+  return copyLogical(physical, position, position + 1, length, logical, 0) ? logical : undefined;
+}
+
+/** Checks a one-fsync header's CRC32C of the physical bytes between the previous header and it. */
+function regionVerifies(
+  file: DbFile,
+  fields: { regionStart: number; regionChecksum: number },
+  position: number,
+): boolean {
+  if (fields.regionStart > position) return false;
+  const window = Buffer.allocUnsafe(REGION_READ_BYTES);
+  let checksum = 0;
+  for (let offset = fields.regionStart; offset < position; offset += REGION_READ_BYTES) {
+    const count = Math.min(REGION_READ_BYTES, position - offset);
+    if (file.readSync(window, 0, count, offset) < count) return false;
+    checksum = crc32c(window.subarray(0, count), checksum);
+  }
+  return checksum >>> 0 === fields.regionChecksum;
+}

@@ -1,0 +1,730 @@
+/**
+ * A copy-on-write B+tree over a block file. A `BTree` value is immutable: `modify` writes new
+ * nodes from the changed leaves up to a new root and returns a new tree, and the old tree
+ * stays readable, so a reader holding it sees a consistent snapshot while a writer goes on.
+ *
+ * Interior entries hold the last key of each child, its pointer, its entry count, the byte size
+ * of its subtree and its reduction, so `fullReduce` and `count` are O(1) and `reduceRange`
+ * reads only the two edges of the range. Nodes split by encoded byte size. Removing entries
+ * never merges nodes; a node left empty disappears and a root with one child is replaced by
+ * that child.
+ *
+ * This module makes nothing durable: the caller commits the block file with the new root in
+ * its header (`encodeRoot`). It reads through the node cache and writes new nodes into it.
+ */
+import { assert } from '../util/assert.js';
+import type { BlockFile } from './block-file.js';
+import {
+  type ChildReference,
+  childCountAndSize,
+  childReduction,
+  decodeChildEntry,
+  EntryList,
+  encodeChildEntry,
+  encodeInlineEntry,
+  encodeNode,
+  encodeOutOfLineEntry,
+  KEY_LENGTH_BYTES,
+  MAX_KEY_BYTES,
+  NODE_INTERIOR,
+  NODE_LEAF,
+  NodeView,
+  outOfLineLength,
+  splitEntries,
+  VALUE_INLINE,
+} from './btree-node.js';
+import type { TreeCodec } from './codecs.js';
+import { CorruptionError, StorageError } from './errors.js';
+import { NodeCache } from './node-cache.js';
+
+/** Default target size of an encoded node; docs/benchmarks.md gives the measurements. */
+export const DEFAULT_NODE_SIZE_BYTES = 4000;
+/** Bytes read beyond the node size target, since a split node may exceed it by an entry. */
+const NODE_READ_SLACK_BYTES = 256;
+const ROOT_FIXED_BYTES = 18;
+const U48_BYTES = 6;
+const EMPTY = Buffer.alloc(0);
+
+/** The state a header stores for a tree; `null` is the empty tree. */
+export interface TreeRoot {
+  readonly pointer: number;
+  /** Entries in the tree. */
+  readonly count: number;
+  /** Bytes of all nodes of the tree plus its out-of-line values. */
+  readonly sizeBytes: number;
+  /** Encoded reduction of the whole tree; empty without a reducer. */
+  readonly reduction: Buffer;
+}
+
+/** Encodes a root for a header: u48 pointer, u48 count, u48 size, reduction; empty for null. */
+export function encodeRoot(root: TreeRoot | null): Buffer {
+  if (root === null) return EMPTY;
+  const bytes = Buffer.alloc(ROOT_FIXED_BYTES + root.reduction.length);
+  bytes.writeUIntBE(root.pointer, 0, U48_BYTES);
+  bytes.writeUIntBE(root.count, U48_BYTES, U48_BYTES);
+  bytes.writeUIntBE(root.sizeBytes, 2 * U48_BYTES, U48_BYTES);
+  root.reduction.copy(bytes, ROOT_FIXED_BYTES);
+  return bytes;
+}
+
+export function decodeRoot(bytes: Uint8Array): TreeRoot | null {
+  if (bytes.length === 0) return null;
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  assert(buffer.length >= ROOT_FIXED_BYTES, 'an encoded root has its fixed fields');
+  return {
+    pointer: buffer.readUIntBE(0, U48_BYTES),
+    count: buffer.readUIntBE(U48_BYTES, U48_BYTES),
+    sizeBytes: buffer.readUIntBE(2 * U48_BYTES, U48_BYTES),
+    reduction: Buffer.from(buffer.subarray(ROOT_FIXED_BYTES)),
+  };
+}
+
+/** A key longer than a node entry can hold. */
+export class KeyTooLargeError extends StorageError {
+  override readonly name = 'KeyTooLargeError';
+
+  constructor(readonly lengthBytes: number) {
+    super(`key of ${lengthBytes} bytes is longer than the maximum of ${MAX_KEY_BYTES} bytes`);
+  }
+}
+
+export interface BTreeOptions {
+  /** Target size of an encoded node in bytes. */
+  nodeSizeBytes?: number;
+  /** Values whose encoding is longer than this are stored as records of their own. */
+  outOfLineValueBytes?: number;
+  /** Cache of node buffers; `NodeCache.shared` by default. */
+  cache?: NodeCache;
+}
+
+export interface ModifyRequest<K, V> {
+  insert?: Iterable<readonly [K, V]>;
+  remove?: Iterable<K>;
+}
+
+export interface QueryModifyRequest<K, V> extends ModifyRequest<K, V> {
+  /** Keys whose values before the change are returned in `found`, in this order. */
+  lookup?: readonly K[];
+}
+
+export interface QueryModifyResult<K, V, R> {
+  tree: BTree<K, V, R>;
+  /** Value of each `lookup` key before the change, aligned with `lookup`. */
+  found: Array<V | undefined>;
+  /** Entries that the inserts and removes replaced or deleted, in key order. */
+  replaced: Array<readonly [K, V]>;
+}
+
+/** Summary of a subtree, passed to `skipSubtree`. */
+export interface SubtreeSummary<K, R> {
+  lastKey: K;
+  count: number;
+  reduction: R;
+}
+
+export interface RangeOptions<K> {
+  start?: K;
+  end?: K;
+  /** Whether `end` itself is in the range; true by default. */
+  endInclusive?: boolean;
+}
+
+export interface FoldOptions<K, R> extends RangeOptions<K> {
+  /** Backward folds start at `start`, the high key, and go down to `end`. */
+  direction?: 'forward' | 'backward';
+  /** Returns true to skip a whole subtree without reading it. */
+  skipSubtree?: (subtree: SubtreeSummary<K, R>) => boolean;
+}
+
+/** The visitor returns false to stop the fold. */
+export type FoldVisitor<K, V> = (key: K, value: V) => unknown;
+
+const ACTION_LOOKUP = 0;
+const ACTION_REMOVE = 1;
+const ACTION_INSERT = 2;
+
+/** All requests for one key, merged: lookups see the old value; insert beats remove. */
+interface KeyAction {
+  key: Buffer;
+  lookupIndexes: number[];
+  write: typeof ACTION_LOOKUP | typeof ACTION_REMOVE | typeof ACTION_INSERT;
+  entry: Buffer | undefined;
+}
+
+interface RawAction {
+  key: Buffer;
+  kind: number;
+  sequence: number;
+  entry?: Buffer;
+  lookupIndex?: number;
+}
+
+/** Result of rewriting a subtree: the child entries that replace it, if it changed. */
+type Rewrite = { changed: false } | { changed: true; children: EntryList };
+
+const CONTINUE = 0;
+const STOP = 1;
+const PAST_END = 2;
+type FoldState = typeof CONTINUE | typeof STOP | typeof PAST_END;
+
+export class BTree<K, V, R = undefined> {
+  readonly #file: BlockFile;
+  readonly #codec: TreeCodec<K, V, R>;
+  readonly #options: Required<BTreeOptions>;
+
+  private constructor(
+    file: BlockFile,
+    codec: TreeCodec<K, V, R>,
+    options: Required<BTreeOptions>,
+    readonly root: TreeRoot | null,
+  ) {
+    this.#file = file;
+    this.#codec = codec;
+    this.#options = options;
+  }
+
+  /** Opens the tree whose root a header stored (`null` for an empty tree). */
+  static open<K, V, R = undefined>(
+    file: BlockFile,
+    codec: TreeCodec<K, V, R>,
+    root: TreeRoot | null,
+    options: BTreeOptions = {},
+  ): BTree<K, V, R> {
+    const resolved: Required<BTreeOptions> = {
+      nodeSizeBytes: options.nodeSizeBytes ?? DEFAULT_NODE_SIZE_BYTES,
+      outOfLineValueBytes: options.outOfLineValueBytes ?? Number.POSITIVE_INFINITY,
+      cache: options.cache ?? NodeCache.shared,
+    };
+    assert(resolved.nodeSizeBytes > 0, 'a node size is positive');
+    return new BTree(file, codec, resolved, root);
+  }
+
+  /** Number of entries, O(1). */
+  get count(): number {
+    return this.root?.count ?? 0;
+  }
+
+  /** Reduction of the whole tree, O(1). */
+  fullReduce(): R {
+    const reducer = this.#reducer();
+    if (this.root === null) return reducer.reduce([]);
+    return reducer.decode(this.root.reduction);
+  }
+
+  get(key: K): V | undefined {
+    if (this.root === null) return undefined;
+    const encoded = this.#encodeKey(key);
+    let view = this.#node(this.root.pointer);
+    for (;;) {
+      const index = this.#lowerBound(view, encoded);
+      if (index === view.count) return undefined;
+      if (view.isLeaf) {
+        return this.#compareAt(view, index, encoded) === 0 ? this.#value(view, index) : undefined;
+      }
+      view = this.#node(view.childPointer(index));
+    }
+  }
+
+  /** Looks up many keys in one pass down the tree; results are aligned with `keys`. */
+  lookup(keys: readonly K[]): Array<V | undefined> {
+    return this.queryModify({ lookup: keys }).found;
+  }
+
+  /** Applies inserts and removes in one pass and returns the new tree. */
+  modify(request: ModifyRequest<K, V>): BTree<K, V, R> {
+    return this.queryModify(request).tree;
+  }
+
+  /**
+   * Looks up, removes and inserts in one pass. For the same key, lookups see the value before
+   * the change, and an insert wins over a remove; of several inserts the last one wins.
+   */
+  queryModify(request: QueryModifyRequest<K, V>): QueryModifyResult<K, V, R> {
+    const lookupKeys = request.lookup ?? [];
+    const result: QueryModifyResult<K, V, R> = {
+      tree: this,
+      found: new Array<V | undefined>(lookupKeys.length).fill(undefined),
+      replaced: [],
+    };
+    const actions = this.#prepareActions(request);
+    if (actions.length === 0) return result;
+    const rewrite =
+      this.root === null
+        ? this.#rewriteLeaf(undefined, actions, 0, actions.length, result)
+        : this.#rewrite(this.root.pointer, actions, 0, actions.length, result);
+    if (rewrite.changed) {
+      result.tree = new BTree(
+        this.#file,
+        this.#codec,
+        this.#options,
+        this.#buildRoot(rewrite.children),
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Calls `visitor` for each entry in key order (or reverse order) within the range, until it
+   * returns false. Returns false if the visitor stopped the fold, true otherwise.
+   */
+  fold(visitor: FoldVisitor<K, V>, options: FoldOptions<K, R> = {}): boolean {
+    if (this.root === null) return true;
+    const range = {
+      start: options.start === undefined ? undefined : this.#encodeKey(options.start),
+      end: options.end === undefined ? undefined : this.#encodeKey(options.end),
+      endInclusive: options.endInclusive ?? true,
+      skipSubtree: options.skipSubtree,
+      visitor,
+    };
+    const state =
+      options.direction === 'backward'
+        ? this.#foldBackward(this.root.pointer, range)
+        : this.#foldForward(this.root.pointer, range);
+    return state !== STOP;
+  }
+
+  /** Reduction of the entries within the range, reading only the nodes at its edges. */
+  reduceRange(options: RangeOptions<K> = {}): R {
+    const reducer = this.#reducer();
+    if (this.root === null) return reducer.reduce([]);
+    const range = {
+      start: options.start === undefined ? undefined : this.#encodeKey(options.start),
+      end: options.end === undefined ? undefined : this.#encodeKey(options.end),
+      endInclusive: options.endInclusive ?? true,
+    };
+    const parts: R[] = [];
+    this.#reduceNode(this.root.pointer, undefined, range, parts);
+    if (parts.length === 0) return reducer.reduce([]);
+    return parts.length === 1 ? parts[0]! : reducer.rereduce(parts);
+  }
+
+  /** Number of entries with a key strictly before `key`, reading one path. */
+  countBefore(key: K): number {
+    if (this.root === null) return 0;
+    const encoded = this.#encodeKey(key);
+    let before = 0;
+    let view = this.#node(this.root.pointer);
+    for (;;) {
+      const index = this.#lowerBound(view, encoded);
+      if (view.isLeaf) return before + index;
+      for (let child = 0; child < index; child++) before += view.child(child).count;
+      if (index === view.count) return before;
+      view = this.#node(view.childPointer(index));
+    }
+  }
+
+  // ---- reading helpers
+
+  #reducer() {
+    const reducer = this.#codec.reducer;
+    assert(reducer !== undefined, 'this tree has no reducer');
+    return reducer;
+  }
+
+  #encodeKey(key: K): Buffer {
+    const encoded = this.#codec.key.encode(key);
+    if (encoded.length > MAX_KEY_BYTES) throw new KeyTooLargeError(encoded.length);
+    return encoded;
+  }
+
+  #node(pointer: number): NodeView {
+    const cache = this.#options.cache;
+    let bytes = cache.get(this.#file.id, pointer);
+    if (bytes === undefined) {
+      bytes = this.#file.read(pointer, this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES);
+      if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
+        throw new CorruptionError(this.#file.path, pointer, 'record is not a B+tree node');
+      }
+      cache.set(this.#file.id, pointer, bytes);
+    }
+    return new NodeView(bytes);
+  }
+
+  #compare(a: Buffer, b: Buffer): number {
+    if (this.#codec.key.byteOrdered) return Buffer.compare(a, b);
+    const keys = this.#codec.key;
+    return keys.compare(keys.decode(a), keys.decode(b));
+  }
+
+  /** Compares the key at `index` of a node with `key`. */
+  #compareAt(view: NodeView, index: number, key: Buffer): number {
+    if (this.#codec.key.byteOrdered) {
+      const bytes = view.bytes;
+      const start = view.entryStart(index) + KEY_LENGTH_BYTES;
+      return compareBytes(bytes, start, start + bytes.readUInt16BE(start - KEY_LENGTH_BYTES), key);
+    }
+    return this.#compare(view.key(index), key);
+  }
+
+  /** Index of the first entry from `low` on whose key is at least `key`; `count` if none. */
+  #lowerBound(view: NodeView, key: Buffer, low = 0): number {
+    let high = view.count;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.#compareAt(view, middle, key) < 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  #value(view: NodeView, index: number): V {
+    if (view.valueTag(index) === VALUE_INLINE) {
+      return this.#codec.value.decode(view.inlineValue(index));
+    }
+    return this.#codec.value.decode(this.#file.read(view.outOfLineValue(index).pointer));
+  }
+
+  // ---- modify
+
+  #prepareActions(request: QueryModifyRequest<K, V>): KeyAction[] {
+    const raw: RawAction[] = [];
+    let sequence = 0;
+    (request.lookup ?? []).forEach((key, lookupIndex) => {
+      raw.push({
+        key: this.#encodeKey(key),
+        kind: ACTION_LOOKUP,
+        sequence: sequence++,
+        lookupIndex,
+      });
+    });
+    for (const key of request.remove ?? []) {
+      raw.push({ key: this.#encodeKey(key), kind: ACTION_REMOVE, sequence: sequence++ });
+    }
+    for (const [key, value] of request.insert ?? []) {
+      const encodedKey = this.#encodeKey(key);
+      const entry = this.#encodeEntry(encodedKey, value);
+      raw.push({ key: encodedKey, kind: ACTION_INSERT, sequence: sequence++, entry });
+    }
+    raw.sort((a, b) => this.#compare(a.key, b.key) || a.kind - b.kind || a.sequence - b.sequence);
+    const actions: KeyAction[] = [];
+    for (const action of raw) {
+      let last = actions[actions.length - 1];
+      if (last === undefined || this.#compare(last.key, action.key) !== 0) {
+        last = { key: action.key, lookupIndexes: [], write: ACTION_LOOKUP, entry: undefined };
+        actions.push(last);
+      }
+      if (action.kind === ACTION_LOOKUP) last.lookupIndexes.push(action.lookupIndex!);
+      else {
+        last.write = action.kind as KeyAction['write'];
+        last.entry = action.entry;
+      }
+    }
+    return actions;
+  }
+
+  #encodeEntry(key: Buffer, value: V): Buffer {
+    const encoded = this.#codec.value.encode(value);
+    if (encoded.length <= this.#options.outOfLineValueBytes) return encodeInlineEntry(key, encoded);
+    const pointer = this.#file.append(encoded);
+    return encodeOutOfLineEntry(key, pointer, encoded.length);
+  }
+
+  #rewrite(
+    pointer: number,
+    actions: KeyAction[],
+    low: number,
+    high: number,
+    result: QueryModifyResult<K, V, R>,
+  ): Rewrite {
+    const view = this.#node(pointer);
+    if (view.isLeaf) return this.#rewriteLeaf(view, actions, low, high, result);
+    const children = new EntryList();
+    let changed = false;
+    let nextChild = 0;
+    let first = low;
+    while (first < high) {
+      const child = Math.min(this.#lowerBound(view, actions[first]!.key), view.count - 1);
+      let last = first + 1;
+      if (child === view.count - 1) last = high;
+      while (last < high && this.#compareAt(view, child, actions[last]!.key) >= 0) last += 1;
+      children.pushFromNode(view, nextChild, child);
+      const rewrite = this.#rewrite(view.childPointer(child), actions, first, last, result);
+      if (rewrite.changed) {
+        changed = true;
+        children.pushAll(rewrite.children);
+      } else {
+        children.pushFromNode(view, child, child + 1);
+      }
+      nextChild = child + 1;
+      first = last;
+    }
+    if (!changed) return { changed: false };
+    children.pushFromNode(view, nextChild, view.count);
+    return { changed: true, children: this.#writeNodes(NODE_INTERIOR, children) };
+  }
+
+  #rewriteLeaf(
+    view: NodeView | undefined,
+    actions: KeyAction[],
+    low: number,
+    high: number,
+    result: QueryModifyResult<K, V, R>,
+  ): Rewrite {
+    const count = view?.count ?? 0;
+    const entries = new EntryList();
+    let changed = false;
+    let index = 0;
+    for (let next = low; next < high; next++) {
+      const action = actions[next]!;
+      const position = view === undefined ? 0 : this.#lowerBound(view, action.key, index);
+      if (view !== undefined) entries.pushFromNode(view, index, position);
+      index = position;
+      const exists = position < count && this.#compareAt(view!, position, action.key) === 0;
+      if (exists) this.#reportExisting(view!, position, action, result);
+      if (action.write === ACTION_INSERT) {
+        entries.push(action.entry!);
+        changed = true;
+        if (exists) index += 1;
+      } else if (action.write === ACTION_REMOVE && exists) {
+        changed = true;
+        index += 1;
+      }
+    }
+    if (!changed) return { changed: false };
+    if (view !== undefined) entries.pushFromNode(view, index, count);
+    return { changed: true, children: this.#writeNodes(NODE_LEAF, entries) };
+  }
+
+  /** Records the value an action found: for its lookups, and as replaced if it writes. */
+  #reportExisting(
+    view: NodeView,
+    index: number,
+    action: KeyAction,
+    result: QueryModifyResult<K, V, R>,
+  ): void {
+    const value = this.#value(view, index);
+    for (const lookupIndex of action.lookupIndexes) result.found[lookupIndex] = value;
+    if (action.write !== ACTION_LOOKUP) {
+      result.replaced.push([this.#codec.key.decode(Buffer.from(action.key)), value]);
+    }
+  }
+
+  /** Writes sorted entries as nodes of `kind` and returns the child entries pointing to them. */
+  #writeNodes(kind: number, entries: EntryList): EntryList {
+    const children = new EntryList();
+    let from = 0;
+    for (const to of splitEntries(entries, this.#options.nodeSizeBytes)) {
+      if (to === from) continue;
+      const node = encodeNode(kind, entries, from, to);
+      const pointer = this.#file.append(node);
+      this.#options.cache.set(this.#file.id, pointer, node);
+      children.push(encodeChildEntry(this.#describe(kind, entries, from, to, node, pointer)));
+      from = to;
+    }
+    return children;
+  }
+
+  #describe(
+    kind: number,
+    entries: EntryList,
+    from: number,
+    to: number,
+    node: Buffer,
+    pointer: number,
+  ): ChildReference {
+    const lastKey = entries.key(to - 1);
+    let count = 0;
+    let sizeBytes = node.length;
+    if (kind === NODE_LEAF) {
+      count = to - from;
+      for (let index = from; index < to; index++) sizeBytes += outOfLineLength(entries, index);
+      return { lastKey, pointer, count, sizeBytes, reduction: this.#leafReduction(node) };
+    }
+    for (let index = from; index < to; index++) {
+      const child = childCountAndSize(entries, index);
+      count += child.count;
+      sizeBytes += child.sizeBytes;
+    }
+    return {
+      lastKey,
+      pointer,
+      count,
+      sizeBytes,
+      reduction: this.#interiorReduction(entries, from, to),
+    };
+  }
+
+  #leafReduction(node: Buffer): Buffer {
+    const reducer = this.#codec.reducer;
+    if (reducer === undefined) return EMPTY;
+    const view = new NodeView(node);
+    const entries: Array<readonly [K, V]> = [];
+    for (let index = 0; index < view.count; index++) {
+      entries.push([this.#codec.key.decode(view.key(index)), this.#value(view, index)]);
+    }
+    return Buffer.from(reducer.encode(reducer.reduce(entries)));
+  }
+
+  #interiorReduction(children: EntryList, from: number, to: number): Buffer {
+    const reducer = this.#codec.reducer;
+    if (reducer === undefined) return EMPTY;
+    const reductions: R[] = [];
+    for (let index = from; index < to; index++) {
+      reductions.push(reducer.decode(childReduction(children, index)));
+    }
+    return Buffer.from(reducer.encode(reducer.rereduce(reductions)));
+  }
+
+  /** Builds interior levels over `children` until one root remains. */
+  #buildRoot(children: EntryList): TreeRoot | null {
+    let level = children;
+    while (level.length > 1) level = this.#writeNodes(NODE_INTERIOR, level);
+    if (level.length === 0) return null;
+    let root = decodeChildEntry(level.buffer(0).subarray(level.start(0), level.end(0)));
+    for (;;) {
+      const view = this.#node(root.pointer);
+      if (view.isLeaf || view.count > 1) break;
+      root = view.child(0);
+    }
+    return {
+      pointer: root.pointer,
+      count: root.count,
+      sizeBytes: root.sizeBytes,
+      reduction: Buffer.from(root.reduction),
+    };
+  }
+
+  // ---- folds and reductions
+
+  #foldForward(pointer: number, range: FoldRange<K, V, R>): FoldState {
+    const view = this.#node(pointer);
+    const first = range.start === undefined ? 0 : this.#lowerBound(view, range.start);
+    for (let index = first; index < view.count; index++) {
+      if (view.isLeaf) {
+        if (range.end !== undefined && this.#pastEnd(view, index, range, 1)) return PAST_END;
+        const key = this.#codec.key.decode(view.key(index));
+        if (range.visitor(key, this.#value(view, index)) === false) return STOP;
+        continue;
+      }
+      if (!this.#skips(view, index, range)) {
+        const state = this.#foldForward(view.childPointer(index), range);
+        if (state !== CONTINUE) return state;
+      }
+      if (range.end !== undefined && this.#compareAt(view, index, range.end) >= 0) return PAST_END;
+    }
+    return CONTINUE;
+  }
+
+  #foldBackward(pointer: number, range: FoldRange<K, V, R>): FoldState {
+    const view = this.#node(pointer);
+    let first = view.count - 1;
+    if (range.start !== undefined) {
+      const bound = this.#lowerBound(view, range.start);
+      if (view.isLeaf) {
+        first =
+          bound < view.count && this.#compareAt(view, bound, range.start) === 0 ? bound : bound - 1;
+      } else {
+        first = Math.min(bound, view.count - 1);
+      }
+    }
+    for (let index = first; index >= 0; index--) {
+      if (view.isLeaf) {
+        if (range.end !== undefined && this.#pastEnd(view, index, range, -1)) return PAST_END;
+        const key = this.#codec.key.decode(view.key(index));
+        if (range.visitor(key, this.#value(view, index)) === false) return STOP;
+        continue;
+      }
+      if (!this.#skips(view, index, range)) {
+        const state = this.#foldBackward(view.childPointer(index), range);
+        if (state !== CONTINUE) return state;
+      }
+      if (index > 0 && range.end !== undefined) {
+        const previous = this.#compareAt(view, index - 1, range.end);
+        if (previous < 0 || (previous === 0 && !range.endInclusive)) return PAST_END;
+      }
+    }
+    return CONTINUE;
+  }
+
+  /** Whether the leaf key at `index` lies beyond the range end in `direction` (1 or -1). */
+  #pastEnd(view: NodeView, index: number, range: FoldRange<K, V, R>, direction: number): boolean {
+    const order = this.#compareAt(view, index, range.end!) * direction;
+    return order > 0 || (order === 0 && !range.endInclusive);
+  }
+
+  #skips(view: NodeView, index: number, range: FoldRange<K, V, R>): boolean {
+    if (range.skipSubtree === undefined) return false;
+    const child = view.child(index);
+    const reducer = this.#codec.reducer;
+    return range.skipSubtree({
+      lastKey: this.#codec.key.decode(Buffer.from(child.lastKey)),
+      count: child.count,
+      reduction: (reducer === undefined ? undefined : reducer.decode(child.reduction)) as R,
+    });
+  }
+
+  /**
+   * Collects into `parts` the reductions covering the range within the subtree at `pointer`,
+   * whose keys are all greater than `lowerExclusive` when it is given.
+   */
+  #reduceNode(
+    pointer: number,
+    lowerExclusive: Buffer | undefined,
+    range: EncodedRange,
+    parts: R[],
+  ): void {
+    const reducer = this.#reducer();
+    const view = this.#node(pointer);
+    if (view.isLeaf) {
+      const entries: Array<readonly [K, V]> = [];
+      for (let index = 0; index < view.count; index++) {
+        if (this.#inRange(view.key(index), range)) {
+          entries.push([this.#codec.key.decode(view.key(index)), this.#value(view, index)]);
+        }
+      }
+      if (entries.length > 0) parts.push(reducer.reduce(entries));
+      return;
+    }
+    for (let index = 0; index < view.count; index++) {
+      const childLow = index === 0 ? lowerExclusive : view.key(index - 1);
+      const childHigh = view.key(index);
+      if (range.start !== undefined && this.#compare(childHigh, range.start) < 0) continue;
+      if (
+        range.end !== undefined &&
+        childLow !== undefined &&
+        this.#compare(childLow, range.end) >= 0
+      ) {
+        break;
+      }
+      const startCovered =
+        range.start === undefined ||
+        (childLow !== undefined && this.#compare(childLow, range.start) >= 0);
+      const endOrder = range.end === undefined ? -1 : this.#compare(childHigh, range.end);
+      const endCovered = endOrder < 0 || (endOrder === 0 && range.endInclusive);
+      if (startCovered && endCovered) parts.push(reducer.decode(view.child(index).reduction));
+      else this.#reduceNode(view.childPointer(index), childLow, range, parts);
+    }
+  }
+
+  #inRange(key: Buffer, range: EncodedRange): boolean {
+    if (range.start !== undefined && this.#compare(key, range.start) < 0) return false;
+    if (range.end === undefined) return true;
+    const order = this.#compare(key, range.end);
+    return order < 0 || (order === 0 && range.endInclusive);
+  }
+}
+
+/**
+ * Compares `bytes[start, end)` with `key` bytewise. A JavaScript loop beats `Buffer.compare`
+ * here because keys usually differ within their first bytes and the native call costs more
+ * than the loop.
+ */
+function compareBytes(bytes: Buffer, start: number, end: number, key: Buffer): number {
+  const length = Math.min(end - start, key.length);
+  for (let offset = 0; offset < length; offset++) {
+    const difference = bytes[start + offset]! - key[offset]!;
+    if (difference !== 0) return difference;
+  }
+  return end - start - key.length;
+}
+
+interface EncodedRange {
+  start: Buffer | undefined;
+  end: Buffer | undefined;
+  endInclusive: boolean;
+}
+
+interface FoldRange<K, V, R> extends EncodedRange {
+  skipSubtree: ((subtree: SubtreeSummary<K, R>) => boolean) | undefined;
+  visitor: FoldVisitor<K, V>;
+}

@@ -1,0 +1,244 @@
+/**
+ * Block file: record framing across block boundaries, reads of unwritten records, commit
+ * order, corruption reports, fatal fsync failures, creation through a temporary name and
+ * refusal to open (or overwrite) a file without a valid header.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import fc from 'fast-check';
+import { BlockFile, type CommitDiscipline } from '../../src/storage/block-file.js';
+import {
+  BLOCK_SIZE,
+  encodeHeader,
+  FORMAT_VERSION,
+  HEADER_FIXED_BYTES,
+  MARKER_HEADER,
+} from '../../src/storage/block-layout.js';
+import {
+  CorruptionError,
+  FileExistsError,
+  FileFailedError,
+  UnsupportedFormatError,
+} from '../../src/storage/errors.js';
+import { FsyncDelayFileSystem, FsyncFailureFileSystem } from '../../src/storage/fault-layers.js';
+import { nodeFileSystem } from '../../src/storage/io.js';
+import { scaled } from '../support/scale.js';
+import { tempDir } from '../support/tmp.js';
+
+const disciplines: CommitDiscipline[] = ['one-fsync', 'two-fsync'];
+
+function payload(length: number, seed: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) bytes[i] = (seed * 31 + i * 7) & 0xff;
+  // Header markers inside data must never confuse the header scan.
+  if (length > 0) bytes[0] = MARKER_HEADER;
+  return bytes;
+}
+
+for (const discipline of disciplines) {
+  test(`records round-trip across blocks (${discipline})`, async (t) => {
+    const dir = await tempDir(t);
+    let run = 0;
+    const operation = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.integer({ min: 0, max: 3 * BLOCK_SIZE }).map((n) => ({ append: n })),
+      },
+      { weight: 1, arbitrary: fc.constant({ commit: true }) },
+      { weight: 1, arbitrary: fc.constant({ reopen: true }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 40 }), async (operations) => {
+        const path = join(dir, `round-trip-${run++}.db`);
+        let file = await BlockFile.create(path, Buffer.from('g1'), { discipline });
+        const committed: Array<[number, Buffer]> = [];
+        let pending: Array<[number, Buffer]> = [];
+        let commits = 1;
+        try {
+          for (const step of operations) {
+            if ('append' in step) {
+              const bytes = payload(step.append, pending.length + committed.length);
+              pending.push([file.append(bytes), bytes]);
+            } else if ('commit' in step) {
+              commits += 1;
+              await file.commit(Buffer.from(`g${commits}`));
+              committed.push(...pending);
+              pending = [];
+            } else {
+              await file.close();
+              pending = [];
+              file = await BlockFile.open(path, { discipline });
+              assert.equal(Buffer.from(file.header).toString(), `g${commits}`);
+            }
+            for (const [pointer, bytes] of [...committed, ...pending]) {
+              assert.ok(file.read(pointer).equals(bytes), `record at ${pointer}`);
+            }
+          }
+        } finally {
+          await file.close();
+        }
+      }),
+      { numRuns: scaled(25, 250) },
+    );
+  });
+
+  test(`appends during a commit join the next one (${discipline})`, async (t) => {
+    const dir = await tempDir(t);
+    const path = join(dir, 'in-flight.db');
+    const fileSystem = new FsyncDelayFileSystem(nodeFileSystem, { delayMs: 5 });
+    const file = await BlockFile.create(path, Buffer.from('h0'), { discipline, fileSystem });
+    const order: number[] = [];
+    const first = file.append(payload(100, 1));
+    const commits = [file.commit(Buffer.from('h1')).then(() => order.push(1))];
+    const late = file.append(payload(5000, 2));
+    assert.ok(file.read(late).equals(payload(5000, 2)), 'a record is readable before its write');
+    commits.push(file.commit(Buffer.from('h2')).then(() => order.push(2)));
+    commits.push(file.commit(Buffer.from('h3')).then(() => order.push(3)));
+    await commits[0];
+    assert.equal(Buffer.from(file.header).toString(), 'h1');
+    await Promise.all(commits);
+    assert.deepEqual(order, [1, 2, 3], 'commits resolve in call order');
+    await file.close();
+
+    const reopened = await BlockFile.open(path);
+    assert.equal(Buffer.from(reopened.header).toString(), 'h3');
+    assert.ok(reopened.read(first).equals(payload(100, 1)));
+    assert.ok(reopened.read(late).equals(payload(5000, 2)));
+    await reopened.close();
+  });
+
+  test(`fsync failure closes the file for good (${discipline})`, async (t) => {
+    const dir = await tempDir(t);
+    const path = join(dir, 'fsync-failure.db');
+    const fileSystem = new FsyncFailureFileSystem(nodeFileSystem, { failAfterSyncs: null });
+    const file = await BlockFile.create(path, Buffer.from('h0'), { discipline, fileSystem });
+    const pointer = file.append(payload(10, 1));
+    await file.commit(Buffer.from('h1'));
+    fileSystem.settings.failAfterSyncs = fileSystem.settings.syncCount;
+    file.append(payload(10, 2));
+    const failure = await file.commit(Buffer.from('h2')).then(
+      () => assert.fail('commit must fail'),
+      (error: unknown) => error,
+    );
+    assert.ok(failure instanceof FileFailedError, 'the fsync error surfaces as FileFailedError');
+    assert.equal(failure.operation, 'fsync');
+    assert.match(failure.message, /fsync-failure\.db/);
+    const syncsAfterFailure = fileSystem.settings.syncCount;
+    assert.throws(
+      () => file.append(payload(1, 3)),
+      (error) => error === failure,
+    );
+    assert.throws(
+      () => file.read(pointer),
+      (error) => error === failure,
+    );
+    await assert.rejects(file.commit(Buffer.from('h3')), (error) => error === failure);
+    assert.equal(fileSystem.settings.syncCount, syncsAfterFailure, 'fsync is never retried');
+    await file.close();
+
+    // A failed commit is not acknowledged, but its header may have reached the disk anyway:
+    // with one fsync the header was written before the failing fsync.
+    const reopened = await BlockFile.open(path);
+    const expected = discipline === 'two-fsync' ? ['h1'] : ['h1', 'h2'];
+    assert.ok(expected.includes(Buffer.from(reopened.header).toString()));
+    await reopened.close();
+  });
+}
+
+test('bad checksum names the file and offset', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'checksum.db');
+  const file = await BlockFile.create(path, Buffer.from('h0'));
+  const pointer = file.append(payload(300, 1));
+  await file.commit(Buffer.from('h1'));
+  await file.close();
+  const bytes = readFileSync(path);
+  bytes[pointer + 20]! ^= 0x40;
+  writeFileSync(path, bytes);
+  const reopened = await BlockFile.open(path, { discipline: 'two-fsync', readOnly: true });
+  assert.throws(
+    () => reopened.read(pointer),
+    (error) =>
+      error instanceof CorruptionError &&
+      error.path === path &&
+      error.offset === pointer &&
+      error.message.includes(path) &&
+      error.message.includes(String(pointer)),
+  );
+  assert.throws(() => reopened.read(pointer + 1_000_000), CorruptionError);
+  await reopened.close();
+});
+
+test('file without a valid header is never changed', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'no-header.db');
+  const file = await BlockFile.create(path, Buffer.from('only header'));
+  file.append(payload(9000, 3));
+  await file.close();
+  const original = readFileSync(path);
+  const damaged = Buffer.from(original);
+  damaged[10]! ^= 0xff;
+  writeFileSync(path, damaged);
+  await assert.rejects(
+    BlockFile.open(path),
+    (error) => error instanceof CorruptionError && error.path === path,
+  );
+  assert.ok(readFileSync(path).equals(damaged), 'the file is left as it was');
+  writeFileSync(path, Buffer.alloc(3 * BLOCK_SIZE, 0x01));
+  await assert.rejects(BlockFile.open(path), CorruptionError);
+  await assert.rejects(BlockFile.create(path, Buffer.from('x')), FileExistsError);
+  assert.ok(readFileSync(path).equals(Buffer.alloc(3 * BLOCK_SIZE, 0x01)));
+});
+
+test('newer format version is rejected', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'version.db');
+  const fields = encodeHeader({
+    discipline: 'two-fsync',
+    generation: 1,
+    regionStart: 0,
+    regionChecksum: 0,
+    payload: Buffer.from('h'),
+  });
+  fields.writeUInt16BE(FORMAT_VERSION + 1, 4);
+  const checksum = crc32c(fields.subarray(HEADER_FIXED_BYTES), crc32c(fields.subarray(0, 32)));
+  fields.writeUInt32BE(checksum >>> 0, 32);
+  writeFileSync(path, Buffer.concat([Buffer.from([MARKER_HEADER]), fields]));
+  await assert.rejects(BlockFile.open(path), UnsupportedFormatError);
+});
+
+test('failed creation leaves no file behind', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'created.db');
+  const failing = new FsyncFailureFileSystem(nodeFileSystem, { failAfterSyncs: 0 });
+  await assert.rejects(
+    BlockFile.create(path, Buffer.from('h'), { fileSystem: failing }),
+    FileFailedError,
+  );
+  assert.deepEqual(readdirSync(dir), [], 'neither the file nor its temporary name remains');
+  const file = await BlockFile.create(path, Buffer.from('h'));
+  await file.close();
+  assert.deepEqual(readdirSync(dir), ['created.db']);
+});
+
+test('read-only open keeps the torn tail', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'tail.db');
+  const file = await BlockFile.create(path, Buffer.from('h'));
+  await file.close();
+  const withTail = Buffer.concat([readFileSync(path), Buffer.alloc(100, 7)]);
+  writeFileSync(path, withTail);
+  const readOnly = await BlockFile.open(path, { readOnly: true });
+  await readOnly.close();
+  assert.equal(readFileSync(path).length, withTail.length);
+  const writable = await BlockFile.open(path);
+  await writable.close();
+  assert.equal(
+    readFileSync(path).length,
+    withTail.length - 100,
+    'opening for writing cuts the tail',
+  );
+});
