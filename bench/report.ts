@@ -66,7 +66,7 @@ export class BenchReport {
   save(extra: Record<string, unknown> = {}): string {
     const dir = join(process.cwd(), 'bench', 'results');
     mkdirSync(dir, { recursive: true });
-    const body = JSON.stringify(
+    const json = JSON.stringify(
       {
         name: this.name,
         startedAt: this.startedAt,
@@ -80,6 +80,7 @@ export class BenchReport {
       null,
       2,
     );
+    const body = `${json}\n`;
     const stamp = this.startedAt.replace(/[:.]/g, '-');
     const path = join(dir, `${this.name}-${stamp}.json`);
     writeFileSync(path, body);
