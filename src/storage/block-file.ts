@@ -49,7 +49,7 @@ import {
   UnsupportedFormatError,
 } from './errors.js';
 import { type DbFile, type FileSystem, nodeFileSystem } from './io.js';
-import { NodeCache } from './node-cache.js';
+import { type NodeAllocator, NodeCache } from './node-cache.js';
 
 export type { CommitDiscipline } from './block-layout.js';
 
@@ -252,9 +252,10 @@ export class BlockFile {
   /**
    * Reads and verifies the record at `pointer`. Throws CorruptionError naming the path and
    * offset if the pointer, a marker, the length or the checksum is wrong. `expectedBytes` sizes
-   * the first read; a longer record takes a second read.
+   * the first read; a longer record takes a second read. The payload goes into a buffer from
+   * `allocator` (a `NodeCache` carves it out of a slab), else into an ArrayBuffer of its own.
    */
-  read(pointer: number, expectedBytes = DEFAULT_EXPECTED_BYTES): Buffer {
+  read(pointer: number, expectedBytes = DEFAULT_EXPECTED_BYTES, allocator?: NodeAllocator): Buffer {
     this.#checkReadable();
     if (pointer <= 0 || pointer % BLOCK_SIZE === 0 || pointer + RECORD_PREFIX_BYTES > this.#end) {
       throw new CorruptionError(this.path, pointer, 'record pointer out of range');
@@ -275,7 +276,8 @@ export class BlockFile {
       span = recordSpan;
       physical = this.#readPhysical(pointer, span);
     }
-    const payload = Buffer.allocUnsafeSlow(length);
+    const payload =
+      allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
     const checksumPosition = pointer + physicalLength(pointer, 4);
     const payloadPosition = pointer + physicalLength(pointer, RECORD_PREFIX_BYTES);
     const markersValid =

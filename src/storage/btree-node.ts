@@ -10,6 +10,7 @@
  * reduction. Entries are sorted by key, and keys are unique within a leaf.
  */
 import { assert } from '../util/assert.js';
+import type { NodeAllocator } from './node-cache.js';
 
 export const NODE_LEAF = 1;
 export const NODE_INTERIOR = 2;
@@ -227,18 +228,23 @@ export class EntryList {
   }
 }
 
-/** Encodes a node from the sorted entries [from, to) of `entries`. */
+/**
+ * Encodes a node from the sorted entries [from, to) of `entries`, into a buffer from
+ * `allocator` when one is given.
+ */
 export function encodeNode(
   kind: number,
   entries: EntryList,
   from = 0,
   to = entries.length,
+  allocator?: NodeAllocator,
 ): Buffer {
   const count = to - from;
   const offsetsBytes = (count + 1) * OFFSET_BYTES;
   let length = NODE_PREFIX_BYTES + offsetsBytes;
   for (let index = from; index < to; index++) length += entries.end(index) - entries.start(index);
-  const node = Buffer.allocUnsafeSlow(length);
+  const node =
+    allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
   node[0] = kind;
   node.writeUInt32BE(count, KIND_BYTES);
   let at = NODE_PREFIX_BYTES + offsetsBytes;

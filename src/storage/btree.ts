@@ -331,7 +331,8 @@ export class BTree<K, V, R = undefined> {
     const cache = this.#options.cache;
     let bytes = cache.get(this.#file.id, pointer);
     if (bytes === undefined) {
-      bytes = this.#file.read(pointer, this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES);
+      const expectedBytes = this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES;
+      bytes = this.#file.read(pointer, expectedBytes, cache);
       if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
         throw new CorruptionError(this.#file.path, pointer, 'record is not a B+tree node');
       }
@@ -505,7 +506,7 @@ export class BTree<K, V, R = undefined> {
     let from = 0;
     for (const to of splitEntries(entries, this.#options.nodeSizeBytes)) {
       if (to === from) continue;
-      const node = encodeNode(kind, entries, from, to);
+      const node = encodeNode(kind, entries, from, to, this.#options.cache);
       const pointer = this.#file.append(node);
       this.#options.cache.set(this.#file.id, pointer, node);
       children.push(encodeChildEntry(this.#describe(kind, entries, from, to, node, pointer)));

@@ -88,3 +88,110 @@ test('cache matches an LRU model', () => {
     { numRuns: 200 },
   );
 });
+
+/** Fills a node buffer with bytes derived from its key, so any mix-up or overwrite shows. */
+function fillNode(bytes: Buffer, file: number, pointer: number, version: number): void {
+  for (let index = 0; index < bytes.length; index++) {
+    bytes[index] = (file * 131 + pointer * 31 + version * 7 + index) & 0xff;
+  }
+}
+
+function holdsNode(bytes: Buffer, file: number, pointer: number, version: number): boolean {
+  for (let index = 0; index < bytes.length; index++) {
+    if (bytes[index] !== ((file * 131 + pointer * 31 + version * 7 + index) & 0xff)) return false;
+  }
+  return true;
+}
+
+test('slab cache keeps contents, budget and handed-out buffers', () => {
+  const operation = fc.record({
+    file: fc.integer({ min: 1, max: 3 }),
+    pointer: fc.integer({ min: 1, max: 400 }),
+    size: fc.integer({ min: 1, max: 3000 }),
+    kind: fc.constantFrom('get', 'set', 'set', 'set', 'drop', 'budget'),
+    budget: fc.integer({ min: 0, max: 1 << 20 }),
+  });
+  let evictions = 0;
+  const budget = fc.integer({ min: 64 * 1024, max: 1 << 20 });
+  fc.assert(
+    fc.property(
+      budget,
+      fc.array(operation, { maxLength: 600, size: 'max' }),
+      (start, operations) => {
+        const cache = new NodeCache(start);
+        // Version of each key's latest set, and every buffer handed out with its expected fill.
+        const versions = new Map<string, number>();
+        const handedOut: Array<[Buffer, number, number, number]> = [];
+        let version = 0;
+        for (const { file, pointer, size, kind, budget } of operations) {
+          const key = `${file}:${pointer}`;
+          if (kind === 'set') {
+            version += 1;
+            const bytes = cache.allocate(size);
+            assert.equal(bytes.length, size);
+            fillNode(bytes, file, pointer, version);
+            cache.set(file, pointer, bytes);
+            versions.set(key, version);
+            handedOut.push([bytes, file, pointer, version]);
+          } else if (kind === 'get') {
+            const found = cache.get(file, pointer);
+            if (found !== undefined) {
+              const expected = versions.get(key);
+              assert.ok(expected !== undefined, 'only set keys are cached');
+              assert.ok(holdsNode(found, file, pointer, expected), `contents of ${key}`);
+              handedOut.push([found, file, pointer, expected]);
+            }
+          } else if (kind === 'drop') {
+            cache.dropFile(file);
+            for (const cached of [...versions.keys()]) {
+              if (cached.startsWith(`${file}:`)) versions.delete(cached);
+            }
+            assert.equal(cache.get(file, pointer), undefined, 'a dropped file has no nodes');
+          } else {
+            cache.budgetBytes = budget;
+          }
+          const stats = cache.stats;
+          assert.ok(stats.sizeBytes <= stats.budgetBytes, 'within the budget');
+          assert.ok(stats.nodeBytes <= stats.sizeBytes, 'node bytes are counted');
+          assert.ok(stats.sizeBytes >= 0, 'size is not negative');
+          assert.ok(stats.slabs >= 0, 'slab count is not negative');
+        }
+        for (const [bytes, file, pointer, expected] of handedOut) {
+          assert.ok(holdsNode(bytes, file, pointer, expected), 'handed-out buffers never change');
+        }
+        evictions += cache.stats.evictions;
+      },
+    ),
+    { numRuns: 100 },
+  );
+  assert.ok(evictions > 0, 'the runs evicted nodes');
+});
+
+test('slab cache keeps hot nodes and uses its memory', () => {
+  const budget = 2 * 1024 * 1024;
+  const cache = new NodeCache(budget);
+  const nodeBytes = 3000;
+  const hot = 40;
+  for (let pointer = 0; pointer < hot; pointer++) {
+    const bytes = cache.allocate(nodeBytes);
+    fillNode(bytes, 1, pointer, 0);
+    cache.set(1, pointer, bytes);
+  }
+  // Stream many cold nodes through the cache while the hot ones are read in between.
+  for (let cold = 0; cold < 20_000; cold++) {
+    const bytes = cache.allocate(nodeBytes);
+    fillNode(bytes, 2, cold, 0);
+    cache.set(2, cold, bytes);
+    const pointer = cold % hot;
+    const found = cache.get(1, pointer);
+    assert.ok(found !== undefined, `hot node ${pointer} stays cached (cold node ${cold})`);
+    assert.ok(holdsNode(found, 1, pointer, 0), `hot node ${pointer} keeps its contents`);
+  }
+  const stats = cache.stats;
+  assert.ok(stats.evictions > 0);
+  assert.ok(stats.sizeBytes <= budget);
+  assert.ok(
+    stats.nodeBytes >= 0.75 * budget,
+    `cached nodes fill most of the budget (${stats.nodeBytes} of ${budget})`,
+  );
+});
