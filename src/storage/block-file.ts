@@ -2,10 +2,12 @@
  * The append-only block file: checksummed records appended at the end, commits that write a
  * header at a block boundary, and recovery of the newest header that verifies.
  *
- * Appends are synchronous and go to an in-memory buffer. One serial queue of asynchronous
- * operations (write, fsync) writes the buffer out. Records appended while a commit is in
- * flight therefore belong to the next commit, and commits resolve in call order. A record can be
- * read as soon as `append` returns, from the buffer until its write completes.
+ * Appends are synchronous and go to an in-memory buffer. Sealed parts of the buffer (chunks)
+ * are written at once, in file order, on the libuv thread pool, so they reach the file while
+ * the caller goes on with synchronous work. Commits run through one serial queue: a commit
+ * waits for the writes of everything before its header, then fsyncs. Records appended while a
+ * commit is in flight therefore belong to the next commit, and commits resolve in call order.
+ * A record can be read as soon as `append` returns, from the buffer until its write completes.
  *
  * Commit disciplines (`CommitDiscipline`, recorded in each header):
  * - two-fsync: write the data, fsync, write the header, fsync.
@@ -53,7 +55,7 @@ import { type NodeAllocator, NodeCache } from './node-cache.js';
 
 export type { CommitDiscipline } from './block-layout.js';
 
-/** Appended bytes are handed to the write queue once this many are buffered. */
+/** Appended bytes are sealed into a chunk and written once this many are buffered. */
 const FLUSH_THRESHOLD_BYTES = 1 << 20;
 /** Capacity of each append buffer; a larger record gets a buffer of its own size. */
 const APPEND_BUFFER_BYTES = 2 << 20;
@@ -87,6 +89,11 @@ export interface BlockFileStats {
 interface Chunk {
   position: number;
   bytes: Buffer;
+  /** The write of the chunk once started. */
+  write: Promise<void> | undefined;
+  /** A two-fsync header waits for the fsync of the data before it, and later chunks wait too. */
+  heldUntilSync: boolean;
+  done: boolean;
 }
 
 interface CommittedHeader {
@@ -108,8 +115,16 @@ export class BlockFile {
   #end: number;
   /** The file contains every byte below this offset. */
   #writtenEnd: number;
-  /** Sealed chunks whose write has not completed, in file order. */
+  /**
+   * Sealed chunks from the first one whose write has not completed, in file order. Writes
+   * start in file order, so none starts after a chunk held until a sync. Keeping the file append-only in
+   * this way is what the power-loss layers model.
+   */
   readonly #chunks: Chunk[] = [];
+  /** Index in `#chunks` of the first chunk whose write has not started. */
+  #unstarted = 0;
+  /** Writes and fsyncs started and not yet settled; the descriptor closes only without any. */
+  readonly #inFlight = new Set<Promise<void>>();
   #buffer: Buffer = Buffer.allocUnsafeSlow(APPEND_BUFFER_BYTES);
   #bufferPosition: number;
   #bufferUsed = 0;
@@ -319,14 +334,12 @@ export class BlockFile {
       regionChecksum: this.#discipline === 'one-fsync' ? this.#regionChecksum : 0,
       payload: header,
     });
-    if (this.#discipline === 'two-fsync') {
-      // The final fsync below raises any failure of this one to the caller.
-      this.#enqueueSync().catch(() => undefined);
-    }
     this.#reserve(physicalLength(position, fields.length));
     this.#putMarker(MARKER_HEADER);
     this.#putLogical(fields);
-    this.#seal();
+    // With two fsyncs the header is written only once the data before it is durable.
+    const headerChunk = this.#seal(this.#discipline === 'two-fsync');
+    assert(headerChunk !== undefined, 'a header is never empty');
     const committed: CommittedHeader = {
       position,
       end: this.#end,
@@ -335,11 +348,18 @@ export class BlockFile {
     };
     this.#regionStart = this.#end;
     this.#regionChecksum = 0;
-    const done = this.#enqueueSync().then(() => {
+    return this.#enqueue(async () => {
+      if (this.#discipline === 'two-fsync') {
+        await this.#writesBefore(position);
+        await this.#sync();
+        headerChunk.heldUntilSync = false;
+        this.#startWrites();
+      }
+      await this.#writesBefore(committed.end);
+      await this.#sync();
       this.#committed = committed;
       this.stats.commits += 1;
     });
-    return done;
   }
 
   /**
@@ -353,6 +373,7 @@ export class BlockFile {
     if (this.#closed) return;
     this.#closed = true;
     NodeCache.shared.dropFile(this.id);
+    await this.#settled();
     await this.#file.close();
   }
 
@@ -412,38 +433,76 @@ export class BlockFile {
   }
 
   /**
-   * Hands the unsealed part of the buffer to the write queue and adds it to the region
-   * checksum (`commit` resets the checksum after sealing a header).
+   * Seals the unsealed part of the buffer as a chunk, adds it to the region checksum
+   * (`commit` resets the checksum after sealing a header) and starts its write unless
+   * `holdWrite` is set. Returns the chunk, or undefined if nothing was unsealed.
    */
-  #seal(): void {
-    if (this.#bufferUsed === this.#bufferSealed) return;
+  #seal(holdWrite = false): Chunk | undefined {
+    if (this.#bufferUsed === this.#bufferSealed) return undefined;
     const bytes = this.#buffer.subarray(this.#bufferSealed, this.#bufferUsed);
-    const chunk = { position: this.#bufferPosition + this.#bufferSealed, bytes };
+    const position = this.#bufferPosition + this.#bufferSealed;
+    const chunk: Chunk = {
+      position,
+      bytes,
+      write: undefined,
+      heldUntilSync: holdWrite,
+      done: false,
+    };
     this.#bufferSealed = this.#bufferUsed;
     this.#regionChecksum = crc32c(bytes, this.#regionChecksum);
     this.#chunks.push(chunk);
-    this.#enqueue(async () => {
-      try {
-        await this.#file.write(chunk.bytes, chunk.position);
-      } catch (error) {
-        throw this.#fail(new FileFailedError(this.path, 'write', error));
-      }
-      const written = this.#chunks.shift();
-      assert(written === chunk, 'chunks are written in order');
-      this.#writtenEnd = chunk.position + chunk.bytes.length;
-      this.stats.bytesWritten += chunk.bytes.length;
-    }).catch(() => undefined);
+    this.#startWrites();
+    return chunk;
   }
 
-  #enqueueSync(): Promise<void> {
-    return this.#enqueue(async () => {
-      try {
-        await this.#file.datasync();
-      } catch (error) {
-        throw this.#fail(new FileFailedError(this.path, 'fsync', error));
-      }
-      this.stats.fsyncs += 1;
-    });
+  /** Starts the writes of sealed chunks, in file order, up to the first one held until a sync. */
+  #startWrites(): void {
+    while (this.#unstarted < this.#chunks.length && this.#failure === undefined) {
+      const chunk = this.#chunks[this.#unstarted]!;
+      if (chunk.heldUntilSync) return;
+      this.#unstarted += 1;
+      chunk.write = this.#track(this.#writeChunk(chunk));
+      // A failure is raised by the commit that waits for this write.
+      chunk.write.catch(() => undefined);
+    }
+  }
+
+  async #writeChunk(chunk: Chunk): Promise<void> {
+    try {
+      await this.#file.write(chunk.bytes, chunk.position);
+    } catch (error) {
+      throw this.#fail(new FileFailedError(this.path, 'write', error));
+    }
+    chunk.done = true;
+    this.stats.bytesWritten += chunk.bytes.length;
+    while (this.#chunks.length > 0 && this.#chunks[0]!.done) {
+      const written = this.#chunks.shift()!;
+      this.#unstarted -= 1;
+      this.#writtenEnd = written.position + written.bytes.length;
+    }
+  }
+
+  /** Waits until every chunk before physical offset `end` is written; raises a failure. */
+  async #writesBefore(end: number): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    for (const chunk of this.#chunks) {
+      if (this.#failure !== undefined) throw this.#failure;
+      if (chunk.position >= end) break;
+      assert(chunk.write !== undefined, 'a chunk before a commit point has started its write');
+      writes.push(chunk.write);
+    }
+    await Promise.all(writes);
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  async #sync(): Promise<void> {
+    try {
+      await this.#track(this.#file.datasync());
+    } catch (error) {
+      throw this.#fail(new FileFailedError(this.path, 'fsync', error));
+    }
+    if (this.#failure !== undefined) throw this.#failure;
+    this.stats.fsyncs += 1;
   }
 
   #enqueue(operation: () => Promise<void>): Promise<void> {
@@ -455,13 +514,31 @@ export class BlockFile {
     return step;
   }
 
-  /** Records the first failure and closes the handle; returns the failure to raise. */
+  /** Counts an operation on the descriptor as in flight until it settles. */
+  #track(operation: Promise<void>): Promise<void> {
+    this.#inFlight.add(operation);
+    const forget = () => this.#inFlight.delete(operation);
+    operation.then(forget, forget);
+    return operation;
+  }
+
+  /** Resolves once no write or fsync is in flight. */
+  async #settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * Records the first failure and closes the handle once no write or fsync is in flight, so
+   * that no queued operation reaches a reused descriptor. Returns the failure to raise.
+   */
   #fail(error: FileFailedError): StorageError {
     if (this.#failure === undefined) {
       this.#failure = error;
       if (!this.#closed) {
         this.#closed = true;
-        this.#file.close().catch(() => undefined);
+        this.#settled()
+          .then(() => this.#file.close())
+          .catch(() => undefined);
       }
     }
     return this.#failure;
@@ -479,23 +556,25 @@ export class BlockFile {
         throw new CorruptionError(this.path, position + read, 'file shorter than its records');
       }
     }
-    for (const chunk of this.#chunks)
-      copyOverlap(chunk.position, chunk.bytes, position, end, target);
-    const buffered = this.#buffer.subarray(0, this.#bufferUsed);
-    copyOverlap(this.#bufferPosition, buffered, position, end, target);
+    for (const chunk of this.#chunks) {
+      copyOverlap(chunk.position, chunk.bytes, chunk.bytes.length, position, end, target);
+    }
+    copyOverlap(this.#bufferPosition, this.#buffer, this.#bufferUsed, position, end, target);
     return target;
   }
 }
 
+/** Copies the part of `source` (`sourceLength` bytes at file offset `sourcePosition`) in [position, end). */
 function copyOverlap(
   sourcePosition: number,
   source: Buffer,
+  sourceLength: number,
   position: number,
   end: number,
   target: Buffer,
 ): void {
   const start = Math.max(sourcePosition, position);
-  const stop = Math.min(sourcePosition + source.length, end);
+  const stop = Math.min(sourcePosition + sourceLength, end);
   if (start >= stop) return;
   source.copy(target, start - position, start - sourcePosition, stop - sourcePosition);
 }
