@@ -117,8 +117,8 @@ export class BlockFile {
   #writtenEnd: number;
   /**
    * Sealed chunks from the first one whose write has not completed, in file order. Writes
-   * start in file order, so none starts after a chunk held until a sync. Keeping the file append-only in
-   * this way is what the power-loss layers model.
+   * start in file order, so none starts after a chunk held until a sync. Keeping the file
+   * append-only in this way is what the power-loss layers model.
    */
   readonly #chunks: Chunk[] = [];
   /** Index in `#chunks` of the first chunk whose write has not started. */
