@@ -35,12 +35,13 @@ import {
   encodeHeader,
   FORMAT_VERSION,
   HEADER_FIXED_BYTES,
+  lengthChecksum,
   MARKER_DATA,
   MARKER_HEADER,
   MAX_RECORD_BYTES,
+  physicalIndex,
   physicalLength,
   RECORD_PREFIX_BYTES,
-  recordChecksum,
 } from './block-layout.js';
 import {
   CorruptionError,
@@ -254,7 +255,7 @@ export class BlockFile {
     const pointer = this.#end;
     const prefix = this.#lengthScratch;
     prefix.writeUInt32BE(payload.length, 0);
-    const checksum = recordChecksum(prefix, payload);
+    const checksum = crc32c(payload, lengthChecksum(payload.length));
     this.#putLogical(prefix);
     prefix.writeUInt32BE(checksum >>> 0, 0);
     this.#putLogical(prefix);
@@ -278,11 +279,7 @@ export class BlockFile {
     const available = this.#end - pointer;
     let span = Math.min(physicalLength(pointer, RECORD_PREFIX_BYTES + expectedBytes), available);
     let physical = this.#readPhysical(pointer, span);
-    const prefix = this.#lengthScratch;
-    if (!copyLogical(physical, pointer, pointer, 4, prefix, 0)) {
-      throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
-    }
-    const length = prefix.readUInt32BE(0);
+    const length = this.#readPrefixField(physical, pointer, 0);
     const recordSpan = physicalLength(pointer, RECORD_PREFIX_BYTES + length);
     if (length > MAX_RECORD_BYTES || recordSpan > available) {
       throw new CorruptionError(this.path, pointer, `record length ${length} out of range`);
@@ -291,23 +288,43 @@ export class BlockFile {
       span = recordSpan;
       physical = this.#readPhysical(pointer, span);
     }
+    this.#checkMarkers(physical, pointer, recordSpan);
+    const stored = this.#readPrefixField(physical, pointer, 4);
     const payload =
       allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
-    const checksumPosition = pointer + physicalLength(pointer, 4);
-    const payloadPosition = pointer + physicalLength(pointer, RECORD_PREFIX_BYTES);
-    const markersValid =
-      copyLogical(physical, pointer, checksumPosition, 4, prefix, 0) &&
-      copyLogical(physical, pointer, payloadPosition, length, payload, 0);
-    if (!markersValid) {
+    const payloadPosition = pointer + physicalIndex(pointer, RECORD_PREFIX_BYTES);
+    if (!copyLogical(physical, pointer, payloadPosition, length, payload, 0)) {
       throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
     }
-    const stored = prefix.readUInt32BE(0);
-    prefix.writeUInt32BE(length, 0);
-    if (recordChecksum(prefix, payload) >>> 0 !== stored) {
+    if (crc32c(payload, lengthChecksum(length)) >>> 0 !== stored) {
       throw new CorruptionError(this.path, pointer, 'record checksum mismatch');
     }
     this.stats.recordsRead += 1;
     return payload;
+  }
+
+  /** Throws CorruptionError unless every block start in the record's span holds MARKER_DATA. */
+  #checkMarkers(physical: Buffer, pointer: number, span: number): void {
+    const firstBlock = pointer - (pointer % BLOCK_SIZE) + BLOCK_SIZE;
+    for (let block = firstBlock; block < pointer + span; block += BLOCK_SIZE) {
+      if (physical[block - pointer] !== MARKER_DATA) {
+        throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+      }
+    }
+  }
+
+  /**
+   * Reads the u32 at logical `offset` of the record prefix at `pointer` from `physical`, the
+   * record's physical bytes. Throws CorruptionError if a marker inside it is not data.
+   */
+  #readPrefixField(physical: Buffer, pointer: number, offset: number): number {
+    const index = physicalIndex(pointer, offset);
+    if (physicalIndex(pointer, offset + 3) === index + 3) return physical.readUInt32BE(index);
+    const prefix = this.#lengthScratch;
+    if (!copyLogical(physical, pointer, pointer + index, 4, prefix, 0)) {
+      throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+    }
+    return prefix.readUInt32BE(0);
   }
 
   /**

@@ -88,7 +88,44 @@ export function copyLogical(
 
 /** Returns the CRC32C of a record's length bytes and payload. */
 export function recordChecksum(lengthBytes: Buffer, payload: Uint8Array): number {
-  return crc32c(payload, crc32c(lengthBytes));
+  return crc32c(payload, lengthChecksum(lengthBytes.readUInt32BE(0)));
+}
+
+/** Reflected CRC32C (Castagnoli) polynomial. */
+const CRC32C_POLYNOMIAL = 0x82f63b78;
+const CRC32C_TABLE = crc32cTable();
+
+function crc32cTable(): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ CRC32C_POLYNOMIAL : crc >>> 1;
+    table[byte] = crc;
+  }
+  return table;
+}
+
+/**
+ * Returns the CRC32C of a record length written as 4 big-endian bytes, the value that
+ * `crc32c` continues from over the payload. Computed here, because a native call for four
+ * bytes costs more than the table lookups.
+ */
+export function lengthChecksum(length: number): number {
+  let crc = 0xffffffff;
+  for (let shift = 24; shift >= 0; shift -= 8) {
+    crc = CRC32C_TABLE[(crc ^ (length >>> shift)) & 0xff]! ^ (crc >>> 8);
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Returns the index in the record's physical bytes (counted from its pointer) of logical
+ * byte `offset`, skipping the marker at each block start the record crosses.
+ */
+export function physicalIndex(pointer: number, offset: number): number {
+  const firstBlockRoom = BLOCK_SIZE - (pointer % BLOCK_SIZE);
+  if (offset < firstBlockRoom) return offset;
+  return offset + 1 + Math.floor((offset - firstBlockRoom) / BLOCK_PAYLOAD_BYTES);
 }
 
 /** The fields of a header; `position` and `end` are physical offsets in the file. */

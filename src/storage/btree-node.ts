@@ -48,7 +48,7 @@ export class NodeView {
 
   constructor(readonly bytes: Buffer) {
     this.kind = bytes[0]!;
-    this.count = bytes.readUInt32BE(KIND_BYTES);
+    this.count = entryCount(bytes);
   }
 
   get isLeaf(): boolean {
@@ -56,7 +56,7 @@ export class NodeView {
   }
 
   entryStart(index: number): number {
-    return this.bytes.readUInt32BE(NODE_PREFIX_BYTES + index * OFFSET_BYTES);
+    return entryStartAt(this.bytes, index);
   }
 
   /** Returns the whole encoded entry, to copy unchanged into a rewritten node. */
@@ -102,12 +102,75 @@ export class NodeView {
   }
 
   childPointer(index: number): number {
-    return this.bytes.readUIntBE(this.keyEnd(index), U48_BYTES);
+    return childPointerAt(this.bytes, index);
   }
 
   child(index: number): ChildReference {
     return decodeChildEntry(this.entry(index));
   }
+}
+
+// The functions below read encoded nodes byte by byte: searches run them for every entry
+// they compare, and plain element reads cost less there than Buffer's checked readers.
+
+/** Returns the number of entries of an encoded node. */
+export function entryCount(node: Buffer): number {
+  return readUInt32(node, KIND_BYTES);
+}
+
+/** Returns the offset of entry `index` from the node start. */
+export function entryStartAt(node: Buffer, index: number): number {
+  return readUInt32(node, NODE_PREFIX_BYTES + index * OFFSET_BYTES);
+}
+
+/** Returns the child pointer of interior entry `index`. */
+export function childPointerAt(node: Buffer, index: number): number {
+  const start = entryStartAt(node, index);
+  const at = start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!);
+  return readUInt32(node, at) * 2 ** 16 + ((node[at + 4]! << 8) | node[at + 5]!);
+}
+
+/** Compares the key of entry `index` with `key` bytewise: negative, zero or positive. */
+export function compareKeyAt(node: Buffer, index: number, key: Buffer): number {
+  const start = entryStartAt(node, index);
+  const keyStart = start + KEY_LENGTH_BYTES;
+  return compareBytes(node, keyStart, keyStart + ((node[start]! << 8) | node[start + 1]!), key);
+}
+
+/**
+ * Returns the index of the first entry in [low, count) whose key is at least `key` in
+ * bytewise order, or `count` if there is none.
+ */
+export function lowerBoundKey(node: Buffer, count: number, key: Buffer, low: number): number {
+  let high = count;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareKeyAt(node, middle, key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/**
+ * Compares `bytes[start, end)` with `key` bytewise. Four bytes at a time while both have
+ * them, because keys usually differ early and a native call costs more than this loop.
+ */
+export function compareBytes(bytes: Buffer, start: number, end: number, key: Buffer): number {
+  const length = Math.min(end - start, key.length);
+  let offset = 0;
+  for (; offset + 4 <= length; offset += 4) {
+    const difference = readUInt32(bytes, start + offset) - readUInt32(key, offset);
+    if (difference !== 0) return difference;
+  }
+  for (; offset < length; offset++) {
+    const difference = bytes[start + offset]! - key[offset]!;
+    if (difference !== 0) return difference;
+  }
+  return end - start - key.length;
+}
+
+function readUInt32(bytes: Buffer, at: number): number {
+  return bytes[at]! * 2 ** 24 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
 }
 
 /** Encodes a leaf entry holding an inline value. */

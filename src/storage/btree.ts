@@ -17,14 +17,17 @@ import type { BlockFile } from './block-file.js';
 import {
   type ChildReference,
   childCountAndSize,
+  childPointerAt,
   childReduction,
+  compareKeyAt,
   decodeChildEntry,
   EntryList,
   encodeChildEntry,
   encodeInlineEntry,
   encodeNode,
   encodeOutOfLineEntry,
-  KEY_LENGTH_BYTES,
+  entryCount,
+  lowerBoundKey,
   MAX_KEY_BYTES,
   NODE_INTERIOR,
   NODE_LEAF,
@@ -214,7 +217,23 @@ export class BTree<K, V, R = undefined> {
   get(key: K): V | undefined {
     if (this.root === null) return undefined;
     const encoded = this.#encodeKey(key);
-    let view = this.#node(this.root.pointer);
+    if (!this.#codec.key.byteOrdered) return this.#getDecoded(encoded);
+    let node = this.#nodeBytes(this.root.pointer);
+    for (;;) {
+      const count = entryCount(node);
+      const index = lowerBoundKey(node, count, encoded, 0);
+      if (index === count) return undefined;
+      if (node[0] === NODE_LEAF) {
+        if (compareKeyAt(node, index, encoded) !== 0) return undefined;
+        return this.#value(new NodeView(node), index);
+      }
+      node = this.#nodeBytes(childPointerAt(node, index));
+    }
+  }
+
+  /** `get` for key codecs whose encodings are not byte-ordered. */
+  #getDecoded(encoded: Buffer): V | undefined {
+    let view = this.#node(this.root!.pointer);
     for (;;) {
       const index = this.#lowerBound(view, encoded);
       if (index === view.count) return undefined;
@@ -328,6 +347,11 @@ export class BTree<K, V, R = undefined> {
   }
 
   #node(pointer: number): NodeView {
+    return new NodeView(this.#nodeBytes(pointer));
+  }
+
+  /** Returns the verified bytes of the node at `pointer`, from the cache or the file. */
+  #nodeBytes(pointer: number): Buffer {
     const cache = this.#options.cache;
     let bytes = cache.get(this.#file.id, pointer);
     if (bytes === undefined) {
@@ -338,7 +362,7 @@ export class BTree<K, V, R = undefined> {
       }
       cache.set(this.#file.id, pointer, bytes);
     }
-    return new NodeView(bytes);
+    return bytes;
   }
 
   #compare(a: Buffer, b: Buffer): number {
@@ -349,16 +373,13 @@ export class BTree<K, V, R = undefined> {
 
   /** Compares the key at `index` of a node with `key`. */
   #compareAt(view: NodeView, index: number, key: Buffer): number {
-    if (this.#codec.key.byteOrdered) {
-      const bytes = view.bytes;
-      const start = view.entryStart(index) + KEY_LENGTH_BYTES;
-      return compareBytes(bytes, start, start + bytes.readUInt16BE(start - KEY_LENGTH_BYTES), key);
-    }
+    if (this.#codec.key.byteOrdered) return compareKeyAt(view.bytes, index, key);
     return this.#compare(view.key(index), key);
   }
 
   /** Index of the first entry from `low` on whose key is at least `key`; `count` if none. */
   #lowerBound(view: NodeView, key: Buffer, low = 0): number {
+    if (this.#codec.key.byteOrdered) return lowerBoundKey(view.bytes, view.count, key, low);
     let high = view.count;
     while (low < high) {
       const middle = (low + high) >>> 1;
@@ -703,20 +724,6 @@ export class BTree<K, V, R = undefined> {
     const order = this.#compare(key, range.end);
     return order < 0 || (order === 0 && range.endInclusive);
   }
-}
-
-/**
- * Compares `bytes[start, end)` with `key` bytewise. A JavaScript loop beats `Buffer.compare`
- * here because keys usually differ within their first bytes and the native call costs more
- * than the loop.
- */
-function compareBytes(bytes: Buffer, start: number, end: number, key: Buffer): number {
-  const length = Math.min(end - start, key.length);
-  for (let offset = 0; offset < length; offset++) {
-    const difference = bytes[start + offset]! - key[offset]!;
-    if (difference !== 0) return difference;
-  }
-  return end - start - key.length;
 }
 
 interface EncodedRange {
