@@ -130,6 +130,16 @@ export function childPointerAt(node: Buffer, index: number): number {
   return readUInt32(node, at) * 2 ** 16 + ((node[at + 4]! << 8) | node[at + 5]!);
 }
 
+/**
+ * Returns the subtree size in bytes of interior entry `index`: at least the child node's own
+ * length, so it bounds how much to read for it.
+ */
+export function childSizeAt(node: Buffer, index: number): number {
+  const start = entryStartAt(node, index);
+  const at = start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!) + 2 * U48_BYTES;
+  return readUInt32(node, at) * 2 ** 16 + ((node[at + 4]! << 8) | node[at + 5]!);
+}
+
 /** Compares the key of entry `index` with `key` bytewise: negative, zero or positive. */
 export function compareKeyAt(node: Buffer, index: number, key: Buffer): number {
   const start = entryStartAt(node, index);

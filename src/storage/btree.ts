@@ -19,6 +19,7 @@ import {
   childCountAndSize,
   childPointerAt,
   childReduction,
+  childSizeAt,
   compareKeyAt,
   decodeChildEntry,
   EntryList,
@@ -218,7 +219,7 @@ export class BTree<K, V, R = undefined> {
     if (this.root === null) return undefined;
     const encoded = this.#encodeKey(key);
     if (!this.#codec.key.byteOrdered) return this.#getDecoded(encoded);
-    let node = this.#nodeBytes(this.root.pointer);
+    let node = this.#nodeBytes(this.root.pointer, this.root.sizeBytes);
     for (;;) {
       const count = entryCount(node);
       const index = lowerBoundKey(node, count, encoded, 0);
@@ -227,7 +228,7 @@ export class BTree<K, V, R = undefined> {
         if (compareKeyAt(node, index, encoded) !== 0) return undefined;
         return this.#value(new NodeView(node), index);
       }
-      node = this.#nodeBytes(childPointerAt(node, index));
+      node = this.#nodeBytes(childPointerAt(node, index), childSizeAt(node, index));
     }
   }
 
@@ -270,7 +271,7 @@ export class BTree<K, V, R = undefined> {
     const rewrite =
       this.root === null
         ? this.#rewriteLeaf(undefined, actions, 0, actions.length, result)
-        : this.#rewrite(this.root.pointer, actions, 0, actions.length, result);
+        : this.#rewrite(this.root.pointer, this.root.sizeBytes, actions, 0, actions.length, result);
     if (rewrite.changed) {
       result.tree = new BTree(
         this.#file,
@@ -346,16 +347,22 @@ export class BTree<K, V, R = undefined> {
     return encoded;
   }
 
-  #node(pointer: number): NodeView {
-    return new NodeView(this.#nodeBytes(pointer));
+  #node(pointer: number, subtreeBytes?: number): NodeView {
+    return new NodeView(this.#nodeBytes(pointer, subtreeBytes));
   }
 
-  /** Returns the verified bytes of the node at `pointer`, from the cache or the file. */
-  #nodeBytes(pointer: number): Buffer {
+  /**
+   * Returns the verified bytes of the node at `pointer`, from the cache or the file. A known
+   * `subtreeBytes` (never less than the node's length) keeps the read to the node's size.
+   */
+  #nodeBytes(pointer: number, subtreeBytes = Number.POSITIVE_INFINITY): Buffer {
     const cache = this.#options.cache;
     let bytes = cache.get(this.#file.id, pointer);
     if (bytes === undefined) {
-      const expectedBytes = this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES;
+      const expectedBytes = Math.min(
+        subtreeBytes,
+        this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES,
+      );
       bytes = this.#file.read(pointer, expectedBytes, cache);
       if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
         throw new CorruptionError(this.#file.path, pointer, 'record is not a B+tree node');
@@ -443,12 +450,13 @@ export class BTree<K, V, R = undefined> {
 
   #rewrite(
     pointer: number,
+    subtreeBytes: number,
     actions: KeyAction[],
     low: number,
     high: number,
     result: QueryModifyResult<K, V, R>,
   ): Rewrite {
-    const view = this.#node(pointer);
+    const view = this.#node(pointer, subtreeBytes);
     if (view.isLeaf) return this.#rewriteLeaf(view, actions, low, high, result);
     const children = new EntryList();
     let changed = false;
@@ -460,7 +468,14 @@ export class BTree<K, V, R = undefined> {
       if (child === view.count - 1) last = high;
       while (last < high && this.#compareAt(view, child, actions[last]!.key) >= 0) last += 1;
       children.pushFromNode(view, nextChild, child);
-      const rewrite = this.#rewrite(view.childPointer(child), actions, first, last, result);
+      const rewrite = this.#rewrite(
+        view.childPointer(child),
+        childSizeAt(view.bytes, child),
+        actions,
+        first,
+        last,
+        result,
+      );
       if (rewrite.changed) {
         changed = true;
         children.pushAll(rewrite.children);
