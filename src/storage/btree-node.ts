@@ -19,7 +19,7 @@ export const VALUE_OUT_OF_LINE = 1;
 
 const KIND_BYTES = 1;
 const COUNT_BYTES = 4;
-const OFFSET_BYTES = 4;
+export const OFFSET_BYTES = 4;
 const NODE_PREFIX_BYTES = KIND_BYTES + COUNT_BYTES;
 export const KEY_LENGTH_BYTES = 2;
 const TAG_BYTES = 1;
@@ -181,6 +181,70 @@ export function compareBytes(bytes: Buffer, start: number, end: number, key: Buf
 
 function readUInt32(bytes: Buffer, at: number): number {
   return bytes[at]! * 2 ** 24 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
+}
+
+/**
+ * Encodes a copy of `node` in which the `removeCount` entries from `position` on are replaced
+ * by `insert` (one encoded entry) or by nothing. Unchanged entries are copied as two byte
+ * ranges and their offsets shifted, so no entry is decoded.
+ */
+export function spliceNode(
+  node: Buffer,
+  position: number,
+  removeCount: number,
+  insert: Buffer | undefined,
+  allocator?: NodeAllocator,
+): Buffer {
+  const count = entryCount(node);
+  const newCount = count - removeCount + (insert === undefined ? 0 : 1);
+  const oldEntriesStart = NODE_PREFIX_BYTES + (count + 1) * OFFSET_BYTES;
+  const newEntriesStart = NODE_PREFIX_BYTES + (newCount + 1) * OFFSET_BYTES;
+  const cutStart = entryStartAt(node, position);
+  const cutEnd = entryStartAt(node, position + removeCount);
+  const insertLength = insert === undefined ? 0 : insert.length;
+  const length =
+    newEntriesStart - oldEntriesStart + node.length - (cutEnd - cutStart) + insertLength;
+  const spliced =
+    allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
+  spliced[0] = node[0]!;
+  writeUInt32(spliced, KIND_BYTES, newCount);
+  const shiftBefore = newEntriesStart - oldEntriesStart;
+  for (let index = 0; index < position; index++) {
+    writeUInt32(spliced, offsetAt(index), entryStartAt(node, index) + shiftBefore);
+  }
+  let next = position;
+  if (insert !== undefined) {
+    writeUInt32(spliced, offsetAt(next), cutStart + shiftBefore);
+    next += 1;
+  }
+  const shiftAfter = shiftBefore + insertLength - (cutEnd - cutStart);
+  for (let index = position + removeCount; index <= count; index++) {
+    writeUInt32(spliced, offsetAt(next), entryStartAt(node, index) + shiftAfter);
+    next += 1;
+  }
+  let at = newEntriesStart + node.copy(spliced, newEntriesStart, oldEntriesStart, cutStart);
+  if (insert !== undefined) at += insert.copy(spliced, at);
+  at += node.copy(spliced, at, cutEnd, node.length);
+  assert(at === length, 'a spliced node has the length computed for it');
+  return spliced;
+}
+
+/** Bytes outside the node that the value of an encoded leaf entry occupies. */
+export function entryOutOfLineBytes(entry: Buffer): number {
+  const at = KEY_LENGTH_BYTES + ((entry[0]! << 8) | entry[1]!);
+  if (entry[at] !== VALUE_OUT_OF_LINE) return 0;
+  return readUInt32(entry, at + TAG_BYTES + U48_BYTES);
+}
+
+function offsetAt(index: number): number {
+  return NODE_PREFIX_BYTES + index * OFFSET_BYTES;
+}
+
+function writeUInt32(bytes: Buffer, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = value >>> 16;
+  bytes[at + 2] = value >>> 8;
+  bytes[at + 3] = value;
 }
 
 /** Encodes a leaf entry holding an inline value. */
@@ -386,10 +450,11 @@ export function childCountAndSize(
 ): { count: number; sizeBytes: number } {
   const buffer = entries.buffer(index);
   const at = entries.afterKey(index) + U48_BYTES;
-  return {
-    count: buffer.readUIntBE(at, U48_BYTES),
-    sizeBytes: buffer.readUIntBE(at + U48_BYTES, U48_BYTES),
-  };
+  return { count: readUInt48(buffer, at), sizeBytes: readUInt48(buffer, at + U48_BYTES) };
+}
+
+function readUInt48(bytes: Buffer, at: number): number {
+  return readUInt32(bytes, at) * 2 ** 16 + ((bytes[at + 4]! << 8) | bytes[at + 5]!);
 }
 
 /** Reads the encoded reduction of an interior entry in place. */

@@ -28,12 +28,15 @@ import {
   encodeNode,
   encodeOutOfLineEntry,
   entryCount,
+  entryOutOfLineBytes,
   lowerBoundKey,
   MAX_KEY_BYTES,
   NODE_INTERIOR,
   NODE_LEAF,
   NodeView,
+  OFFSET_BYTES,
   outOfLineLength,
+  spliceNode,
   splitEntries,
   VALUE_INLINE,
 } from './btree-node.js';
@@ -352,10 +355,11 @@ export class BTree<K, V, R = undefined> {
   }
 
   /**
-   * Returns the verified bytes of the node at `pointer`, from the cache or the file. A known
-   * `subtreeBytes` (never less than the node's length) keeps the read to the node's size.
+   * Returns the verified bytes of the node at `pointer`, from the cache or the file, caching
+   * a node read from the file if `admit` is set. A known `subtreeBytes` (never less than the
+   * node's length) keeps the read to the node's size.
    */
-  #nodeBytes(pointer: number, subtreeBytes = Number.POSITIVE_INFINITY): Buffer {
+  #nodeBytes(pointer: number, subtreeBytes = Number.POSITIVE_INFINITY, admit = true): Buffer {
     const cache = this.#options.cache;
     let bytes = cache.get(this.#file.id, pointer);
     if (bytes === undefined) {
@@ -367,7 +371,7 @@ export class BTree<K, V, R = undefined> {
       if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
         throw new CorruptionError(this.#file.path, pointer, 'record is not a B+tree node');
       }
-      cache.set(this.#file.id, pointer, bytes);
+      if (admit) cache.set(this.#file.id, pointer, bytes);
     }
     return bytes;
   }
@@ -456,7 +460,15 @@ export class BTree<K, V, R = undefined> {
     high: number,
     result: QueryModifyResult<K, V, R>,
   ): Rewrite {
-    const view = this.#node(pointer, subtreeBytes);
+    // A node that an insert below it rewrites is dead once the batch is applied, except to
+    // older snapshots, so its new version is what the cache gets.
+    const view = new NodeView(
+      this.#nodeBytes(pointer, subtreeBytes, !containsInsert(actions, low, high)),
+    );
+    if (view.isLeaf && high - low === 1) {
+      const spliced = this.#spliceLeaf(view, subtreeBytes, actions[low]!, result);
+      if (spliced !== undefined) return spliced;
+    }
     if (view.isLeaf) return this.#rewriteLeaf(view, actions, low, high, result);
     const children = new EntryList();
     let changed = false;
@@ -520,6 +532,55 @@ export class BTree<K, V, R = undefined> {
     if (!changed) return { changed: false };
     if (view !== undefined) entries.pushFromNode(view, index, count);
     return { changed: true, children: this.#writeNodes(NODE_LEAF, entries) };
+  }
+
+  /**
+   * Applies one action to a leaf by splicing its bytes, the common case of a batch spread
+   * over many leaves. Returns undefined when the result needs a split (or is empty), which
+   * `#rewriteLeaf` handles; `subtreeBytes` is the leaf's size as its parent records it.
+   */
+  #spliceLeaf(
+    view: NodeView,
+    subtreeBytes: number,
+    action: KeyAction,
+    result: QueryModifyResult<K, V, R>,
+  ): Rewrite | undefined {
+    const position = this.#lowerBound(view, action.key);
+    const exists = position < view.count && this.#compareAt(view, position, action.key) === 0;
+    const insert = action.write === ACTION_INSERT ? action.entry! : undefined;
+    const removeCount = exists && action.write !== ACTION_LOOKUP ? 1 : 0;
+    const count = view.count - removeCount + (insert === undefined ? 0 : 1);
+    if (insert === undefined && removeCount === 0) {
+      if (exists) this.#reportExisting(view, position, action, result);
+      return { changed: false };
+    }
+    const removedBytes =
+      removeCount === 0 ? 0 : view.entryStart(position + 1) - view.entryStart(position);
+    const length = view.bytes.length + (count - view.count) * OFFSET_BYTES - removedBytes;
+    if (count === 0 || length + (insert?.length ?? 0) > this.#options.nodeSizeBytes) {
+      return undefined;
+    }
+    if (exists) this.#reportExisting(view, position, action, result);
+    const cache = this.#options.cache;
+    const node = spliceNode(view.bytes, position, removeCount, insert, cache);
+    const pointer = this.#file.append(node);
+    cache.set(this.#file.id, pointer, node);
+    const spliced = new NodeView(node);
+    const outOfLineBytes =
+      subtreeBytes -
+      view.bytes.length -
+      (removeCount === 0 ? 0 : view.outOfLineBytes(position)) +
+      (insert === undefined ? 0 : entryOutOfLineBytes(insert));
+    const child = encodeChildEntry({
+      lastKey: spliced.key(count - 1),
+      pointer,
+      count,
+      sizeBytes: node.length + outOfLineBytes,
+      reduction: this.#leafReduction(node),
+    });
+    const children = new EntryList();
+    children.push(child);
+    return { changed: true, children };
   }
 
   /** Records the value an action found: for its lookups, and as replaced if it writes. */
@@ -739,6 +800,14 @@ export class BTree<K, V, R = undefined> {
     const order = this.#compare(key, range.end);
     return order < 0 || (order === 0 && range.endInclusive);
   }
+}
+
+/** Whether actions[low, high) contain an insert, which rewrites every node above its key. */
+function containsInsert(actions: readonly KeyAction[], low: number, high: number): boolean {
+  for (let index = low; index < high; index++) {
+    if (actions[index]!.write === ACTION_INSERT) return true;
+  }
+  return false;
 }
 
 interface EncodedRange {
