@@ -284,6 +284,8 @@ class ShuffledCompletionFile extends ForwardingDbFile {
 
 /** Bytes that force the append buffer to hand a chunk to the writer before the commit. */
 const LARGE_RECORD_BYTES = 1100 * 1024;
+/** Bytes of which a few records fill an append buffer, so that buffers get reused. */
+const MEDIUM_RECORD_BYTES = 300 * 1024;
 
 for (const discipline of disciplines) {
   test(`writes finishing out of order keep commits (${discipline})`, async (t) => {
@@ -292,13 +294,14 @@ for (const discipline of disciplines) {
     const operation = fc.oneof(
       { weight: 8, arbitrary: fc.integer({ min: 0, max: 3 * BLOCK_SIZE }) },
       { weight: 1, arbitrary: fc.constant(LARGE_RECORD_BYTES) },
+      { weight: 3, arbitrary: fc.constant(MEDIUM_RECORD_BYTES) },
       { weight: 3, arbitrary: fc.constant('commit' as const) },
       { weight: 2, arbitrary: fc.constant('await' as const) },
       { weight: 4, arbitrary: fc.constant('read' as const) },
     );
     await fc.assert(
       fc.asyncProperty(
-        fc.array(operation, { minLength: 1, maxLength: 30 }),
+        fc.array(operation, { minLength: 1, maxLength: 60 }),
         fc.boolean(),
         fc.integer({ min: 1, max: 2 ** 31 - 1 }),
         async (operations, crash, seed) => {
@@ -429,4 +432,68 @@ test('damaged marker or byte in a record is reported', async (t) => {
     ),
     { numRuns: scaled(60, 600) },
   );
+});
+
+/** Holds back the first write after `closed` is set until `release()`; the rest pass through. */
+class GatedWriteFileSystem extends ForwardingFileSystem {
+  closed = false;
+  readonly #waiting: Array<() => void> = [];
+
+  protected override wrap(file: DbFile): DbFile {
+    return new GatedWriteFile(file, this);
+  }
+
+  wait(): Promise<void> | undefined {
+    if (!this.closed) return undefined;
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    this.closed = false;
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+}
+
+class GatedWriteFile extends ForwardingDbFile {
+  constructor(
+    inner: DbFile,
+    readonly gate: GatedWriteFileSystem,
+  ) {
+    super(inner);
+  }
+
+  override async write(source: Uint8Array, position: number): Promise<void> {
+    const waiting = this.gate.wait();
+    // Only the first write after the gate closes waits, so later ones finish before it.
+    this.gate.closed = false;
+    if (waiting !== undefined) await waiting;
+    await this.inner.write(source, position);
+  }
+}
+
+test('records stay readable while an early write is held back', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'held-back.db');
+  const gate = new GatedWriteFileSystem(nodeFileSystem);
+  const file = await BlockFile.create(path, Buffer.from('h0'), { fileSystem: gate });
+  gate.closed = true;
+  // Enough records to fill several append buffers while the first chunk's write waits.
+  const records: Array<[number, Buffer]> = [];
+  for (let index = 0; index < 30; index++) {
+    const bytes = payload(MEDIUM_RECORD_BYTES + index, index);
+    records.push([file.append(bytes), bytes]);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const [pointer, expected] of records) {
+      assert.ok(file.read(pointer).equals(expected), `record ${pointer} while a write waits`);
+    }
+  }
+  const committed = file.commit(Buffer.from('h1'));
+  gate.release();
+  await committed;
+  await file.close();
+  const reopened = await BlockFile.open(path);
+  for (const [pointer, expected] of records) {
+    assert.ok(reopened.read(pointer).equals(expected), `record ${pointer} after reopen`);
+  }
+  await reopened.close();
 });
