@@ -183,10 +183,16 @@ function readUInt32(bytes: Buffer, at: number): number {
   return bytes[at]! * 2 ** 24 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
 }
 
+/** One change to a node's entries: `removeCount` entries from `position` on give way to `inserts`. */
+export interface NodeEdit {
+  position: number;
+  removeCount: number;
+  inserts: EntryList;
+}
+
 /**
  * Encodes a copy of `node` in which the `removeCount` entries from `position` on are replaced
- * by `insert` (one encoded entry) or by nothing. Unchanged entries are copied as two byte
- * ranges and their offsets shifted, so no entry is decoded.
+ * by `insert` (one encoded entry) or by nothing.
  */
 export function spliceNode(
   node: Buffer,
@@ -195,38 +201,101 @@ export function spliceNode(
   insert: Buffer | undefined,
   allocator?: NodeAllocator,
 ): Buffer {
+  const inserts = new EntryList();
+  if (insert !== undefined) inserts.push(insert);
+  return editNode(node, [{ position, removeCount, inserts }], allocator);
+}
+
+/**
+ * Returns the length of the node that `editNode` would encode, so a caller can check it
+ * against the node size target first.
+ */
+export function editedLength(node: Buffer, edits: readonly NodeEdit[]): number {
+  let length = node.length;
+  for (const edit of edits) {
+    const insertCount = edit.inserts.length;
+    length += (insertCount - edit.removeCount) * OFFSET_BYTES;
+    length -=
+      entryStartAt(node, edit.position + edit.removeCount) - entryStartAt(node, edit.position);
+    for (let index = 0; index < insertCount; index++) {
+      length += edit.inserts.end(index) - edit.inserts.start(index);
+    }
+  }
+  return length;
+}
+
+/**
+ * Encodes a copy of `node` with `edits` applied; edits are sorted by position and do not
+ * overlap. Unchanged entries are copied as byte ranges and their offsets shifted, so no entry
+ * is decoded. The result equals encoding the edited entry list (`encodeNode`).
+ */
+export function editNode(
+  node: Buffer,
+  edits: readonly NodeEdit[],
+  allocator?: NodeAllocator,
+): Buffer {
   const count = entryCount(node);
-  const newCount = count - removeCount + (insert === undefined ? 0 : 1);
-  const oldEntriesStart = NODE_PREFIX_BYTES + (count + 1) * OFFSET_BYTES;
-  const newEntriesStart = NODE_PREFIX_BYTES + (newCount + 1) * OFFSET_BYTES;
-  const cutStart = entryStartAt(node, position);
-  const cutEnd = entryStartAt(node, position + removeCount);
-  const insertLength = insert === undefined ? 0 : insert.length;
-  const length =
-    newEntriesStart - oldEntriesStart + node.length - (cutEnd - cutStart) + insertLength;
-  const spliced =
+  let newCount = count;
+  for (const edit of edits) newCount += edit.inserts.length - edit.removeCount;
+  const length = editedLength(node, edits);
+  const edited =
     allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
-  spliced[0] = node[0]!;
-  writeUInt32(spliced, KIND_BYTES, newCount);
-  const shiftBefore = newEntriesStart - oldEntriesStart;
-  for (let index = 0; index < position; index++) {
-    writeUInt32(spliced, offsetAt(index), entryStartAt(node, index) + shiftBefore);
+  edited[0] = node[0]!;
+  writeUInt32(edited, KIND_BYTES, newCount);
+  let at = NODE_PREFIX_BYTES + (newCount + 1) * OFFSET_BYTES;
+  let next = 0;
+  let unchanged = 0;
+  for (const edit of edits) {
+    assert(edit.position >= unchanged, 'node edits are sorted and do not overlap');
+    at = copyEntries(node, unchanged, edit.position, edited, next, at);
+    next += edit.position - unchanged;
+    for (let index = 0; index < edit.inserts.length; index++) {
+      writeUInt32(edited, offsetAt(next), at);
+      next += 1;
+      const source = edit.inserts.buffer(index);
+      at += source.copy(edited, at, edit.inserts.start(index), edit.inserts.end(index));
+    }
+    unchanged = edit.position + edit.removeCount;
   }
-  let next = position;
-  if (insert !== undefined) {
-    writeUInt32(spliced, offsetAt(next), cutStart + shiftBefore);
-    next += 1;
+  at = copyEntries(node, unchanged, count, edited, next, at);
+  writeUInt32(edited, offsetAt(newCount), at);
+  assert(at === length, 'an edited node has the length computed for it');
+  return edited;
+}
+
+/**
+ * Copies entries [from, to) of `node` to `target` at byte `at` as entries `next` on, writing
+ * their offsets. Returns the byte offset after them.
+ */
+function copyEntries(
+  node: Buffer,
+  from: number,
+  to: number,
+  target: Buffer,
+  next: number,
+  at: number,
+): number {
+  if (from === to) return at;
+  const start = entryStartAt(node, from);
+  const shift = at - start;
+  for (let index = from; index < to; index++) {
+    writeUInt32(target, offsetAt(next + index - from), entryStartAt(node, index) + shift);
   }
-  const shiftAfter = shiftBefore + insertLength - (cutEnd - cutStart);
-  for (let index = position + removeCount; index <= count; index++) {
-    writeUInt32(spliced, offsetAt(next), entryStartAt(node, index) + shiftAfter);
-    next += 1;
+  return at + node.copy(target, at, start, entryStartAt(node, to));
+}
+
+/** Sums the entry counts and subtree sizes of an interior node's children. */
+export function childTotals(node: Buffer): { count: number; sizeBytes: number } {
+  let count = 0;
+  let sizeBytes = 0;
+  const entries = entryCount(node);
+  for (let index = 0; index < entries; index++) {
+    const start = entryStartAt(node, index);
+    const at = start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!) + U48_BYTES;
+    count += readUInt48(node, at);
+    sizeBytes += readUInt48(node, at + U48_BYTES);
   }
-  let at = newEntriesStart + node.copy(spliced, newEntriesStart, oldEntriesStart, cutStart);
-  if (insert !== undefined) at += insert.copy(spliced, at);
-  at += node.copy(spliced, at, cutEnd, node.length);
-  assert(at === length, 'a spliced node has the length computed for it');
-  return spliced;
+  return { count, sizeBytes };
 }
 
 /** Bytes outside the node that the value of an encoded leaf entry occupies. */

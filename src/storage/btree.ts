@@ -16,13 +16,14 @@ import { assert } from '../util/assert.js';
 import type { BlockFile } from './block-file.js';
 import {
   type ChildReference,
-  childCountAndSize,
   childPointerAt,
-  childReduction,
   childSizeAt,
+  childTotals,
   compareKeyAt,
   decodeChildEntry,
   EntryList,
+  editedLength,
+  editNode,
   encodeChildEntry,
   encodeInlineEntry,
   encodeNode,
@@ -33,6 +34,7 @@ import {
   MAX_KEY_BYTES,
   NODE_INTERIOR,
   NODE_LEAF,
+  type NodeEdit,
   NodeView,
   OFFSET_BYTES,
   outOfLineLength,
@@ -470,16 +472,13 @@ export class BTree<K, V, R = undefined> {
       if (spliced !== undefined) return spliced;
     }
     if (view.isLeaf) return this.#rewriteLeaf(view, actions, low, high, result);
-    const children = new EntryList();
-    let changed = false;
-    let nextChild = 0;
+    const edits: NodeEdit[] = [];
     let first = low;
     while (first < high) {
       const child = Math.min(this.#lowerBound(view, actions[first]!.key), view.count - 1);
       let last = first + 1;
       if (child === view.count - 1) last = high;
       while (last < high && this.#compareAt(view, child, actions[last]!.key) >= 0) last += 1;
-      children.pushFromNode(view, nextChild, child);
       const rewrite = this.#rewrite(
         view.childPointer(child),
         childSizeAt(view.bytes, child),
@@ -488,18 +487,50 @@ export class BTree<K, V, R = undefined> {
         last,
         result,
       );
-      if (rewrite.changed) {
-        changed = true;
-        children.pushAll(rewrite.children);
-      } else {
-        children.pushFromNode(view, child, child + 1);
-      }
-      nextChild = child + 1;
+      if (rewrite.changed)
+        edits.push({ position: child, removeCount: 1, inserts: rewrite.children });
       first = last;
     }
-    if (!changed) return { changed: false };
-    children.pushFromNode(view, nextChild, view.count);
-    return { changed: true, children: this.#writeNodes(NODE_INTERIOR, children) };
+    if (edits.length === 0) return { changed: false };
+    return { changed: true, children: this.#writeEdited(view, edits) };
+  }
+
+  /**
+   * Writes an interior node with its changed children replaced. When the result fits one
+   * node, its bytes are edited in place of re-encoding every entry (the common case of a
+   * batch touching a few children of each node); otherwise the entries are split afresh.
+   */
+  #writeEdited(view: NodeView, edits: NodeEdit[]): EntryList {
+    let count = view.count;
+    for (const edit of edits) count += edit.inserts.length - edit.removeCount;
+    if (count > 0 && editedLength(view.bytes, edits) <= this.#options.nodeSizeBytes) {
+      const cache = this.#options.cache;
+      const node = editNode(view.bytes, edits, cache);
+      const pointer = this.#file.append(node);
+      cache.set(this.#file.id, pointer, node);
+      const edited = new NodeView(node);
+      const totals = childTotals(node);
+      const children = new EntryList();
+      children.push(
+        encodeChildEntry({
+          lastKey: edited.key(count - 1),
+          pointer,
+          count: totals.count,
+          sizeBytes: node.length + totals.sizeBytes,
+          reduction: this.#interiorReduction(edited),
+        }),
+      );
+      return children;
+    }
+    const entries = new EntryList();
+    let unchanged = 0;
+    for (const edit of edits) {
+      entries.pushFromNode(view, unchanged, edit.position);
+      entries.pushAll(edit.inserts);
+      unchanged = edit.position + edit.removeCount;
+    }
+    entries.pushFromNode(view, unchanged, view.count);
+    return this.#writeNodes(NODE_INTERIOR, entries);
   }
 
   #rewriteLeaf(
@@ -628,17 +659,13 @@ export class BTree<K, V, R = undefined> {
       for (let index = from; index < to; index++) sizeBytes += outOfLineLength(entries, index);
       return { lastKey, pointer, count, sizeBytes, reduction: this.#leafReduction(node) };
     }
-    for (let index = from; index < to; index++) {
-      const child = childCountAndSize(entries, index);
-      count += child.count;
-      sizeBytes += child.sizeBytes;
-    }
+    const totals = childTotals(node);
     return {
       lastKey,
       pointer,
-      count,
-      sizeBytes,
-      reduction: this.#interiorReduction(entries, from, to),
+      count: totals.count,
+      sizeBytes: sizeBytes + totals.sizeBytes,
+      reduction: this.#interiorReduction(new NodeView(node)),
     };
   }
 
@@ -653,12 +680,12 @@ export class BTree<K, V, R = undefined> {
     return Buffer.from(reducer.encode(reducer.reduce(entries)));
   }
 
-  #interiorReduction(children: EntryList, from: number, to: number): Buffer {
+  #interiorReduction(node: NodeView): Buffer {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
     const reductions: R[] = [];
-    for (let index = from; index < to; index++) {
-      reductions.push(reducer.decode(childReduction(children, index)));
+    for (let index = 0; index < node.count; index++) {
+      reductions.push(reducer.decode(node.child(index).reduction));
     }
     return Buffer.from(reducer.encode(reducer.rereduce(reductions)));
   }

@@ -1,6 +1,6 @@
 /**
- * Node encoding: splicing a node's bytes gives exactly the node that encoding the changed
- * entry list gives, and the byte-level searches agree with a sorted model.
+ * Node encoding: splicing or editing a node's bytes gives exactly the node that encoding the
+ * changed entry list gives, and the byte-level searches agree with a sorted model.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -8,8 +8,11 @@ import fc from 'fast-check';
 import {
   childPointerAt,
   childSizeAt,
+  childTotals,
   compareKeyAt,
   EntryList,
+  editedLength,
+  editNode,
   encodeChildEntry,
   encodeInlineEntry,
   encodeNode,
@@ -18,6 +21,7 @@ import {
   lowerBoundKey,
   NODE_INTERIOR,
   NODE_LEAF,
+  type NodeEdit,
   NodeView,
   spliceNode,
 } from '../../src/storage/btree-node.js';
@@ -105,6 +109,69 @@ test('byte search matches a sorted model', () => {
         assert.equal(childSizeAt(node, index), 2 ** 40 + index);
       });
     }),
+    { numRuns: 500 },
+  );
+});
+
+test('edited node equals the encoded one', () => {
+  const edit = fc.record({
+    removeCount: fc.nat({ max: 2 }),
+    inserts: fc.array(fc.nat(), { maxLength: 3 }),
+  });
+  fc.assert(
+    fc.property(
+      keysArbitrary,
+      fc.array(fc.tuple(fc.nat(), edit), { maxLength: 5 }),
+      fc.boolean(),
+      (keys, wanted, slab) => {
+        const entries = keys.map((key, index) =>
+          encodeChildEntry({
+            lastKey: key,
+            pointer: 4097 + index,
+            count: index + 1,
+            sizeBytes: 100 + index,
+            reduction: Buffer.alloc(index % 4, index),
+          }),
+        );
+        const node = encodeNode(NODE_INTERIOR, entryList(entries));
+        // Sorted, non-overlapping edits; inserted entries are arbitrary bytes, since node
+        // editing copies entries without looking at them.
+        const edits: NodeEdit[] = [];
+        const expected: Buffer[] = [];
+        let unchanged = 0;
+        for (const [gap, { removeCount, inserts }] of wanted) {
+          const position = Math.min(keys.length, unchanged + (gap % 4));
+          const removed = Math.min(removeCount, keys.length - position);
+          const insertedEntries = inserts.map((seed) =>
+            encodeChildEntry({
+              lastKey: Buffer.from([seed % 256]),
+              pointer: seed + 4097,
+              count: seed,
+              sizeBytes: seed,
+              reduction: Buffer.alloc(seed % 3),
+            }),
+          );
+          expected.push(...entries.slice(unchanged, position), ...insertedEntries);
+          edits.push({ position, removeCount: removed, inserts: entryList(insertedEntries) });
+          unchanged = position + removed;
+        }
+        expected.push(...entries.slice(unchanged));
+        const allocator = slab ? new NodeCache(1 << 20) : undefined;
+        const edited = editNode(node, edits, allocator);
+        assert.equal(edited.length, editedLength(node, edits));
+        assert.ok(edited.equals(encodeNode(NODE_INTERIOR, entryList(expected))));
+        const totals = childTotals(edited);
+        const view = new NodeView(edited);
+        let count = 0;
+        let sizeBytes = 0;
+        for (let index = 0; index < view.count; index++) {
+          count += view.child(index).count;
+          sizeBytes += view.child(index).sizeBytes;
+        }
+        assert.equal(totals.count, count);
+        assert.equal(totals.sizeBytes, sizeBytes);
+      },
+    ),
     { numRuns: 500 },
   );
 });
