@@ -17,7 +17,8 @@
  * - `commits`: many small commits, once per commit discipline, to choose the default.
  *
  * Options: --entries N (1,000,000), --batch N (1,000), --lookups N (100,000),
- * --node-size BYTES (the tree default), --discipline one-fsync|two-fsync (the default),
+ * --node-size BYTES (leaves and interior nodes), --leaf-size BYTES, --interior-size BYTES
+ * (the tree's defaults), --discipline one-fsync|two-fsync (the default),
  * --commits N (2,000), --cache-fraction F (0.1: Divan's node cache and LevelDB's block cache
  * as a fraction of the user data size), --dir PATH (a new directory under the OS temp dir).
  */
@@ -36,7 +37,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { BlockFile, type CommitDiscipline, DEFAULT_DISCIPLINE } from '../src/storage/block-file.js';
-import { BTree, DEFAULT_NODE_SIZE_BYTES, decodeRoot, encodeRoot } from '../src/storage/btree.js';
+import {
+  BTree,
+  type BTreeOptions,
+  DEFAULT_LEAF_SIZE_BYTES,
+  DEFAULT_NODE_SIZE_BYTES,
+  decodeRoot,
+  encodeRoot,
+} from '../src/storage/btree.js';
 import { bytesKeys, bytesValues, type TreeCodec } from '../src/storage/codecs.js';
 import { NodeCache } from '../src/storage/node-cache.js';
 import { BenchReport, progress } from './report.js';
@@ -53,7 +61,8 @@ interface Options {
   entries: number;
   batch: number;
   lookups: number;
-  nodeSizeBytes: number;
+  leafSizeBytes: number;
+  interiorSizeBytes: number;
   discipline: CommitDiscipline;
   commits: number;
   cacheFraction: number;
@@ -167,7 +176,8 @@ function parseOptions(args: string[]): Options {
     entries: 1_000_000,
     batch: 1000,
     lookups: 100_000,
-    nodeSizeBytes: DEFAULT_NODE_SIZE_BYTES,
+    leafSizeBytes: DEFAULT_LEAF_SIZE_BYTES,
+    interiorSizeBytes: DEFAULT_NODE_SIZE_BYTES,
     discipline: DEFAULT_DISCIPLINE,
     commits: 2000,
     cacheFraction: 0.1,
@@ -180,7 +190,11 @@ function parseOptions(args: string[]): Options {
     if (name === '--entries') options.entries = positiveInteger(name, value);
     else if (name === '--batch') options.batch = positiveInteger(name, value);
     else if (name === '--lookups') options.lookups = positiveInteger(name, value);
-    else if (name === '--node-size') options.nodeSizeBytes = positiveInteger(name, value);
+    else if (name === '--node-size') {
+      options.leafSizeBytes = positiveInteger(name, value);
+      options.interiorSizeBytes = options.leafSizeBytes;
+    } else if (name === '--leaf-size') options.leafSizeBytes = positiveInteger(name, value);
+    else if (name === '--interior-size') options.interiorSizeBytes = positiveInteger(name, value);
     else if (name === '--commits') options.commits = positiveInteger(name, value);
     else if (name === '--dir') options.dir = value;
     else if (name === '--cache-fraction') options.cacheFraction = positiveNumber(name, value);
@@ -190,6 +204,14 @@ function parseOptions(args: string[]): Options {
   }
   options.dir ||= mkdtempSync(join(tmpdir(), 'divan-bench-'));
   return options;
+}
+
+function treeOptions(options: Options, cache: NodeCache): BTreeOptions {
+  return {
+    leafSizeBytes: options.leafSizeBytes,
+    interiorSizeBytes: options.interiorSizeBytes,
+    cache,
+  };
 }
 
 function positiveNumber(name: string, value: string): number {
@@ -235,7 +257,7 @@ async function insertDivan(
   progress(`divan: inserting${pipelined ? ' (pipelined)' : ''}, node cache ${cacheBytes} bytes`);
   const cache = new NodeCache(cacheBytes);
   const file = await BlockFile.create(path, encodeRoot(null), { discipline: options.discipline });
-  let tree = BTree.open(file, codec, null, { nodeSizeBytes: options.nodeSizeBytes, cache });
+  let tree = BTree.open(file, codec, null, treeOptions(options, cache));
   const writtenBefore = writtenBytes();
   const start = process.hrtime.bigint();
   let inFlight: Promise<void> = Promise.resolve();
@@ -350,10 +372,7 @@ async function lookupDivan(
   readFiles([path]);
   const cache = new NodeCache(cacheBytes);
   const file = await BlockFile.open(path, { readOnly: true });
-  const tree = BTree.open(file, codec, decodeRoot(file.header), {
-    nodeSizeBytes: options.nodeSizeBytes,
-    cache,
-  });
+  const tree = BTree.open(file, codec, decodeRoot(file.header), treeOptions(options, cache));
   const start = process.hrtime.bigint();
   for (const index of sample) {
     const found = tree.get(key(keys, index));
@@ -398,10 +417,7 @@ async function scanDivan(path: string, options: Options) {
   progress('divan: full scan');
   const cache = new NodeCache(0);
   const file = await BlockFile.open(path, { readOnly: true });
-  const tree = BTree.open(file, codec, decodeRoot(file.header), {
-    nodeSizeBytes: options.nodeSizeBytes,
-    cache,
-  });
+  const tree = BTree.open(file, codec, decodeRoot(file.header), treeOptions(options, cache));
   let count = 0;
   let previous: Buffer | undefined;
   const start = process.hrtime.bigint();

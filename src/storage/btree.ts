@@ -46,8 +46,13 @@ import type { TreeCodec } from './codecs.js';
 import { CorruptionError, StorageError } from './errors.js';
 import { NodeCache } from './node-cache.js';
 
-/** Default target size of an encoded node; docs/benchmarks.md gives the measurements. */
-export const DEFAULT_NODE_SIZE_BYTES = 4000;
+/** Default target size of an encoded interior node; docs/benchmarks.md gives the measurements. */
+export const DEFAULT_NODE_SIZE_BYTES = 2000;
+/**
+ * Default target size of an encoded leaf. A batch of random keys rewrites one leaf per key,
+ * so small leaves write less; docs/benchmarks.md gives the measurements.
+ */
+export const DEFAULT_LEAF_SIZE_BYTES = 1600;
 /** Bytes read beyond the node size target, since a split node may exceed it by an entry. */
 const NODE_READ_SLACK_BYTES = 256;
 const ROOT_FIXED_BYTES = 18;
@@ -98,12 +103,26 @@ export class KeyTooLargeError extends StorageError {
 }
 
 export interface BTreeOptions {
-  /** Target size of an encoded node in bytes. */
+  /**
+   * Target size of an encoded node in bytes, for leaves and interior nodes alike unless
+   * `leafSizeBytes` or `interiorSizeBytes` sets one of them.
+   */
   nodeSizeBytes?: number;
+  /** Target size of an encoded leaf; `nodeSizeBytes`, else DEFAULT_LEAF_SIZE_BYTES. */
+  leafSizeBytes?: number;
+  /** Target size of an encoded interior node; `nodeSizeBytes`, else DEFAULT_NODE_SIZE_BYTES. */
+  interiorSizeBytes?: number;
   /** Values whose encoding is longer than this are stored as records of their own. */
   outOfLineValueBytes?: number;
   /** Cache of node buffers; `NodeCache.shared` by default. */
   cache?: NodeCache;
+}
+
+interface ResolvedOptions {
+  leafSizeBytes: number;
+  interiorSizeBytes: number;
+  outOfLineValueBytes: number;
+  cache: NodeCache;
 }
 
 export interface ModifyRequest<K, V> {
@@ -179,12 +198,12 @@ type FoldState = typeof CONTINUE | typeof STOP | typeof PAST_END;
 export class BTree<K, V, R = undefined> {
   readonly #file: BlockFile;
   readonly #codec: TreeCodec<K, V, R>;
-  readonly #options: Required<BTreeOptions>;
+  readonly #options: ResolvedOptions;
 
   private constructor(
     file: BlockFile,
     codec: TreeCodec<K, V, R>,
-    options: Required<BTreeOptions>,
+    options: ResolvedOptions,
     readonly root: TreeRoot | null,
   ) {
     this.#file = file;
@@ -199,12 +218,15 @@ export class BTree<K, V, R = undefined> {
     root: TreeRoot | null,
     options: BTreeOptions = {},
   ): BTree<K, V, R> {
-    const resolved: Required<BTreeOptions> = {
-      nodeSizeBytes: options.nodeSizeBytes ?? DEFAULT_NODE_SIZE_BYTES,
+    const resolved: ResolvedOptions = {
+      leafSizeBytes: options.leafSizeBytes ?? options.nodeSizeBytes ?? DEFAULT_LEAF_SIZE_BYTES,
+      interiorSizeBytes:
+        options.interiorSizeBytes ?? options.nodeSizeBytes ?? DEFAULT_NODE_SIZE_BYTES,
       outOfLineValueBytes: options.outOfLineValueBytes ?? Number.POSITIVE_INFINITY,
       cache: options.cache ?? NodeCache.shared,
     };
-    assert(resolved.nodeSizeBytes > 0, 'a node size is positive');
+    assert(resolved.leafSizeBytes > 0, 'a leaf size is positive');
+    assert(resolved.interiorSizeBytes > 0, 'an interior node size is positive');
     return new BTree(file, codec, resolved, root);
   }
 
@@ -367,7 +389,8 @@ export class BTree<K, V, R = undefined> {
     if (bytes === undefined) {
       const expectedBytes = Math.min(
         subtreeBytes,
-        this.#options.nodeSizeBytes + NODE_READ_SLACK_BYTES,
+        Math.max(this.#options.leafSizeBytes, this.#options.interiorSizeBytes) +
+          NODE_READ_SLACK_BYTES,
       );
       bytes = this.#file.read(pointer, expectedBytes, cache);
       if (bytes.length === 0 || (bytes[0] !== NODE_LEAF && bytes[0] !== NODE_INTERIOR)) {
@@ -503,7 +526,7 @@ export class BTree<K, V, R = undefined> {
   #writeEdited(view: NodeView, edits: NodeEdit[]): EntryList {
     let count = view.count;
     for (const edit of edits) count += edit.inserts.length - edit.removeCount;
-    if (count > 0 && editedLength(view.bytes, edits) <= this.#options.nodeSizeBytes) {
+    if (count > 0 && editedLength(view.bytes, edits) <= this.#options.interiorSizeBytes) {
       const cache = this.#options.cache;
       const node = editNode(view.bytes, edits, cache);
       const pointer = this.#file.append(node);
@@ -588,7 +611,7 @@ export class BTree<K, V, R = undefined> {
     const removedBytes =
       removeCount === 0 ? 0 : view.entryStart(position + 1) - view.entryStart(position);
     const length = view.bytes.length + (count - view.count) * OFFSET_BYTES - removedBytes;
-    if (count === 0 || length + (insert?.length ?? 0) > this.#options.nodeSizeBytes) {
+    if (count === 0 || length + (insert?.length ?? 0) > this.#options.leafSizeBytes) {
       return undefined;
     }
     if (exists) this.#reportExisting(view, position, action, result);
@@ -632,7 +655,9 @@ export class BTree<K, V, R = undefined> {
   #writeNodes(kind: number, entries: EntryList): EntryList {
     const children = new EntryList();
     let from = 0;
-    for (const to of splitEntries(entries, this.#options.nodeSizeBytes)) {
+    const targetBytes =
+      kind === NODE_LEAF ? this.#options.leafSizeBytes : this.#options.interiorSizeBytes;
+    for (const to of splitEntries(entries, targetBytes)) {
       if (to === from) continue;
       const node = encodeNode(kind, entries, from, to, this.#options.cache);
       const pointer = this.#file.append(node);

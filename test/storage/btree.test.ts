@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BlockFile } from '../../src/storage/block-file.js';
-import { BTree, decodeRoot, encodeRoot, KeyTooLargeError } from '../../src/storage/btree.js';
+import {
+  BTree,
+  type BTreeOptions,
+  decodeRoot,
+  encodeRoot,
+  KeyTooLargeError,
+} from '../../src/storage/btree.js';
 import {
   type Reducer,
   stringValues,
@@ -143,11 +149,14 @@ class Harness {
   model: Model = new Map();
   snapshot: { tree: BTree<string, string, Summary>; model: Model } | undefined;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    readonly options: BTreeOptions = treeOptions,
+  ) {}
 
   async start(): Promise<void> {
     this.file = await BlockFile.create(this.path, encodeRoot(null));
-    this.tree = BTree.open(this.file, codec, null, treeOptions);
+    this.tree = BTree.open(this.file, codec, null, this.options);
   }
 
   async run(step: Step): Promise<void> {
@@ -255,7 +264,7 @@ class Harness {
     await this.file.close();
     this.snapshot = undefined;
     this.file = await BlockFile.open(this.path);
-    this.tree = BTree.open(this.file, codec, decodeRoot(this.file.header), treeOptions);
+    this.tree = BTree.open(this.file, codec, decodeRoot(this.file.header), this.options);
     this.checkAll();
   }
 
@@ -288,6 +297,32 @@ test('btree matches a sorted map model', async (t) => {
       },
     ),
     { numRuns: scaled(60, 600), interruptAfterTimeLimit: 120_000 },
+  );
+});
+
+test('btree with separate leaf and interior sizes', async (t) => {
+  const dir = await tempDir(t);
+  let run = 0;
+  const sizes = fc.record({
+    leafSizeBytes: fc.integer({ min: 40, max: 400 }),
+    interiorSizeBytes: fc.integer({ min: 60, max: 400 }),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      sizes,
+      fc.array(stepArbitrary, { minLength: 1, maxLength: 30, size: 'max' }),
+      async (size, steps) => {
+        const options = { ...treeOptions, ...size };
+        const harness = new Harness(join(dir, `sizes-${run++}.db`), options);
+        await harness.start();
+        try {
+          for (const step of steps) await harness.run(step);
+        } finally {
+          await harness.file.close();
+        }
+      },
+    ),
+    { numRuns: scaled(20, 200), interruptAfterTimeLimit: 60_000 },
   );
 });
 
