@@ -477,6 +477,11 @@ export class BTree<K, V, R = undefined> {
     return encodeOutOfLineEntry(key, pointer, encoded.length);
   }
 
+  /**
+   * Applies actions[low, high) to the subtree at `pointer`. A node that the change replaces
+   * is dead for the new tree (older snapshots may still read it), so it is not admitted to
+   * the cache when read for an insert, and is demoted there if it was cached.
+   */
   #rewrite(
     pointer: number,
     subtreeBytes: number,
@@ -485,11 +490,22 @@ export class BTree<K, V, R = undefined> {
     high: number,
     result: QueryModifyResult<K, V, R>,
   ): Rewrite {
-    // A node that an insert below it rewrites is dead once the batch is applied, except to
-    // older snapshots, so its new version is what the cache gets.
     const view = new NodeView(
       this.#nodeBytes(pointer, subtreeBytes, !containsInsert(actions, low, high)),
     );
+    const rewrite = this.#rewriteNode(view, subtreeBytes, actions, low, high, result);
+    if (rewrite.changed) this.#options.cache.demote(this.#file.id, pointer);
+    return rewrite;
+  }
+
+  #rewriteNode(
+    view: NodeView,
+    subtreeBytes: number,
+    actions: KeyAction[],
+    low: number,
+    high: number,
+    result: QueryModifyResult<K, V, R>,
+  ): Rewrite {
     if (view.isLeaf && high - low === 1) {
       const spliced = this.#spliceLeaf(view, subtreeBytes, actions[low]!, result);
       if (spliced !== undefined) return spliced;

@@ -15,8 +15,12 @@
  * Eviction follows least-recent use. Evicting a node from a slab evicts its whole slab,
  * because the slab's memory is only released once none of its nodes is cached; nodes of
  * that slab used while the newest half of the budget's slabs were filled are first copied
- * into the current slab, so hot nodes stay cached. A buffer from elsewhere is evicted
- * alone, so a cache that only receives such buffers is an exact LRU.
+ * into the current slab, so hot nodes stay cached. Interior nodes are copied forward too
+ * while they fill at most half the budget: each one routes to many leaves, and a batch of
+ * random keys revisits them after several batches of leaves went through the cache. A node
+ * that `demote` marks (one a copy-on-write update replaced) is never copied forward. A
+ * buffer from elsewhere is evicted alone, so a cache that only receives such buffers is an
+ * exact LRU.
  *
  * Invariants: slab memory is never reused. A buffer returned by `allocate` or `get` stays
  * valid for as long as its holder keeps it; the garbage collector frees a slab once no
@@ -24,6 +28,7 @@
  * change.
  */
 import { assert } from '../util/assert.js';
+import { NODE_INTERIOR } from './btree-node.js';
 
 /** Budget of `NodeCache.shared` unless DIVAN_NODE_CACHE_BYTES sets another. */
 const DEFAULT_SHARED_BUDGET_BYTES = 256 * 1024 * 1024;
@@ -35,6 +40,16 @@ const SLABS_PER_BUDGET = 32;
 const MIN_SLAB_BYTES = 4096;
 /** A node longer than a slab divided by this gets an ArrayBuffer of its own. */
 const NODES_PER_SLAB_MIN = 4;
+/**
+ * Share of the budget's slabs, newest first, during whose filling a use makes a node recent,
+ * and share of the budget up to which interior nodes are kept through slab evictions. The
+ * two add up to less than the whole budget, so an eviction keeps a fraction of a slab and
+ * frees the rest; with both near the whole, evictions would mostly copy nodes around.
+ */
+const RECENT_SHARE = 0.25;
+const INTERIOR_SHARE_MAX = 0.5;
+/** `touched` of a demoted entry: never recent. */
+const DEMOTED = Number.NEGATIVE_INFINITY;
 
 interface Slab {
   readonly bytes: Buffer;
@@ -94,6 +109,8 @@ export class NodeCache implements NodeAllocator {
   #budgetBytes: number;
   #sizeBytes = 0;
   #nodeBytes = 0;
+  /** Bytes of cached interior nodes. */
+  #interiorBytes = 0;
   #slabs = 0;
   #hits = 0;
   #misses = 0;
@@ -204,9 +221,27 @@ export class NodeCache implements NodeAllocator {
     file.set(pointer, entry);
     this.#link(entry);
     this.#nodeBytes += bytes.length;
+    if (bytes[0] === NODE_INTERIOR) this.#interiorBytes += bytes.length;
     if (slab === undefined) this.#sizeBytes += bytes.length;
     else this.#addToSlab(slab, entry);
     this.#evict();
+  }
+
+  /**
+   * Marks a cached node as not worth keeping, e.g. one that a copy-on-write update replaced.
+   * It stays readable, for older snapshots, until evicted: a buffer from elsewhere goes first,
+   * a node in a slab goes with its slab instead of being copied forward. Does nothing for a
+   * node not cached.
+   */
+  demote(fileId: number, pointer: number): void {
+    const entry = this.#files.get(fileId)?.get(pointer);
+    if (entry === undefined) return;
+    entry.touched = DEMOTED;
+    if (entry.slab !== undefined || entry === this.#oldest) return;
+    this.#unlink(entry);
+    entry.newer = this.#oldest;
+    this.#oldest!.older = entry;
+    this.#oldest = entry;
   }
 
   /** Drops every node of a file, e.g. when it closes. */
@@ -267,32 +302,35 @@ export class NodeCache implements NodeAllocator {
   }
 
   #evict(): void {
+    // Nodes copied forward in this call. Past a budget's worth, every node kept was copied
+    // once already, so the rest of the call keeps none: that bounds the work and ends it.
+    let copiedBytes = 0;
     while (this.#sizeBytes > this.#budgetBytes && this.#oldest !== undefined) {
       const oldest = this.#oldest;
       if (oldest.slab === undefined) {
         this.#remove(oldest);
         this.#evictions += 1;
       } else {
-        this.#evictSlab(oldest.slab, oldest);
+        copiedBytes += this.#evictSlab(oldest.slab, copiedBytes < this.#budgetBytes);
       }
     }
   }
 
   /**
-   * Releases a slab: copies its recently used nodes to the current slab and evicts the
-   * others. `oldest` is always evicted, which guarantees progress.
+   * Releases a slab: copies the nodes worth keeping to the current slab when `keep` is set,
+   * and evicts the others. Returns the bytes copied.
    */
-  #evictSlab(slab: Slab, oldest: Entry): void {
+  #evictSlab(slab: Slab, keep: boolean): number {
     if (this.#current === slab) this.#current = undefined;
     const recentSince = this.#sequence - Math.max(1, Math.floor(this.#recentSlabs()));
-    let copyRoom = slab.bytes.length - oldest.bytes.length;
+    let copiedBytes = 0;
     const entries = slab.entries;
     // Newest placements first, so that the node just cached is the first one kept.
     for (let index = entries.length - 1; index >= 0; index--) {
       const entry = entries[index]!;
       if (!entry.cached || entry.slab !== slab) continue;
-      if (entry !== oldest && entry.touched > recentSince && entry.bytes.length <= copyRoom) {
-        copyRoom -= entry.bytes.length;
+      if (keep && this.#keeps(entry, recentSince)) {
+        copiedBytes += entry.bytes.length;
         this.#moveToCurrentSlab(entry);
       } else {
         this.#remove(entry);
@@ -301,12 +339,20 @@ export class NodeCache implements NodeAllocator {
     }
     assert(slab.live === 0, 'an evicted slab holds no cached node');
     assert(!slab.charged, 'an evicted slab is not counted');
+    return copiedBytes;
+  }
+
+  /** Whether a node of a slab being evicted is copied forward instead. */
+  #keeps(entry: Entry, recentSince: number): boolean {
+    if (entry.touched > recentSince) return true;
+    const interior = entry.bytes[0] === NODE_INTERIOR && entry.touched !== DEMOTED;
+    return interior && this.#interiorBytes <= this.#budgetBytes * INTERIOR_SHARE_MAX;
   }
 
   /** Returns half the number of slabs the budget holds, the window in which a node is recent. */
   #recentSlabs(): number {
     const slabBytes = this.#slabBytes();
-    return slabBytes === 0 ? 0 : this.#budgetBytes / slabBytes / 2;
+    return slabBytes === 0 ? 0 : (this.#budgetBytes / slabBytes) * RECENT_SHARE;
   }
 
   #moveToCurrentSlab(entry: Entry): void {
@@ -320,6 +366,10 @@ export class NodeCache implements NodeAllocator {
       copy = this.#carve(length, Math.max(this.#slabBytes(), length));
     }
     entry.bytes.copy(copy);
+    // A node kept is treated as just used; left at the old end of the list, it would be the
+    // next eviction's victim and take its new slab's other nodes with it.
+    this.#unlink(entry);
+    this.#link(entry);
     const from = entry.slab!;
     from.live -= 1;
     if (from.live === 0 && from !== this.#current) this.#uncharge(from);
@@ -335,6 +385,7 @@ export class NodeCache implements NodeAllocator {
     this.#unlink(entry);
     entry.cached = false;
     this.#nodeBytes -= entry.bytes.length;
+    if (entry.bytes[0] === NODE_INTERIOR) this.#interiorBytes -= entry.bytes.length;
     const slab = entry.slab;
     if (slab === undefined) {
       this.#sizeBytes -= entry.bytes.length;

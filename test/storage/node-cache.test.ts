@@ -195,3 +195,59 @@ test('slab cache keeps hot nodes and uses its memory', () => {
     `cached nodes fill most of the budget (${stats.nodeBytes} of ${budget})`,
   );
 });
+
+test('slab cache keeps interior nodes over a leaf stream', () => {
+  const budget = 2 * 1024 * 1024;
+  const cache = new NodeCache(budget);
+  const nodeBytes = 1500;
+  const interior = 200;
+  // Interior nodes (kind byte 2) take about a seventh of the budget and are read rarely.
+  for (let pointer = 0; pointer < interior; pointer++) {
+    const bytes = cache.allocate(nodeBytes);
+    bytes.fill(2);
+    cache.set(1, pointer, bytes);
+  }
+  for (let leaf = 0; leaf < 20_000; leaf++) {
+    const bytes = cache.allocate(nodeBytes);
+    bytes.fill(1);
+    cache.set(2, leaf, bytes);
+    if (leaf % 1000 === 0) cache.get(1, (leaf / 1000) % interior);
+  }
+  for (let pointer = 0; pointer < interior; pointer++) {
+    assert.ok(cache.get(1, pointer) !== undefined, `interior node ${pointer} stays cached`);
+  }
+  assert.ok(cache.stats.sizeBytes <= budget);
+});
+
+test('demoted nodes are not kept', () => {
+  const budget = 2 * 1024 * 1024;
+  const cache = new NodeCache(budget);
+  const nodeBytes = 1500;
+  const watched = 40;
+  for (let pointer = 0; pointer < watched; pointer++)
+    cache.set(1, pointer, cache.allocate(nodeBytes));
+  // The watched nodes are read all along, like a tree's upper levels, but the odd ones are
+  // replaced by copy-on-write after each read and demoted.
+  for (let leaf = 0; leaf < 5000; leaf++) {
+    cache.set(2, leaf, cache.allocate(nodeBytes));
+    if (leaf % 100 !== 0) continue;
+    for (let pointer = 0; pointer < watched; pointer++) {
+      cache.get(1, pointer);
+      if (pointer % 2 === 1) cache.demote(1, pointer);
+    }
+  }
+  for (let pointer = 0; pointer < watched; pointer += 2) {
+    assert.ok(cache.get(1, pointer) !== undefined, `node ${pointer} read often stays cached`);
+  }
+  for (let pointer = 1; pointer < watched; pointer += 2) {
+    assert.equal(cache.get(1, pointer), undefined, `demoted node ${pointer} is gone`);
+  }
+  const foreign = new NodeCache(300);
+  foreign.set(1, 1, Buffer.alloc(100));
+  foreign.set(1, 2, Buffer.alloc(100));
+  foreign.set(1, 3, Buffer.alloc(100));
+  foreign.demote(1, 3);
+  foreign.set(1, 4, Buffer.alloc(100));
+  assert.equal(foreign.get(1, 3), undefined, 'a demoted buffer from elsewhere is evicted first');
+  assert.ok(foreign.get(1, 1) !== undefined, 'the least recently used one stays');
+});
