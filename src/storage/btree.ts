@@ -19,6 +19,7 @@ import {
   childPointerAt,
   childSizeAt,
   childTotals,
+  compareBytes,
   compareKeyAt,
   decodeChildEntry,
   EntryList,
@@ -402,7 +403,7 @@ export class BTree<K, V, R = undefined> {
   }
 
   #compare(a: Buffer, b: Buffer): number {
-    if (this.#codec.key.byteOrdered) return Buffer.compare(a, b);
+    if (this.#codec.key.byteOrdered) return compareBytes(a, 0, a.length, b);
     const keys = this.#codec.key;
     return keys.compare(keys.decode(a), keys.decode(b));
   }
