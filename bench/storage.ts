@@ -140,6 +140,7 @@ export async function main(args: string[]): Promise<void> {
     levelLookup.opsPerSecond,
   );
   report.measure('lookups', 'node cache hit rate', 'fraction', divanLookup.hitRate);
+  report.measure('lookups', 'node cache interior bytes', 'bytes', divanLookup.interiorBytes);
 
   const divanScan = await scanDivan(divanPath, options);
   const levelScan = await scanLevel(levelPath);
@@ -381,9 +382,9 @@ async function lookupDivan(
     }
   }
   const elapsed = seconds(start);
-  const { hitRate } = cache.stats;
+  const { hitRate, interiorBytes } = cache.stats;
   await file.close();
-  return { opsPerSecond: sample.length / elapsed, hitRate };
+  return { opsPerSecond: sample.length / elapsed, hitRate, interiorBytes };
 }
 
 async function lookupLevel(

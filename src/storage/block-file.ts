@@ -29,6 +29,7 @@ import { assert } from '../util/assert.js';
 import {
   BLOCK_SIZE,
   type CommitDiscipline,
+  compactLogical,
   copyLogical,
   decodeHeader,
   decodeHeaderPrefix,
@@ -296,24 +297,39 @@ export class BlockFile {
       throw new CorruptionError(this.path, pointer, 'record pointer out of range');
     }
     const available = this.#end - pointer;
+    // With an allocator that can keep part of a buffer, the record is read straight into the
+    // node's memory and its markers squeezed out in place, which saves copying the payload.
+    const inPlace = allocator?.keep !== undefined;
     let span = Math.min(physicalLength(pointer, RECORD_PREFIX_BYTES + expectedBytes), available);
-    let physical = this.#readPhysical(pointer, span);
+    let physical = this.#readPhysical(
+      pointer,
+      span,
+      inPlace ? allocator.allocate(span) : undefined,
+    );
     const length = this.#readPrefixField(physical, pointer, 0);
     const recordSpan = physicalLength(pointer, RECORD_PREFIX_BYTES + length);
     if (length > MAX_RECORD_BYTES || recordSpan > available) {
+      if (inPlace) allocator.keep!(physical, 0, 0);
       throw new CorruptionError(this.path, pointer, `record length ${length} out of range`);
     }
     if (recordSpan > span) {
+      if (inPlace) allocator.keep!(physical, 0, 0);
       span = recordSpan;
-      physical = this.#readPhysical(pointer, span);
+      physical = this.#readPhysical(pointer, span, inPlace ? allocator.allocate(span) : undefined);
     }
     this.#checkMarkers(physical, pointer, recordSpan);
     const stored = this.#readPrefixField(physical, pointer, 4);
-    const payload =
-      allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
-    const payloadPosition = pointer + physicalIndex(pointer, RECORD_PREFIX_BYTES);
-    if (!copyLogical(physical, pointer, payloadPosition, length, payload, 0)) {
-      throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+    let payload: Buffer;
+    if (inPlace) {
+      compactLogical(physical, pointer, recordSpan);
+      payload = allocator.keep!(physical, RECORD_PREFIX_BYTES, length);
+    } else {
+      payload =
+        allocator === undefined ? Buffer.allocUnsafeSlow(length) : allocator.allocate(length);
+      const payloadPosition = pointer + physicalIndex(pointer, RECORD_PREFIX_BYTES);
+      if (!copyLogical(physical, pointer, payloadPosition, length, payload, 0)) {
+        throw new CorruptionError(this.path, pointer, 'data marker expected inside record');
+      }
     }
     if (crc32c(payload, lengthChecksum(length)) >>> 0 !== stored) {
       throw new CorruptionError(this.path, pointer, 'record checksum mismatch');
@@ -600,10 +616,15 @@ export class BlockFile {
     return this.#failure;
   }
 
-  /** Returns `length` physical bytes at `position`, from the file or the unwritten chunks. */
-  #readPhysical(position: number, length: number): Buffer {
-    if (this.#scratch.length < length) this.#scratch = Buffer.allocUnsafeSlow(length);
-    const target = this.#scratch;
+  /**
+   * Returns `length` physical bytes at `position`, from the file or the unwritten chunks, in
+   * `into` when given, else in a scratch buffer that the next read reuses.
+   */
+  #readPhysical(position: number, length: number, into?: Buffer): Buffer {
+    if (into === undefined && this.#scratch.length < length) {
+      this.#scratch = Buffer.allocUnsafeSlow(length);
+    }
+    const target = into ?? this.#scratch;
     const end = position + length;
     if (position < this.#writtenEnd) {
       const count = Math.min(end, this.#writtenEnd) - position;

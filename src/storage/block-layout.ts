@@ -86,6 +86,24 @@ export function copyLogical(
   return true;
 }
 
+/**
+ * Moves the logical bytes of a record to the front of `physical`, which holds `span` of the
+ * record's physical bytes from its pointer on, dropping the marker at each block start.
+ * Returns the number of logical bytes. The markers must have been checked before.
+ */
+export function compactLogical(physical: Buffer, pointer: number, span: number): number {
+  let source = BLOCK_SIZE - (pointer % BLOCK_SIZE);
+  let target = source;
+  while (source < span) {
+    source += 1;
+    const count = Math.min(BLOCK_PAYLOAD_BYTES, span - source);
+    physical.copyWithin(target, source, source + count);
+    target += count;
+    source += count;
+  }
+  return Math.min(target, span);
+}
+
 /** Returns the CRC32C of a record's length bytes and payload. */
 export function recordChecksum(lengthBytes: Buffer, payload: Uint8Array): number {
   return crc32c(payload, lengthChecksum(lengthBytes.readUInt32BE(0)));

@@ -89,11 +89,19 @@ export interface NodeCacheStats {
   nodeBytes: number;
   /** Slabs counted in `sizeBytes`. */
   slabs: number;
+  /** Bytes of the cached interior nodes, part of `nodeBytes`. */
+  interiorBytes: number;
 }
 
 /** Supplies buffers to read or encode nodes into (`NodeCache` carves them out of slabs). */
 export interface NodeAllocator {
   allocate(length: number): Buffer;
+  /**
+   * Returns `bytes[start, start + length)` as a node's buffer, where `bytes` is what the last
+   * `allocate` returned, and gives the rest back when it can. A reader that allocated room
+   * for a whole record span keeps only the payload this way.
+   */
+  keep?(bytes: Buffer, start: number, length: number): Buffer;
 }
 
 export class NodeCache implements NodeAllocator {
@@ -146,6 +154,7 @@ export class NodeCache implements NodeAllocator {
       hitRate: lookups === 0 ? 0 : this.#hits / lookups,
       nodeBytes: this.#nodeBytes,
       slabs: this.#slabs,
+      interiorBytes: this.#interiorBytes,
     };
   }
 
@@ -174,6 +183,26 @@ export class NodeCache implements NodeAllocator {
     const bytes = this.#carve(length, slabBytes);
     this.#evict();
     return bytes;
+  }
+
+  /**
+   * Returns `bytes[start, start + length)` as a node's buffer, where `bytes` is what the last
+   * `allocate` returned. The slab space after the node goes back to the slab. A buffer of its
+   * own is copied to one of the node's exact length, so that no unused bytes stay alive.
+   */
+  keep(bytes: Buffer, start: number, length: number): Buffer {
+    assert(start + length <= bytes.length, 'a node kept lies inside its buffer');
+    const slab = this.#current;
+    if (slab !== undefined && bytes.buffer === slab.bytes.buffer) {
+      const end = bytes.byteOffset - slab.bytes.byteOffset + bytes.length;
+      if (end === slab.used) slab.used -= bytes.length - start - length;
+      return bytes.subarray(start, start + length);
+    }
+    if (this.#slabOf.has(bytes.buffer)) return bytes.subarray(start, start + length);
+    if (start === 0 && length === bytes.length) return bytes;
+    const node = Buffer.allocUnsafeSlow(length);
+    bytes.copy(node, 0, start, start + length);
+    return node;
   }
 
   /** Returns the cached node and marks it most recently used, counting a hit or a miss. */

@@ -33,6 +33,7 @@ import {
   FsyncFailureFileSystem,
 } from '../../src/storage/fault-layers.js';
 import { type DbFile, type FileSystem, nodeFileSystem } from '../../src/storage/io.js';
+import { NodeCache } from '../../src/storage/node-cache.js';
 import { PowerLossFileSystem, seededRandom } from '../../src/storage/power-loss.js';
 import { scaled } from '../support/scale.js';
 import { tempDir } from '../support/tmp.js';
@@ -496,4 +497,55 @@ test('records stay readable while an early write is held back', async (t) => {
     assert.ok(reopened.read(pointer).equals(expected), `record ${pointer} after reopen`);
   }
   await reopened.close();
+});
+
+test('reads into a node cache equal plain reads', async (t) => {
+  const dir = await tempDir(t);
+  let run = 0;
+  const record = fc.record({
+    bytes: fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3 * BLOCK_SIZE })),
+    // How the caller's size hint compares with the record: too small, exact or too large.
+    hintDelta: fc.integer({ min: -200, max: 8000 }),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(record, { minLength: 1, maxLength: 40 }),
+      fc.constantFrom(64 * 1024, 8 * 1024 * 1024),
+      fc.boolean(),
+      async (records, budget, committed) => {
+        const path = join(dir, `into-cache-${run++}.db`);
+        const file = await BlockFile.create(path, Buffer.from('h'));
+        const cache = new NodeCache(budget);
+        try {
+          const written = records.map(({ bytes }, index) => {
+            const contents = payload(bytes, index);
+            return { pointer: file.append(contents), contents };
+          });
+          if (committed) await file.commit(Buffer.from('h'));
+          written.forEach(({ pointer, contents }, index) => {
+            const hint = Math.max(0, contents.length + records[index]!.hintDelta);
+            const node = file.read(pointer, hint, cache);
+            assert.ok(node.equals(contents), `record ${index} read into the cache`);
+            cache.set(file.id, pointer, node);
+          });
+          for (const [index, { pointer, contents }] of written.entries()) {
+            const cached = cache.get(file.id, pointer);
+            if (cached !== undefined) assert.ok(cached.equals(contents), `cached record ${index}`);
+          }
+          const stats = cache.stats;
+          assert.ok(stats.sizeBytes <= budget, 'within the budget');
+          // Payloads, their 8 prefix bytes and markers, plus the slab being filled at most.
+          const recordBytes = written.reduce((sum, { contents }) => sum + contents.length + 12, 0);
+          const slabBytes = Math.min(64 * 1024, budget / 32);
+          assert.ok(
+            stats.sizeBytes <= recordBytes + slabBytes,
+            `unused read room goes back to the slab (${stats.sizeBytes} for ${recordBytes})`,
+          );
+        } finally {
+          await file.close();
+        }
+      },
+    ),
+    { numRuns: scaled(40, 400) },
+  );
 });
