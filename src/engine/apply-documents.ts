@@ -1,0 +1,177 @@
+/**
+ * The document rules of applying a command, as CouchDB 3.x's updater applies them, written
+ * against a `DocumentStore` (the apply batch's view of the trees) so that they read like the
+ * rules and nothing else:
+ *
+ * - Interactive edit (`new_edits=true`): the edit must extend a leaf (or start a document, or
+ *   recreate a deleted one on its tombstone), else `conflict`. The new revision id is
+ *   computed from the parent, the deleted flag, the body bytes and each attachment's name,
+ *   type and digest (src/document/revid.ts), so every replica computes the same id.
+ * - Replicated edit (`new_edits=false`): the document's `_revisions` path is merged as given;
+ *   a path already present changes nothing and takes no sequence.
+ * - Every change stems the tree to `revs_limit`, takes the next update sequence, and moves the
+ *   document's by_seq row there.
+ * - `_local/` documents: no revision tree; the revision is `0-N` with N counted up on every
+ *   write, and the given revision is not compared with the stored one (CouchDB 3.x behaves
+ *   so). Deleting a missing one is `not_found`.
+ *
+ * Results are values in request order; a rejected document changes nothing.
+ */
+import { validateDocId } from '../document/doc-id.js';
+import { requireReplicatedRevisions } from '../document/document.js';
+import { formatLocalRev, formatRev, nextLocalRevCounter, type RevPath } from '../document/rev.js';
+import { applyInteractiveEdit, resolveInteractiveEdit } from '../document/rev-edit.js';
+import { stem } from '../document/rev-stem.js';
+import { checkRevTree, mergePath, type RevTree } from '../document/rev-tree.js';
+import { newRevId, type RevIdAttachment } from '../document/revid.js';
+import type { WriteResult } from '../http/backend.js';
+import { errors, isCouchError } from '../util/couch-error.js';
+import type { CommandDocument } from './commands.js';
+import { DocInfo, type RecordRef, type StoredLeaf } from './doc-info.js';
+import type { LocalDoc } from './side-records.js';
+
+/** What the document rules read and change; the apply batch implements it. */
+export interface DocumentStore {
+  readonly revsLimit: number;
+  /** The sequence the next change takes. */
+  nextSeq(): number;
+  document(id: string): DocInfo | null;
+  /** Stores a document's new info at `info.seq`, which must be `nextSeq()`. */
+  putDocument(id: string, info: DocInfo): void;
+  localDocument(id: string): LocalDoc | null;
+  putLocalDocument(id: string, doc: LocalDoc | null): void;
+}
+
+/** The records of one document's body and attachments, written on first use. */
+export interface DocumentRecords {
+  body(): RecordRef;
+  attachments(): RecordRef | null;
+}
+
+const CONFLICT_REASON = 'Document update conflict.';
+const LOCAL_PREFIX = '_local/';
+
+function conflict(id: string): WriteResult {
+  return { ok: false, id, error: 'conflict', reason: CONFLICT_REASON };
+}
+
+function rejection(id: string, error: unknown): WriteResult {
+  if (!isCouchError(error)) throw error;
+  return { ok: false, id, error: error.error, reason: error.reason };
+}
+
+/**
+ * The attachment facts that enter a revision id: name, content type and digest of each member
+ * of the `_attachments` object, in order. Missing fields count as empty strings.
+ */
+export function revIdAttachments(raw: Buffer | null): RevIdAttachment[] {
+  if (raw === null) return [];
+  const parsed = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+  const attachments: RevIdAttachment[] = [];
+  for (const [name, value] of Object.entries(parsed)) {
+    if (value === null || typeof value !== 'object') continue;
+    const fields = value as Record<string, unknown>;
+    attachments.push({
+      name,
+      contentType: typeof fields.content_type === 'string' ? fields.content_type : '',
+      digest: typeof fields.digest === 'string' ? fields.digest : '',
+    });
+  }
+  return attachments;
+}
+
+function newLeaf(doc: CommandDocument, seq: number, records: DocumentRecords): StoredLeaf {
+  return { deleted: doc.deleted, seq, body: records.body(), attachments: records.attachments() };
+}
+
+/** Stems and stores a changed tree at the next sequence. */
+function storeTree(store: DocumentStore, id: string, tree: RevTree<StoredLeaf>, seq: number) {
+  store.putDocument(id, DocInfo.fromTree(stem(tree, store.revsLimit), seq));
+}
+
+function applyInteractive(
+  store: DocumentStore,
+  doc: CommandDocument,
+  records: DocumentRecords,
+): WriteResult {
+  const tree = store.document(doc.id)?.tree ?? [];
+  const target = resolveInteractiveEdit(tree, doc.revisions, doc.deleted);
+  if (target.kind === 'conflict') return conflict(doc.id);
+  const revId = newRevId({
+    deleted: doc.deleted,
+    parent: target.parent,
+    body: doc.body,
+    attachments: revIdAttachments(doc.attachments),
+  });
+  const seq = store.nextSeq();
+  const applied = applyInteractiveEdit(tree, target, revId, newLeaf(doc, seq, records));
+  if (applied.kind === 'conflict') return conflict(doc.id);
+  storeTree(store, doc.id, applied.tree, seq);
+  return { ok: true, id: doc.id, rev: formatRev(applied.rev) };
+}
+
+function applyReplicated(
+  store: DocumentStore,
+  doc: CommandDocument,
+  records: DocumentRecords,
+): WriteResult {
+  try {
+    requireReplicatedRevisions(doc.revisions, 'normal');
+  } catch (error) {
+    return rejection(doc.id, error);
+  }
+  const rev = formatRev({ pos: doc.revisions.start, id: doc.revisions.ids[0]! });
+  const tree = store.document(doc.id)?.tree ?? [];
+  // A merge whose newest revision is already present never uses the new leaf, so find that
+  // out before writing the body's record.
+  const probe = mergePath<StoredLeaf | null>(tree, doc.revisions, null);
+  if (probe.tree === tree) return { ok: true, id: doc.id, rev };
+  const seq = store.nextSeq();
+  let merged: RevTree<StoredLeaf>;
+  if (probe.outcome === 'alreadyPresent') {
+    // Only ancestors above a stemmed root were added; every leaf kept its stored value.
+    checkRevTree(probe.tree);
+    merged = probe.tree as RevTree<StoredLeaf>;
+  } else {
+    merged = mergePath(tree, doc.revisions, newLeaf(doc, seq, records)).tree;
+  }
+  storeTree(store, doc.id, merged, seq);
+  return { ok: true, id: doc.id, rev };
+}
+
+/** Applies one `_local/` write (a delete when `deleted`). */
+export function applyLocal(
+  store: DocumentStore,
+  id: string,
+  revisions: RevPath,
+  deleted: boolean,
+  body: () => RecordRef,
+): WriteResult {
+  const counter = nextLocalRevCounter(revisions, deleted);
+  if (counter === null) return rejection(id, errors.invalidRev());
+  if (deleted) {
+    if (store.localDocument(id) === null) return rejection(id, errors.docNotFound('missing'));
+    store.putLocalDocument(id, null);
+  } else {
+    store.putLocalDocument(id, { counter, body: body() });
+  }
+  return { ok: true, id, rev: formatLocalRev(counter) };
+}
+
+/** Applies one document of a `documents` command and returns its result. */
+export function applyDocument(
+  store: DocumentStore,
+  doc: CommandDocument,
+  newEdits: boolean,
+  records: DocumentRecords,
+): WriteResult {
+  try {
+    validateDocId(doc.id);
+  } catch (error) {
+    return rejection(doc.id, error);
+  }
+  if (doc.id.startsWith(LOCAL_PREFIX)) {
+    return applyLocal(store, doc.id, doc.revisions, doc.deleted, () => records.body());
+  }
+  return newEdits ? applyInteractive(store, doc, records) : applyReplicated(store, doc, records);
+}
