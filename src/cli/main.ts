@@ -1,0 +1,79 @@
+/**
+ * The `divan` command line: `start` runs one node, `cluster` a local cluster of node processes,
+ * `status` prints the Raft state of a cluster's groups.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../cluster/config.js';
+import { runCluster } from './cluster.js';
+import { runStart, type StartFlags } from './start.js';
+import { runStatus } from './status.js';
+
+function integer(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`'${value}' is not a non-negative integer`);
+  }
+  return parsed;
+}
+
+const program = new Command()
+  .name('divan')
+  .description('A CouchDB-compatible document database replicated with Raft')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('run one node of a cluster')
+  .option('--config <file>', 'JSON file with any of the options below (flags win)')
+  .option('--name <name>', 'node name, unique in the cluster (env DIVAN_NAME)')
+  .option('--data <dir>', 'data directory of this node (env DIVAN_DATA)')
+  .option('--http <host:port>', 'HTTP API address (env DIVAN_HTTP)')
+  .option('--peer <host:port>', 'peer address other nodes connect to (env DIVAN_PEER)')
+  .option('--members <list>', 'all voters: name@host:port,... (env DIVAN_MEMBERS)')
+  .option('--secret-file <file>', 'file holding the cluster secret (env DIVAN_SECRET_FILE)')
+  .option('--admin <name:password>', 'server admin (env DIVAN_ADMIN)')
+  .option('--admin-file <file>', 'file of server admins, one name:password per line')
+  .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
+  .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
+  .option('--max-open-databases <n>', 'database files kept open at once', integer)
+  .action(async (flags: StartFlags) => {
+    await runStart(flags);
+  });
+
+program
+  .command('cluster')
+  .description('run a local cluster of node processes in the foreground')
+  .option('--nodes <n>', 'number of nodes', integer, 3)
+  .option('--data <dir>', 'data directory of the cluster', '.divan/cluster')
+  .option('--host <host>', 'address every node listens on', '127.0.0.1')
+  .option(
+    '--port <port>',
+    'HTTP port of the first node; the others take the next ports',
+    integer,
+    5984,
+  )
+  .option('--peer-port <port>', 'peer port of the first node (default: --port + 1000)', integer)
+  .option('--admin <name:password>', 'server admin (default: generated, saved in DATA/admin.txt)')
+  .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
+  .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
+  .action(async (options) => {
+    process.exitCode = await runCluster(options);
+  });
+
+program
+  .command('status')
+  .description("print the Raft state of a cluster's groups")
+  .argument('<url>', 'URL of any node, with credentials: http://admin:password@127.0.0.1:5984')
+  .action(async (url: string) => {
+    process.exitCode = await runStatus(url);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`divan: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}

@@ -1,0 +1,569 @@
+/**
+ * A Divan node: one process of a cluster. It hosts one Raft group per database (each over its
+ * own database file) plus the `_dbs` system group that records which databases exist, talks to
+ * the other nodes over the peer transport, and serves the HTTP API through `NodeBackend`.
+ *
+ * What it owns:
+ * - Groups: opened on demand (a request or a message for a database the catalog knows), closed
+ *   least recently used past `maxOpenDatabases` when quiet and not leading; never created
+ *   because a message arrived. Messages name groups by uuid, so a message for a deleted
+ *   incarnation is dropped. Messages for a uuid the catalog does not know yet (a group created
+ *   a moment ago elsewhere) wait briefly for the catalog to catch up.
+ * - Time: one timer ticks every open group.
+ * - Failover: when the connection to a node closes, every group that node led forgets it and
+ *   campaigns after a short random delay, so an idle (quiet) group elects a new leader at once.
+ * - Writes: a command is proposed on the group's leader, forwarded over the peer transport when
+ *   the leader is another node; a retry always carries the same request id, so a command is
+ *   applied once whatever the retries.
+ *
+ * Files: `DATA/_dbs.couch` and `DATA/databases/<uuid>.couch`.
+ */
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  type AppliedEntry,
+  type Command,
+  DatabaseFile,
+  decodeOutcome,
+  type EntryOutcome,
+  encodeCommand,
+  encodeOutcome,
+} from '../engine/index.js';
+import { type Membership, type Message, NO_NODE, type NodeId } from '../raft/index.js';
+import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
+import { errors, isCouchError } from '../util/couch-error.js';
+import type { Logger } from '../util/log.js';
+import { Catalog, type DatabaseEntry } from './catalog.js';
+import type { NodeConfig } from './config.js';
+import {
+  DroppedProposalError,
+  type GroupFile,
+  NotLeaderError,
+  RaftGroup,
+  UnknownOutcomeError,
+} from './group.js';
+import { RequestError, Transport } from './transport/index.js';
+import { decodeGroupMessage, encodeGroupMessage, type GroupMessage, isBulk } from './wire.js';
+
+export const DBS_GROUP = '_dbs';
+
+/** An open group with its file. */
+export interface OpenGroup {
+  readonly id: string;
+  readonly name: string;
+  readonly file: DatabaseFile;
+  readonly group: RaftGroup<AppliedEntry>;
+  lastUsedAt: number;
+}
+
+/** A proposal forwarded to the leader's node. */
+interface ProposeRequest {
+  readonly kind: 'propose';
+  readonly group: string;
+  readonly timeoutMs: number;
+  readonly command: Uint8Array;
+}
+
+type ProposeReply =
+  | { readonly status: 'ok'; readonly outcome: Uint8Array }
+  | { readonly status: 'not_leader'; readonly leader: string }
+  | { readonly status: 'dropped' | 'unknown' | 'unknown_group' };
+
+const BOOT_ID_BYTES = 6;
+/** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
+const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/** How long messages for a group the catalog does not know yet are kept. */
+const PENDING_MESSAGE_TTL_MS = 3_000;
+const MAX_PENDING_MESSAGES = 10_000;
+/** Pause between attempts of a write whose leader is unknown or moving. */
+const RETRY_PAUSE_MS = 20;
+/** How long one wait for a leader lasts before the write loop looks again. */
+const LEADER_WAIT_MS = 1_000;
+/** Forwarded proposals never wait longer than this on the leader. */
+const MAX_FORWARD_TIMEOUT_MS = 60_000;
+
+export class DivanNode {
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  readonly faults: FaultStack;
+  readonly catalog = new Catalog();
+  readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
+  readonly clusterUuid: string;
+  transport!: Transport;
+
+  readonly #fileSystem: FileSystem;
+  readonly #groups = new Map<string, OpenGroup>();
+  readonly #opening = new Map<string, Promise<OpenGroup>>();
+  readonly #pending = new Map<string, { messages: Message[]; firstAt: number }>();
+  #pendingCount = 0;
+  #requestCounter = 0;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #reconcileChain: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #dbs!: OpenGroup;
+
+  constructor(config: NodeConfig, logger: Logger, faults?: FaultStack) {
+    this.config = config;
+    this.log = logger;
+    this.faults = faults ?? fileSystemFromEnv(process.env);
+    this.#fileSystem = this.faults.fileSystem;
+    this.clusterUuid = clusterUuidOf(config.secret);
+  }
+
+  get membership(): Membership {
+    return {
+      voters: this.config.members.map((member) => member.name),
+      learners: [],
+      votersOutgoing: [],
+    };
+  }
+
+  get openGroups(): ReadonlyMap<string, OpenGroup> {
+    return this.#groups;
+  }
+
+  get dbs(): OpenGroup {
+    return this.#dbs;
+  }
+
+  async start(): Promise<void> {
+    await this.#fileSystem.mkdir(join(this.config.dataDir, 'databases'));
+    this.transport = new Transport({
+      nodeId: this.config.name,
+      listen: `${this.config.peer.host}:${this.config.peer.port}`,
+      peers: Object.fromEntries(
+        this.config.members
+          .filter((member) => member.name !== this.config.name)
+          .map((member) => [member.name, `${member.peer.host}:${member.peer.port}`]),
+      ),
+      secret: this.config.secret,
+      limits: { maxMessageBytes: this.config.maxRequestBytes + 1024 * 1024 },
+      logger: this.log.child({ component: 'transport' }),
+    });
+    this.transport.onMessage((from, payload) => this.#onMessage(from, payload));
+    this.transport.onRequest((from, payload) => this.#onRequest(from, payload));
+    this.transport.on('peer-down', (peer) => this.#onPeerDown(peer));
+
+    const dbsFile = await this.#openOrCreateFile(
+      join(this.config.dataDir, '_dbs.couch'),
+      DBS_GROUP,
+      null,
+    );
+    this.#dbs = this.#startGroup(DBS_GROUP, DBS_GROUP, dbsFile);
+    this.#groups.set(DBS_GROUP, this.#dbs);
+    dbsFile.onUpdate(() => this.#refreshCatalog());
+    this.#refreshCatalog();
+    await this.transport.start();
+
+    const fresh = dbsFile.hardState.term === 0 && dbsFile.applied.index === 0;
+    if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
+    this.#tickTimer = setInterval(() => this.#tick(), this.config.tickMs);
+    this.log.info(
+      {
+        peer: `${this.config.peer.host}:${this.config.peer.port}`,
+        members: this.membership.voters,
+      },
+      'node started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+    await this.#reconcileChain.catch(() => undefined);
+    await this.transport.stop();
+    await Promise.all([...this.#opening.values()].map((opening) => opening.catch(() => null)));
+    for (const open of this.#groups.values()) {
+      await open.group.close();
+      await open.file.close();
+    }
+    this.#groups.clear();
+  }
+
+  /** A request id for a new command: node name, boot id and a counter. */
+  nextRequestId(): string {
+    this.#requestCounter += 1;
+    return `${this.config.name}-${this.bootId}-${this.#requestCounter.toString(36)}`;
+  }
+
+  /** The open group of a database, opening it when the catalog knows it; dbNotFound otherwise. */
+  async groupOf(name: string): Promise<OpenGroup> {
+    const entry = this.catalog.get(name);
+    if (entry === undefined) throw errors.dbNotFound();
+    return this.#openGroup(entry);
+  }
+
+  /** Opens (or returns) the group of a catalog entry; the file must exist or be creatable. */
+  async #openGroup(entry: DatabaseEntry): Promise<OpenGroup> {
+    const open = this.#groups.get(entry.uuid);
+    if (open !== undefined) {
+      open.lastUsedAt = Date.now();
+      return open;
+    }
+    const opening = this.#opening.get(entry.uuid);
+    if (opening !== undefined) return opening;
+    const promise = this.#loadGroup(entry).finally(() => this.#opening.delete(entry.uuid));
+    this.#opening.set(entry.uuid, promise);
+    return promise;
+  }
+
+  async #loadGroup(entry: DatabaseEntry): Promise<OpenGroup> {
+    if (this.#stopped) throw errors.unavailable('the node is stopping');
+    const file = await this.#openOrCreateFile(
+      this.#databasePath(entry.uuid),
+      entry.name,
+      entry.uuid,
+    );
+    if (this.catalog.byUuid(entry.uuid) === undefined) {
+      await file.close();
+      throw errors.dbNotFound();
+    }
+    const open = this.#startGroup(entry.uuid, entry.name, file);
+    this.#groups.set(entry.uuid, open);
+    this.#flushPending(entry.uuid, open);
+    // The first candidate of a new group campaigns at once instead of after a timeout.
+    if (entry.candidate === this.config.name && file.hardState.term === 0) open.group.campaign();
+    return open;
+  }
+
+  async #openOrCreateFile(path: string, name: string, uuid: string | null): Promise<DatabaseFile> {
+    const options = { fileSystem: this.#fileSystem };
+    if (await this.#fileSystem.exists(path)) return DatabaseFile.open(path, options);
+    return DatabaseFile.create(path, {
+      ...options,
+      name,
+      ...(uuid === null ? {} : { uuid }),
+      membership: this.membership,
+    });
+  }
+
+  #databasePath(uuid: string): string {
+    return join(this.config.dataDir, 'databases', `${uuid}.couch`);
+  }
+
+  #startGroup(id: string, name: string, file: DatabaseFile): OpenGroup {
+    const logger = this.log.child({ db: name, group: id });
+    const group = new RaftGroup<AppliedEntry>({
+      node: this.config.name,
+      name,
+      file: groupFileOf(file),
+      send: (to, message) => this.#send(id, to, message),
+      random: Math.random,
+      logger,
+      retentionEntries: this.config.logRetentionEntries,
+      retentionBytes: this.config.logRetentionBytes,
+      onFatal: (error) => this.#onFatal(name, error),
+    });
+    return { id, name, file, group, lastUsedAt: Date.now() };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Writes
+
+  /**
+   * Proposes a command to a group and resolves with its outcome once applied. Forwards to the
+   * leader's node when this node does not lead, retrying with the same request id until
+   * `deadline`; then fails with 503 (unknown outcome when the command may have been applied).
+   */
+  async propose(groupId: string, command: Command, deadline: number): Promise<EntryOutcome> {
+    const payload = encodeCommand(command);
+    let maybeApplied = false;
+    while (Date.now() < deadline) {
+      const open = await this.#groupById(groupId);
+      const status = open.group.status();
+      if (status.role === 'leader') {
+        try {
+          return (await open.group.propose(payload, deadline)).outcome;
+        } catch (error) {
+          if (error instanceof UnknownOutcomeError) throw unknownOutcome();
+          if (error instanceof NotLeaderError || error instanceof DroppedProposalError) continue;
+          throw error;
+        }
+      }
+      let leader = status.leader;
+      if (leader === NO_NODE) {
+        leader = await open.group.waitForLeader(Math.min(deadline, Date.now() + LEADER_WAIT_MS));
+      }
+      if (leader === NO_NODE || leader === this.config.name) {
+        await pause(RETRY_PAUSE_MS);
+        continue;
+      }
+      const forwarded = await this.#forward(leader, groupId, payload, deadline);
+      if (forwarded.outcome !== undefined) return forwarded.outcome;
+      maybeApplied ||= forwarded.maybeApplied;
+      await pause(RETRY_PAUSE_MS);
+    }
+    if (maybeApplied) throw unknownOutcome();
+    throw errors.unavailable('no leader accepted the write in time; it was not applied');
+  }
+
+  async #forward(
+    leader: NodeId,
+    groupId: string,
+    payload: Uint8Array,
+    deadline: number,
+  ): Promise<{ outcome?: EntryOutcome; maybeApplied: boolean }> {
+    const timeoutMs = Math.max(1, deadline - Date.now());
+    const request: ProposeRequest = {
+      kind: 'propose',
+      group: groupId,
+      timeoutMs,
+      command: payload,
+    };
+    try {
+      const reply = (await this.transport.request(leader, request, { timeoutMs })) as ProposeReply;
+      if (reply.status === 'ok')
+        return { outcome: decodeOutcome(reply.outcome), maybeApplied: true };
+      return { maybeApplied: reply.status === 'unknown' };
+    } catch (error) {
+      if (error instanceof RequestError) return { maybeApplied: !error.notSent };
+      throw error;
+    }
+  }
+
+  async #onRequest(from: string, payload: unknown): Promise<ProposeReply> {
+    const request = payload as Partial<ProposeRequest> | null;
+    if (
+      request === null ||
+      typeof request !== 'object' ||
+      request.kind !== 'propose' ||
+      typeof request.group !== 'string' ||
+      typeof request.timeoutMs !== 'number' ||
+      !(request.command instanceof Uint8Array)
+    ) {
+      this.log.warn({ from }, 'malformed forwarded request dropped');
+      return { status: 'unknown_group' };
+    }
+    let open: OpenGroup;
+    try {
+      open = await this.#groupById(request.group);
+    } catch {
+      return { status: 'unknown_group' };
+    }
+    const timeoutMs = Math.min(Math.max(request.timeoutMs, 1), MAX_FORWARD_TIMEOUT_MS);
+    try {
+      const applied = await open.group.propose(request.command, Date.now() + timeoutMs);
+      return { status: 'ok', outcome: encodeOutcome(applied.outcome) };
+    } catch (error) {
+      if (error instanceof NotLeaderError) return { status: 'not_leader', leader: error.leader };
+      if (error instanceof DroppedProposalError) return { status: 'dropped' };
+      if (error instanceof UnknownOutcomeError) return { status: 'unknown' };
+      throw error;
+    }
+  }
+
+  /** The open group with `id` (`_dbs` or a database uuid); dbNotFound when none exists. */
+  async #groupById(id: string): Promise<OpenGroup> {
+    if (id === DBS_GROUP) return this.#dbs;
+    const entry = this.catalog.byUuid(id);
+    if (entry === undefined) throw errors.dbNotFound();
+    return this.#openGroup(entry);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Messages
+
+  #send(groupId: string, to: NodeId, message: Message): void {
+    const lane = isBulk(message) ? 'bulk' : 'control';
+    const sent = this.transport.send(to, lane, encodeGroupMessage(groupId, message));
+    if (!sent && message.type === 'append') {
+      this.#groups.get(groupId)?.group.raw.reportUnreachable(to);
+    }
+  }
+
+  #onMessage(from: string, payload: unknown): void {
+    const decoded = decodeGroupMessage(payload);
+    if (
+      decoded === null ||
+      decoded.message.from !== from ||
+      decoded.message.to !== this.config.name
+    ) {
+      this.log.debug({ from }, 'malformed or misaddressed peer message dropped');
+      return;
+    }
+    this.#deliver(decoded);
+  }
+
+  #deliver({ group, message }: GroupMessage): void {
+    const open = this.#groups.get(group);
+    if (open !== undefined) {
+      open.group.step(message);
+      return;
+    }
+    const entry = this.catalog.byUuid(group);
+    if (entry !== undefined) {
+      this.#queuePending(group, message);
+      this.#openGroup(entry).catch((error: unknown) => {
+        if (!isCouchError(error)) this.log.error({ err: error, group }, 'opening a group failed');
+      });
+      return;
+    }
+    if (this.catalog.isDeleted(group)) return;
+    this.#queuePending(group, message);
+  }
+
+  #queuePending(group: string, message: Message): void {
+    if (this.#pendingCount >= MAX_PENDING_MESSAGES) return;
+    let pending = this.#pending.get(group);
+    if (pending === undefined) {
+      pending = { messages: [], firstAt: Date.now() };
+      this.#pending.set(group, pending);
+    }
+    pending.messages.push(message);
+    this.#pendingCount++;
+  }
+
+  #flushPending(group: string, open: OpenGroup): void {
+    const pending = this.#pending.get(group);
+    if (pending === undefined) return;
+    this.#pending.delete(group);
+    this.#pendingCount -= pending.messages.length;
+    for (const message of pending.messages) open.group.step(message);
+  }
+
+  #onPeerDown(peer: string): void {
+    for (const open of this.#groups.values()) {
+      if (open.group.status().leader !== peer) continue;
+      open.group.forgetLeader();
+      setTimeout(() => {
+        const status = open.group.status();
+        if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
+      }, randomInt(FAILOVER_CAMPAIGN_SPREAD_MS));
+    }
+  }
+
+  #tick(): void {
+    for (const open of this.#groups.values()) open.group.tick();
+    const now = Date.now();
+    for (const [group, pending] of this.#pending) {
+      if (now - pending.firstAt < PENDING_MESSAGE_TTL_MS) continue;
+      this.#pending.delete(group);
+      this.#pendingCount -= pending.messages.length;
+    }
+    this.#closeIdleGroups();
+  }
+
+  /** Closes least recently used groups past the cap; only quiet, idle followers are closed. */
+  #closeIdleGroups(): void {
+    const excess = this.#groups.size - 1 - this.config.maxOpenDatabases;
+    if (excess <= 0) return;
+    const candidates = [...this.#groups.values()]
+      .filter((open) => open.id !== DBS_GROUP && open.group.idle)
+      .filter((open) => {
+        const status = open.group.status();
+        return status.role === 'follower' && status.quiet;
+      })
+      .sort((a, b) => a.lastUsedAt - b.lastUsedAt)
+      .slice(0, excess);
+    for (const open of candidates) {
+      this.#groups.delete(open.id);
+      void open.group.close().then(() => open.file.close());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Catalog
+
+  /**
+   * Follows `_dbs` after each apply: the catalog changes at once (so reads see databases
+   * exactly as `_dbs` has applied them), while opening and removing files happens after, in
+   * order. A new group is opened here only when this node is its first candidate or messages
+   * for it are waiting; other nodes open it when its first message or request arrives.
+   */
+  #refreshCatalog(): void {
+    if (this.#stopped) return;
+    const snapshot = this.#dbs.file.snapshot();
+    let changes: ReturnType<Catalog['refresh']>;
+    try {
+      changes = this.catalog.refresh(snapshot);
+    } finally {
+      snapshot.close();
+    }
+    for (const entry of changes.deleted) {
+      this.#pending.delete(entry.uuid);
+      this.#afterCatalog(() => this.#removeDatabase(entry));
+    }
+    for (const entry of changes.created) {
+      if (entry.candidate !== this.config.name && !this.#pending.has(entry.uuid)) continue;
+      this.#afterCatalog(async () => {
+        if (this.catalog.byUuid(entry.uuid) !== undefined) await this.#openGroup(entry);
+      });
+    }
+  }
+
+  #afterCatalog(action: () => Promise<void>): void {
+    this.#reconcileChain = this.#reconcileChain.then(action).catch((error: unknown) => {
+      if (!isCouchError(error)) this.log.error({ err: error }, 'catalog change failed');
+    });
+  }
+
+  async #removeDatabase(entry: DatabaseEntry): Promise<void> {
+    const opening = this.#opening.get(entry.uuid);
+    if (opening !== undefined) await opening.catch(() => null);
+    const open = this.#groups.get(entry.uuid);
+    if (open !== undefined) {
+      this.#groups.delete(entry.uuid);
+      await open.group.close();
+      await open.file.close();
+    }
+    const path = this.#databasePath(entry.uuid);
+    if (await this.#fileSystem.exists(path)) {
+      await this.#fileSystem.unlink(path);
+      this.log.info({ db: entry.name, group: entry.uuid }, 'database deleted');
+    }
+  }
+
+  #onFatal(name: string, error: unknown): void {
+    this.log.fatal({ err: error, db: name }, 'a database file failed; the node stops');
+    process.emitWarning(`divan: database file of ${name} failed`);
+    process.exitCode = 1;
+    setImmediate(() => process.exit(1));
+  }
+}
+
+/** The engine's database file as the group driver sees it. */
+function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
+  return {
+    raftState: () => ({
+      hardState: file.hardState,
+      appliedIndex: file.applied.index,
+      appliedTerm: file.applied.term,
+      discardedIndex: file.discarded.index,
+      discardedTerm: file.discarded.term,
+      membership: file.membership,
+    }),
+    readLogEntries: (from, to) => {
+      const last = Math.min(to - 1, file.logExtent().lastIndex);
+      return last < from ? [] : file.readLogEntries(from, last);
+    },
+    stage: (commit) =>
+      file.stage({
+        ...(commit.truncateAfter === undefined ? {} : { truncateAfter: commit.truncateAfter }),
+        append: commit.append,
+        ...(commit.hardState === undefined ? {} : { hardState: commit.hardState }),
+        apply: commit.apply.map((entry) => ({ index: entry.index, term: entry.term })),
+        ...(commit.discardUpTo === undefined ? {} : { discardUpTo: commit.discardUpTo }),
+      }),
+    hashChain: () => file.hashChain.toString('hex'),
+  };
+}
+
+function unknownOutcome() {
+  return errors.unknownOutcome(
+    'The write may or may not have been applied: the leader changed or the request timed out before its outcome was known. Read the document to find out.',
+  );
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The cluster's uuid, the same on every node: derived from the cluster secret. */
+function clusterUuidOf(secret: Buffer): string {
+  return createHashHex(Buffer.concat([Buffer.from('divan cluster uuid\0'), secret])).slice(0, 32);
+}
+
+function createHashHex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
