@@ -3,6 +3,8 @@
  * 127.0.0.1 at free ports, each with its own data directory under a temp dir, admin auth on.
  * Nodes can be killed (any signal), restarted on the same ports and data, and queried over HTTP.
  */
+
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
@@ -258,4 +260,50 @@ export async function waitFor(
   }
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+}
+
+/** Waits until every node has applied the same index with the same hash chain. */
+export async function waitForConvergence(cluster: TestCluster, db: string): Promise<void> {
+  await waitFor(
+    `replicas of ${db} to converge`,
+    async () => {
+      const statuses: RaftStatus[] = await Promise.all(
+        cluster.nodes.map((node) => cluster.raft(node, db)),
+      );
+      const first = statuses[0]!;
+      return statuses.every(
+        (status) =>
+          status.applied_index === first.applied_index &&
+          status.hash_chain === first.hash_chain &&
+          status.commit_index === status.applied_index,
+      );
+    },
+    60_000,
+  );
+}
+
+/** Compares `_all_docs`, `_changes` and the hash chain of every node, read without a barrier. */
+export async function assertIdenticalReplicas(cluster: TestCluster, db: string): Promise<void> {
+  const read = async (node: TestNode, path: string) => {
+    const result = await cluster.http(node, 'GET', `/${db}/${path}`);
+    assert.equal(result.status, 200, `${path} on ${node.name}: ${result.body}`);
+    return result.body;
+  };
+  const reference = cluster.nodes[0]!;
+  const allDocs = await read(reference, '_all_docs?stable=false&include_docs=true');
+  const changes = await read(reference, '_changes?stable=false&style=all_docs');
+  const chain = (await cluster.raft(reference, db)).hash_chain;
+  for (const node of cluster.nodes.slice(1)) {
+    assert.equal(
+      await read(node, '_all_docs?stable=false&include_docs=true'),
+      allDocs,
+      `_all_docs of ${node.name}`,
+    );
+    assert.equal(
+      await read(node, '_changes?stable=false&style=all_docs'),
+      changes,
+      `_changes of ${node.name}`,
+    );
+    assert.equal((await cluster.raft(node, db)).hash_chain, chain, `hash_chain of ${node.name}`);
+  }
 }
