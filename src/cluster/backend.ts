@@ -192,6 +192,12 @@ export class NodeBackend implements HttpBackend {
     return {
       openDatabaseFiles: this.node.openGroups.size,
       raftGroups: this.node.openGroups.size,
+      details: {
+        raft_messages_sent: { ...this.node.messagesSent },
+        transport: this.node.transport.stats(),
+        known_databases: this.node.catalog.size,
+        forward_retries: this.node.forwardRetries,
+      },
     };
   }
 

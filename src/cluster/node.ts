@@ -96,6 +96,10 @@ export class DivanNode {
   readonly #opening = new Map<string, Promise<OpenGroup>>();
   readonly #pending = new Map<string, { messages: Message[]; firstAt: number }>();
   #pendingCount = 0;
+  /** Forwarded proposals sent again after a failed or inconclusive attempt. */
+  forwardRetries = 0;
+  /** Raft messages handed to the transport, by type (heartbeats included). */
+  readonly messagesSent: Record<string, number> = {};
   #requestCounter = 0;
   #tickTimer: NodeJS.Timeout | null = null;
   #reconcileChain: Promise<void> = Promise.resolve();
@@ -292,6 +296,7 @@ export class DivanNode {
       const forwarded = await this.#forward(leader, groupId, payload, deadline);
       if (forwarded.outcome !== undefined) return forwarded.outcome;
       maybeApplied ||= forwarded.maybeApplied;
+      this.forwardRetries++;
       await pause(RETRY_PAUSE_MS);
     }
     if (maybeApplied) throw unknownOutcome();
@@ -365,6 +370,7 @@ export class DivanNode {
   // Messages
 
   #send(groupId: string, to: NodeId, message: Message): void {
+    this.messagesSent[message.type] = (this.messagesSent[message.type] ?? 0) + 1;
     const lane = isBulk(message) ? 'bulk' : 'control';
     const sent = this.transport.send(to, lane, encodeGroupMessage(groupId, message));
     if (!sent && message.type === 'append') {

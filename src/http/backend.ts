@@ -205,6 +205,8 @@ export interface NodeRaftStatus extends RaftGroupStatus {
 export interface NodeStats {
   readonly openDatabaseFiles: number;
   readonly raftGroups: number;
+  /** Node-specific counters (transport, Raft messages by type), shown under `divan`. */
+  readonly details: Readonly<Record<string, unknown>>;
 }
 
 export interface HttpBackend {

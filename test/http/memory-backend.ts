@@ -362,7 +362,11 @@ export class MemoryBackend implements HttpBackend {
   }
 
   async nodeStats(): Promise<NodeStats> {
-    return { openDatabaseFiles: this.databases.size, raftGroups: this.databases.size + 1 };
+    return {
+      openDatabaseFiles: this.databases.size,
+      raftGroups: this.databases.size + 1,
+      details: {},
+    };
   }
 }
 

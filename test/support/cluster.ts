@@ -43,7 +43,7 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly nodes: TestNode[] = [];
   #secretFile = '';
-  #members = '';
+  readonly #routes = new Map<string, number>();
 
   private constructor(
     readonly dir: string,
@@ -52,12 +52,36 @@ export class TestCluster {
 
   /** Starts a cluster and stops it (SIGKILL) when the test ends. */
   static async start(t: TestContext, options: ClusterOptions = {}): Promise<TestCluster> {
+    const cluster = await TestCluster.create(t, options);
+    await cluster.startAll();
+    return cluster;
+  }
+
+  /** Sets up a cluster's ports and directories without starting any node. */
+  static async create(t: TestContext, options: ClusterOptions = {}): Promise<TestCluster> {
     const dir = await tempDir(t, 'divan-cluster-');
     const cluster = new TestCluster(dir, options);
     t.after(() => cluster.killAll());
     await cluster.#setUp(options.nodes ?? 3);
-    await Promise.all(cluster.nodes.map((node) => cluster.startNode(node)));
     return cluster;
+  }
+
+  async startAll(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.startNode(node)));
+  }
+
+  /** Makes `from` reach `to`'s peer port at `port` instead (a proxy in between). */
+  routePeer(from: string, to: string, port: number): void {
+    this.#routes.set(`${from}>${to}`, port);
+  }
+
+  #membersFor(node: TestNode): string {
+    return this.nodes
+      .map((member) => {
+        const port = this.#routes.get(`${node.name}>${member.name}`) ?? member.peerPort;
+        return `${member.name}@127.0.0.1:${port}`;
+      })
+      .join(',');
   }
 
   async #setUp(count: number): Promise<void> {
@@ -78,7 +102,6 @@ export class TestCluster {
         process: null,
       });
     }
-    this.#members = this.nodes.map((node) => `${node.name}@127.0.0.1:${node.peerPort}`).join(',');
   }
 
   node(name: string): TestNode {
@@ -102,7 +125,7 @@ export class TestCluster {
       '--peer',
       `127.0.0.1:${node.peerPort}`,
       '--members',
-      this.#members,
+      this.#membersFor(node),
       '--secret-file',
       this.#secretFile,
       '--admin',

@@ -103,6 +103,7 @@ export async function handleSystem(scope: RequestScope): Promise<void> {
     },
     open_database_files: stats.openDatabaseFiles,
     raft_groups: stats.raftGroups,
+    divan: stats.details,
   });
 }
 
