@@ -437,8 +437,9 @@ export class RaftGroup<Outcome> {
       point = Math.max(capPoint, needed);
     }
     point = Math.min(point, applied, this.store.lastIndex());
-    if (point - (first - 1) < DISCARD_STEP_ENTRIES && point < capPoint) return undefined;
     if (point < first) return undefined;
+    const forced = capPoint >= first;
+    if (!forced && point - (first - 1) < DISCARD_STEP_ENTRIES) return undefined;
     return point;
   }
 

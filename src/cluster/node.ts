@@ -72,6 +72,9 @@ type ProposeReply =
 const BOOT_ID_BYTES = 6;
 /** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
 const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/** A reopened group without a leader campaigns after a delay in this range (ms). */
+const REOPEN_CAMPAIGN_MIN_MS = 100;
+const REOPEN_CAMPAIGN_MAX_MS = 1_000;
 /** How long messages for a group the catalog does not know yet are kept. */
 const PENDING_MESSAGE_TTL_MS = 3_000;
 const MAX_PENDING_MESSAGES = 10_000;
@@ -161,6 +164,7 @@ export class DivanNode {
 
     const fresh = dbsFile.hardState.term === 0 && dbsFile.applied.index === 0;
     if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
+    else if (!fresh) this.#campaignSoon(this.#dbs);
     this.#tickTimer = setInterval(() => this.#tick(), this.config.tickMs);
     this.log.info(
       {
@@ -228,6 +232,7 @@ export class DivanNode {
     this.#flushPending(entry.uuid, open);
     // The first candidate of a new group campaigns at once instead of after a timeout.
     if (entry.candidate === this.config.name && file.hardState.term === 0) open.group.campaign();
+    else if (file.hardState.term > 0) this.#campaignSoon(open);
     return open;
   }
 
@@ -437,6 +442,23 @@ export class DivanNode {
         if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
       }, randomInt(FAILOVER_CAMPAIGN_SPREAD_MS));
     }
+  }
+
+  /**
+   * Campaigns after a short random delay if the group still knows no leader: a group reopened
+   * after a restart then elects at once instead of after an election timeout. Pre-vote keeps
+   * this harmless when a leader exists, and the pre-vote wakes that leader if it was quiet, so
+   * its heartbeat tells this node who leads.
+   */
+  #campaignSoon(open: OpenGroup): void {
+    setTimeout(
+      () => {
+        if (this.#stopped || this.#groups.get(open.id) !== open) return;
+        const status = open.group.status();
+        if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
+      },
+      randomInt(REOPEN_CAMPAIGN_MIN_MS, REOPEN_CAMPAIGN_MAX_MS),
+    );
   }
 
   #tick(): void {
