@@ -45,7 +45,7 @@ export interface GroupFileState {
   readonly membership: Membership;
 }
 
-/** One commit of the database file, as the driver asks for it. */
+/** One commit of the database file, as the driver requests it. */
 export interface GroupCommit {
   /** Remove log entries after this index before appending (a follower's conflicting tail). */
   readonly truncateAfter?: number;
@@ -56,7 +56,7 @@ export interface GroupCommit {
   readonly discardUpTo?: number;
 }
 
-/** What the driver needs from a database file. The engine's database implements it. */
+/** The part of a database file the driver uses; the engine's `DatabaseFile` provides it. */
 export interface GroupFile<Outcome> {
   raftState(): GroupFileState;
   /** Entries [from, to), payloads equal to what was appended. */
@@ -237,7 +237,7 @@ export class RaftGroup<Outcome> {
     this.#schedule();
   }
 
-  /** The leader's node is gone: drop it so that this node grants pre-votes and may campaign. */
+  /** Drops the known leader because its node is gone, so this node grants pre-votes and may campaign. */
   forgetLeader(): void {
     if (this.#closed || this.failed) return;
     this.raw.forgetLeader();

@@ -4,7 +4,7 @@
  * the other nodes over the peer transport, and serves the HTTP API through `NodeBackend`.
  *
  * What it owns:
- * - Groups: opened on demand (a request or a message for a database the catalog knows), closed
+ * - Groups: opened on demand (a request or a message for a database in the catalog), closed
  *   least recently used past `maxOpenDatabases` when quiet and not leading; never created
  *   because a message arrived. Messages name groups by uuid, so a message for a deleted
  *   incarnation is dropped. Messages for a uuid the catalog does not know yet (a group created
@@ -82,7 +82,7 @@ const MAX_PENDING_MESSAGES = 10_000;
 const RETRY_PAUSE_MS = 20;
 /** How long one wait for a leader lasts before the write loop looks again. */
 const LEADER_WAIT_MS = 1_000;
-/** Forwarded proposals never wait longer than this on the leader. */
+/** The leader caps the wait of a forwarded proposal at this many ms. */
 const MAX_FORWARD_TIMEOUT_MS = 60_000;
 
 export class DivanNode {
@@ -189,13 +189,13 @@ export class DivanNode {
     this.#groups.clear();
   }
 
-  /** A request id for a new command: node name, boot id and a counter. */
+  /** Returns a request id for a new command: node name, boot id and a counter. */
   nextRequestId(): string {
     this.#requestCounter += 1;
     return `${this.config.name}-${this.bootId}-${this.#requestCounter.toString(36)}`;
   }
 
-  /** The open group of a database, opening it when the catalog knows it; dbNotFound otherwise. */
+  /** Returns the open group of a database, opening it if the catalog lists it; else dbNotFound. */
   async groupOf(name: string): Promise<OpenGroup> {
     const entry = this.catalog.get(name);
     if (entry === undefined) throw errors.dbNotFound();
@@ -445,8 +445,8 @@ export class DivanNode {
   }
 
   /**
-   * Campaigns after a short random delay if the group still knows no leader: a group reopened
-   * after a restart then elects at once instead of after an election timeout. Pre-vote keeps
+   * Campaigns after a short random delay if the group still has no leader, so a group reopened
+   * after a restart elects at once instead of after an election timeout. Pre-vote keeps
    * this harmless when a leader exists, and the pre-vote wakes that leader if it was quiet, so
    * its heartbeat tells this node who leads.
    */
@@ -550,7 +550,7 @@ export class DivanNode {
   }
 }
 
-/** The engine's database file as the group driver sees it. */
+/** Adapts the engine's database file to the group driver's `GroupFile`. */
 function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
   return {
     raftState: () => ({
@@ -587,7 +587,7 @@ function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The cluster's uuid, the same on every node: derived from the cluster secret. */
+/** Derives the cluster's uuid from the cluster secret, so every node reports the same one. */
 function clusterUuidOf(secret: Buffer): string {
   return createHashHex(Buffer.concat([Buffer.from('divan cluster uuid\0'), secret])).slice(0, 32);
 }
