@@ -44,8 +44,24 @@
  *    still commit). `not_leader` means the entry was never appended.
  */
 export { RaftInvariantError } from './assert.js';
+export {
+  CONFIG_FORMAT_VERSION,
+  type ConfChangePlan,
+  type ConfChangeStep,
+  type ConfChangeType,
+  decodeMembership,
+  encodeMembership,
+  isJoint,
+  isLearner,
+  isMember,
+  type MembershipTarget,
+  membershipProblem,
+  planConfChange,
+  stepsToTarget,
+} from './conf-change.js';
 export type { PlantedBug, RaftConfig, RaftOptions, ReadMode } from './config.js';
 export {
+  DEFAULT_CATCH_UP_LAG_ENTRIES,
   DEFAULT_ELECTION_TICKS,
   DEFAULT_HEARTBEAT_TICKS,
   DEFAULT_MAX_APPLY_BYTES,
@@ -59,6 +75,8 @@ export {
 export type { RaftLogger } from './logger.js';
 export { silentRaftLogger } from './logger.js';
 export {
+  allVoters,
+  isVoter,
   jointCommitIndex,
   jointVoteResult,
   majorityCommitIndex,
@@ -69,6 +87,7 @@ export { RawNode } from './raw-node.js';
 export type { Storage } from './storage.js';
 export { ENTRY_OVERHEAD_BYTES, entrySizeBytes, MemoryStorage } from './storage.js';
 export type {
+  ConfChangeResult,
   Entry,
   EntryType,
   HardState,
@@ -84,5 +103,6 @@ export type {
   Role,
   SnapshotMeta,
   Status,
+  TransferResult,
 } from './types.js';
-export { membershipOf, message, NO_NODE } from './types.js';
+export { EMPTY_MEMBERSHIP, membershipOf, message, NO_NODE } from './types.js';
