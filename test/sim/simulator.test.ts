@@ -45,11 +45,11 @@ test('five-node seeds pass every check', () => {
 });
 
 test('membership seeds from three voters pass every check', () => {
-  runSeeds(3, 100_001, scaled(1500, 15_000), true);
+  runSeeds(3, 100_001, scaled(2000, 20_000), true);
 });
 
 test('membership seeds from five voters pass every check', () => {
-  runSeeds(5, 200_001, scaled(800, 8000), true);
+  runSeeds(5, 200_001, scaled(1000, 10_000), true);
 });
 
 test('a seed replays to the same trace hash', () => {
