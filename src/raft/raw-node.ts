@@ -12,8 +12,9 @@
  * Membership changes, learners and leadership transfer are driven from here too: the leader
  * appends configuration entries (`proposeConfChange`, and the entry that leaves a joint
  * configuration), and the configuration in effect is always the log's last one (see
- * `membership-history.ts`). Learners and removed nodes never campaign, and vote requests from
- * nodes that are not voters are ignored, so a removed node cannot disrupt the group.
+ * `membership-history.ts`). Learners never campaign, nor does a removed node once it knows its
+ * removal committed, and members ignore vote requests from non-voters with older logs, so a
+ * removed node cannot disrupt the group.
  *
  * Invariants: the vote changes only from none to a node within a term, and is cleared only when
  * the term rises. A leader counts itself toward commit only up to its durable index. Committed
@@ -664,7 +665,7 @@ export class RawNode {
     this.#send({ type: 'heartbeat_response', to: m.from, context: m.context, commit });
   }
 
-  /** The leader hands over leadership: campaign now, skipping pre-vote and the lease. */
+  /** Campaigns at once, skipping pre-vote, because the leader hands over leadership. */
   #handleTimeoutNow(m: Message): void {
     if (!this.#mayCampaign()) {
       this.#ignore(m, 'timeout_now to a node that is not a voter');
