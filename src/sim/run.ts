@@ -326,8 +326,9 @@ class Nemesis {
   }
 
   /**
-   * Whether a majority of each voter set stays up after `node` crashes, so that the group can
-   * still make progress. Voters are those of the leader's configuration, or the initial ones.
+   * Returns whether a majority of each voter set stays up after `node` crashes, so that the
+   * group can still make progress. Voters are those of the leader's configuration, or the
+   * initial ones.
    */
   #keepsQuorum(node: SimNode): boolean {
     const cluster = this.cluster;
