@@ -53,6 +53,8 @@ export interface GroupCommit {
   readonly hardState?: HardState;
   /** Committed entries to apply, contiguous from the applied index + 1. */
   readonly apply: readonly Entry[];
+  /** The membership as of the last applied entry, when the applied entries changed it. */
+  readonly membership?: Membership;
   readonly discardUpTo?: number;
 }
 
@@ -374,6 +376,7 @@ export class RaftGroup<Outcome> {
     let append: Entry[] = [];
     let truncateAfter: number | undefined;
     let hardState: HardState | undefined;
+    let membership: Membership | undefined;
     const apply: Entry[] = [];
     for (const ready of batch) {
       if (ready.snapshot !== null) {
@@ -396,6 +399,7 @@ export class RaftGroup<Outcome> {
         append.push(...ready.entries);
       }
       if (ready.hardState !== null) hardState = ready.hardState;
+      if (ready.appliedMembership !== null) membership = ready.appliedMembership;
       apply.push(...ready.committedEntries);
     }
     if (
@@ -411,6 +415,7 @@ export class RaftGroup<Outcome> {
       ...commit,
       ...(truncateAfter === undefined ? {} : { truncateAfter }),
       ...(hardState === undefined ? {} : { hardState }),
+      ...(membership === undefined ? {} : { membership }),
       ...(discardUpTo === undefined ? {} : { discardUpTo }),
     };
   }
@@ -446,6 +451,7 @@ export class RaftGroup<Outcome> {
   #afterDurable(batch: readonly Ready[], commit: GroupCommit): void {
     if (commit.append.length > 0) this.store.append(commit.append);
     if (commit.hardState !== undefined) this.store.setHardState(commit.hardState);
+    if (commit.membership !== undefined) this.#membership = commit.membership;
     if (commit.discardUpTo !== undefined) this.store.discard(commit.discardUpTo, this.#membership);
     for (const ready of batch) {
       for (const message of ready.messagesAfterPersist) this.#options.send(message.to, message);

@@ -570,6 +570,7 @@ function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
         ...(commit.truncateAfter === undefined ? {} : { truncateAfter: commit.truncateAfter }),
         append: commit.append,
         ...(commit.hardState === undefined ? {} : { hardState: commit.hardState }),
+        ...(commit.membership === undefined ? {} : { membership: commit.membership }),
         apply: commit.apply.map((entry) => ({ index: entry.index, term: entry.term })),
         ...(commit.discardUpTo === undefined ? {} : { discardUpTo: commit.discardUpTo }),
       }),

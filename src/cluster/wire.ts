@@ -5,7 +5,7 @@
  *
  * Layout of a group message, version 1:
  *   [1, group, type, from, to, term, logTerm, index, entries, commit, reject, hintIndex,
- *    hintTerm, context, quiesce, readContext, snapshot]
+ *    hintTerm, context, quiesce, readContext, snapshot, transfer]
  * where `entries` is an array of [index, term, entryType, data] and `snapshot` is null or
  * [index, term, voters, learners, votersOutgoing].
  */
@@ -33,6 +33,7 @@ const MESSAGE_TYPES: readonly MessageType[] = [
   'snapshot_status',
   'read_index',
   'read_index_response',
+  'timeout_now',
 ];
 const MESSAGE_TYPE_CODES = new Map(MESSAGE_TYPES.map((type, code) => [type, code]));
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'config'];
@@ -70,6 +71,7 @@ export function encodeGroupMessage(group: string, message: Message): unknown[] {
     message.quiesce,
     message.readContext,
     message.snapshot === null ? null : encodeSnapshot(message.snapshot),
+    message.transfer === true,
   ];
 }
 
@@ -80,14 +82,15 @@ export function isBulk(message: Message): boolean {
 
 /** Decodes a transport payload into a group message, or returns null when it is malformed. */
 export function decodeGroupMessage(payload: unknown): GroupMessage | null {
-  if (!Array.isArray(payload) || payload.length !== 17 || payload[0] !== WIRE_VERSION) return null;
+  if (!Array.isArray(payload) || payload.length !== 18 || payload[0] !== WIRE_VERSION) return null;
   const [, group, typeCode, from, to, term, logTerm, index, entries, commit, reject, hintIndex] =
     payload;
-  const [hintTerm, context, quiesce, readContext, snapshot] = payload.slice(12);
+  const [hintTerm, context, quiesce, readContext, snapshot, transfer] = payload.slice(12);
   const type = typeof typeCode === 'number' ? MESSAGE_TYPES[typeCode] : undefined;
   if (type === undefined || !isName(group) || !isName(from) || !isName(to)) return null;
   if (![term, logTerm, index, commit, hintIndex, hintTerm, context].every(isIndex)) return null;
   if (typeof reject !== 'boolean' || typeof quiesce !== 'boolean') return null;
+  if (typeof transfer !== 'boolean') return null;
   if (typeof readContext !== 'string' || readContext.length > MAX_NAME_LENGTH * 4) return null;
   const decodedEntries = decodeEntries(entries);
   if (decodedEntries === null) return null;
@@ -111,6 +114,7 @@ export function decodeGroupMessage(payload: unknown): GroupMessage | null {
       quiesce,
       readContext,
       snapshot: decodedSnapshot,
+      transfer,
     },
   };
 }
