@@ -177,6 +177,14 @@ export class NodeBackend implements HttpBackend {
     });
   }
 
+  async transferLeader(db: string, to: string): Promise<string> {
+    const open = await this.#open(db, 'linearizable');
+    const reply = await this.node.transferLeader(open.id, to, this.#deadline());
+    if (reply.status === 'ok') return reply.leader;
+    if (reply.status === 'rejected') throw new CouchError(reply.code, reply.error, reply.reason);
+    throw errors.unavailable('the leader could not be reached; try again');
+  }
+
   async raftStatus(db: string): Promise<RaftGroupStatus> {
     return this.#groupStatus(await this.#open(db, 'stale'));
   }

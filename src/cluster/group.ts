@@ -27,6 +27,7 @@ import type {
   Ready,
   SnapshotMeta,
   Status,
+  TransferResult,
 } from '../raft/index.js';
 import { NO_NODE, RawNode } from '../raft/index.js';
 import { assert } from '../util/assert.js';
@@ -115,6 +116,11 @@ interface ProposalWaiter<Outcome> {
   reject(error: Error): void;
 }
 
+interface LeaderWaiter {
+  readonly wanted: NodeId | undefined;
+  resolve(leader: NodeId): void;
+}
+
 interface ReadWaiter {
   readonly deadline: number;
   resolve(): void;
@@ -149,7 +155,7 @@ export class RaftGroup<Outcome> {
   /** Reads whose read index is known, waiting for the applied index to reach it. */
   #readsByIndex: { index: number; waiters: ReadWaiter[] }[] = [];
   #readCounter = 0;
-  #leaderWaiters: { resolve(leader: NodeId): void }[] = [];
+  #leaderWaiters: LeaderWaiter[] = [];
   #lastRole = '';
   #lastLeader: NodeId = NO_NODE;
 
@@ -246,6 +252,14 @@ export class RaftGroup<Outcome> {
     this.#schedule();
   }
 
+  /** Starts a leadership transfer to `to` on this leader; see `RawNode.transferLeader`. */
+  transferLeader(to: NodeId): TransferResult {
+    if (this.#closed || this.failed) return { ok: false, reason: 'not_leader', leader: NO_NODE };
+    const result = this.raw.transferLeader(to);
+    this.#schedule();
+    return result;
+  }
+
   /**
    * Proposes `data` and resolves with its outcome once applied here. Rejects with
    * `NotLeaderError` when the entry was not appended, `DroppedProposalError` when another entry
@@ -297,12 +311,17 @@ export class RaftGroup<Outcome> {
     });
   }
 
-  /** Resolves with the leader once one is known, or with NO_NODE at `deadline`. */
-  waitForLeader(deadline: number): Promise<NodeId> {
+  /**
+   * Resolves with the leader once one is known (once `wanted` leads, when given), or with the
+   * leader known at `deadline`.
+   */
+  waitForLeader(deadline: number, wanted?: NodeId): Promise<NodeId> {
     const leader = this.raw.status().leader;
-    if (leader !== NO_NODE || Date.now() >= deadline) return Promise.resolve(leader);
+    const found = wanted === undefined ? leader !== NO_NODE : leader === wanted;
+    if (found || Date.now() >= deadline) return Promise.resolve(leader);
     return new Promise((resolve) => {
       const waiter = {
+        wanted,
         resolve: (found: NodeId) => {
           clearTimeout(timer);
           resolve(found);
@@ -310,7 +329,7 @@ export class RaftGroup<Outcome> {
       };
       const timer = setTimeout(() => {
         this.#leaderWaiters = this.#leaderWaiters.filter((other) => other !== waiter);
-        resolve(NO_NODE);
+        resolve(this.raw.status().leader);
       }, deadline - Date.now());
       this.#leaderWaiters.push(waiter);
     });
@@ -541,9 +560,15 @@ export class RaftGroup<Outcome> {
       this.#lastLeader = status.leader;
     }
     if (status.leader !== NO_NODE && this.#leaderWaiters.length > 0) {
-      const waiters = this.#leaderWaiters;
-      this.#leaderWaiters = [];
-      for (const waiter of waiters) waiter.resolve(status.leader);
+      const waiting: LeaderWaiter[] = [];
+      for (const waiter of this.#leaderWaiters) {
+        if (waiter.wanted === undefined || waiter.wanted === status.leader) {
+          waiter.resolve(status.leader);
+        } else {
+          waiting.push(waiter);
+        }
+      }
+      this.#leaderWaiters = waiting;
     }
   }
 

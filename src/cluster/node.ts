@@ -64,6 +64,26 @@ interface ProposeRequest {
   readonly command: Uint8Array;
 }
 
+/** A leadership transfer forwarded to the leader's node. */
+interface TransferRequest {
+  readonly kind: 'transfer';
+  readonly group: string;
+  readonly to: string;
+  readonly timeoutMs: number;
+}
+
+/** The outcome of a transfer: the leader at the end, or the reason it could not start. */
+export type TransferReply =
+  | { readonly status: 'ok'; readonly leader: string }
+  | { readonly status: 'not_leader'; readonly leader: string }
+  | {
+      readonly status: 'rejected';
+      readonly error: string;
+      readonly reason: string;
+      readonly code: number;
+    }
+  | { readonly status: 'unknown_group' };
+
 type ProposeReply =
   | { readonly status: 'ok'; readonly outcome: Uint8Array }
   | { readonly status: 'not_leader'; readonly leader: string }
@@ -332,7 +352,10 @@ export class DivanNode {
     }
   }
 
-  async #onRequest(from: string, payload: unknown): Promise<ProposeReply> {
+  async #onRequest(from: string, payload: unknown): Promise<ProposeReply | TransferReply> {
+    const kind = (payload as { kind?: unknown } | null)?.kind;
+    if (kind === 'transfer')
+      return this.#onTransferRequest(from, payload as Partial<TransferRequest>);
     const request = payload as Partial<ProposeRequest> | null;
     if (
       request === null ||
@@ -361,6 +384,111 @@ export class DivanNode {
       if (error instanceof UnknownOutcomeError) return { status: 'unknown' };
       throw error;
     }
+  }
+
+  /**
+   * Moves the leadership of a group to `to` and resolves with the leader at the end. Forwards to
+   * the leader's node when this node does not lead; rejections carry an HTTP status and reason.
+   */
+  async transferLeader(groupId: string, to: string, deadline: number): Promise<TransferReply> {
+    while (Date.now() < deadline) {
+      const open = await this.#groupById(groupId);
+      const status = open.group.status();
+      if (status.role === 'leader') {
+        const reply = await this.#transferHere(open, to, deadline);
+        if (reply.status !== 'not_leader') return reply;
+        continue;
+      }
+      const leader =
+        status.leader !== NO_NODE
+          ? status.leader
+          : await open.group.waitForLeader(Math.min(deadline, Date.now() + LEADER_WAIT_MS));
+      if (leader === to) return { status: 'ok', leader };
+      if (leader === NO_NODE || leader === this.config.name) {
+        await pause(RETRY_PAUSE_MS);
+        continue;
+      }
+      const timeoutMs = Math.max(1, deadline - Date.now());
+      const request: TransferRequest = { kind: 'transfer', group: groupId, to, timeoutMs };
+      try {
+        const reply = (await this.transport.request(leader, request, {
+          timeoutMs,
+        })) as TransferReply;
+        if (reply.status === 'ok' || reply.status === 'rejected') return reply;
+      } catch (error) {
+        if (!(error instanceof RequestError)) throw error;
+      }
+      await pause(RETRY_PAUSE_MS);
+    }
+    const open = await this.#groupById(groupId);
+    const leader = open.group.status().leader;
+    if (leader === to) return { status: 'ok', leader };
+    return {
+      status: 'rejected',
+      code: 503,
+      error: 'service_unavailable',
+      reason: `leadership did not move to ${to} in time; the leader is ${leader || 'unknown'}`,
+    };
+  }
+
+  async #transferHere(open: OpenGroup, to: string, deadline: number): Promise<TransferReply> {
+    const result = open.group.transferLeader(to);
+    if (!result.ok) {
+      switch (result.reason) {
+        case 'not_leader':
+          return { status: 'not_leader', leader: result.leader };
+        case 'already_leader':
+          return { status: 'ok', leader: to };
+        case 'transfer_in_progress':
+          if (result.target !== to) {
+            return rejected(
+              409,
+              'conflict',
+              `a leadership transfer to ${result.target} is in progress`,
+            );
+          }
+          break;
+        case 'not_a_voter':
+          return rejected(
+            400,
+            'bad_request',
+            result.learner
+              ? `${to} is a learner of this group; only voters can lead`
+              : `${to} is not a member of this group`,
+          );
+        case 'lagging':
+          return rejected(
+            503,
+            'service_unavailable',
+            `${to} is behind the leader (entry ${result.match} of ${result.lastIndex}); try again once it has caught up`,
+          );
+      }
+    }
+    const leader = await open.group.waitForLeader(deadline, to);
+    if (leader === to) return { status: 'ok', leader };
+    return rejected(503, 'service_unavailable', `leadership did not move to ${to} in time`);
+  }
+
+  async #onTransferRequest(
+    from: string,
+    request: Partial<TransferRequest>,
+  ): Promise<TransferReply> {
+    if (
+      typeof request.group !== 'string' ||
+      typeof request.to !== 'string' ||
+      typeof request.timeoutMs !== 'number'
+    ) {
+      this.log.warn({ from }, 'malformed transfer request dropped');
+      return { status: 'unknown_group' };
+    }
+    let open: OpenGroup;
+    try {
+      open = await this.#groupById(request.group);
+    } catch {
+      return { status: 'unknown_group' };
+    }
+    const timeoutMs = Math.min(Math.max(request.timeoutMs, 1), MAX_FORWARD_TIMEOUT_MS);
+    return this.#transferHere(open, request.to, Date.now() + timeoutMs);
   }
 
   /** The open group with `id` (`_dbs` or a database uuid); dbNotFound when none exists. */
@@ -582,6 +710,10 @@ function unknownOutcome() {
   return errors.unknownOutcome(
     'The write may or may not have been applied: the leader changed or the request timed out before its outcome was known. Read the document to find out.',
   );
+}
+
+function rejected(code: number, error: string, reason: string): TransferReply {
+  return { status: 'rejected', code, error, reason };
 }
 
 function pause(ms: number): Promise<void> {

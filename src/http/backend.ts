@@ -230,6 +230,11 @@ export interface HttpBackend {
    */
   waitForChange(db: string, since: Seq, timeoutMs: number, signal: AbortSignal): Promise<boolean>;
   raftStatus(db: string): Promise<RaftGroupStatus>;
+  /**
+   * Moves the leadership of `db`'s group to node `to` and resolves with the new leader; rejects
+   * with a CouchError when `to` cannot lead (not a voter, lagging) or the move timed out.
+   */
+  transferLeader(db: string, to: string): Promise<string>;
   nodeRaftStatus(): Promise<NodeRaftStatus>;
   nodeStats(): Promise<NodeStats>;
 }

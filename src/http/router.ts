@@ -29,6 +29,7 @@ import {
   handleGetSecurity,
   handlePutRevsLimit,
   handlePutSecurity,
+  handleRaftTransfer,
 } from './routes/database.js';
 import {
   handleCopyDocument,
@@ -183,6 +184,10 @@ function databaseRoute(
   if (special !== null) return special;
   if (UNIMPLEMENTED_DB_ROUTES.has(second.text)) {
     throw errors.notImplemented(`Divan does not implement ${second.text} yet.`);
+  }
+
+  if (second.text === '_raft' && segments.length === 3 && segments[2]!.text === 'transfer') {
+    return { POST: () => handleRaftTransfer(scope, db) };
   }
 
   let idBytes = second.bytes;

@@ -356,6 +356,12 @@ export class MemoryBackend implements HttpBackend {
     return raftStatusOf(database.updateSeq);
   }
 
+  async transferLeader(db: string, to: string): Promise<string> {
+    this.database(db);
+    if (to !== 'n1') throw errors.badRequest(`${to} is not a member of this group`);
+    return to;
+  }
+
   async nodeRaftStatus(): Promise<NodeRaftStatus> {
     const groups = [...this.databases.keys()].map((db) => ({ db, role: 'leader' as const }));
     return { ...raftStatusOf(this.databases.size), groups };
