@@ -227,8 +227,8 @@ export class NodeBackend implements HttpBackend {
       last_index: status.lastIndex,
       members: [...status.membership.voters],
       hash_chain: open.group.hashChain(),
-      snapshots_sent: 0,
-      snapshots_received: 0,
+      snapshots_sent: this.node.snapshots.sent.get(open.id) ?? 0,
+      snapshots_received: open.group.snapshotsReceived,
       ...(status.role === 'leader' ? { progress } : {}),
     };
   }

@@ -90,6 +90,15 @@ export interface GroupOptions<Outcome> {
   readonly heartbeatTicks?: number;
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
   readonly onFatal: (error: unknown) => void;
+  /**
+   * Fetches a snapshot from `from` and installs it as this group's file (keeping `hardState`),
+   * returning the new file and the snapshot it holds; rejects when that fails.
+   */
+  readonly installSnapshot: (
+    requested: SnapshotMeta,
+    from: NodeId,
+    hardState: HardState,
+  ) => Promise<{ file: GroupFile<Outcome>; meta: SnapshotMeta }>;
 }
 
 /** The outcome of a proposal is not known: the entry may or may not be applied. */
@@ -139,8 +148,12 @@ export class RaftGroup<Outcome> {
   readonly #options: GroupOptions<Outcome>;
   readonly #log: Logger;
 
+  #file: GroupFile<Outcome>;
   #pending: Ready[] = [];
   #persisting = false;
+  /** A snapshot install in progress; persisting waits for it. */
+  #installing: Promise<void> | null = null;
+  #snapshotsReceived = 0;
   #scheduled = false;
   #failed: unknown = null;
   #closed = false;
@@ -162,6 +175,7 @@ export class RaftGroup<Outcome> {
   constructor(options: GroupOptions<Outcome>) {
     this.#options = options;
     this.#log = options.logger;
+    this.#file = options.file;
     const state = options.file.raftState();
     const snapshot: SnapshotMeta = {
       index: state.discardedIndex,
@@ -175,7 +189,7 @@ export class RaftGroup<Outcome> {
       state.hardState,
       snapshot,
       retained,
-      (from, to) => options.file.readLogEntries(from, to),
+      (from, to) => this.#file.readLogEntries(from, to),
       options.logCacheBytes ?? DEFAULT_LOG_CACHE_BYTES,
     );
     this.raw = new RawNode(
@@ -209,6 +223,7 @@ export class RaftGroup<Outcome> {
   get idle(): boolean {
     return (
       !this.#persisting &&
+      this.#installing === null &&
       this.#pending.length === 0 &&
       this.#proposals.size === 0 &&
       this.#readQueue.length === 0 &&
@@ -223,7 +238,12 @@ export class RaftGroup<Outcome> {
   }
 
   hashChain(): string {
-    return this.#options.file.hashChain();
+    return this.#file.hashChain();
+  }
+
+  /** Snapshots this node installed for this group since the group opened. */
+  get snapshotsReceived(): number {
+    return this.#snapshotsReceived;
   }
 
   tick(): void {
@@ -338,7 +358,9 @@ export class RaftGroup<Outcome> {
   /** Stops the group: pending proposals get an unknown outcome, pending reads fail. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#persisting) await new Promise((resolve) => setImmediate(resolve));
+    while (this.#persisting || this.#installing !== null) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     this.#failAll(() => new UnknownOutcomeError('the database group closed on this node'));
   }
 
@@ -361,6 +383,7 @@ export class RaftGroup<Outcome> {
       this.#pending.push(ready);
     }
     this.#noticeLeadership();
+    if (this.#installing !== null) return;
     if (!this.#persisting && this.#pending.length > 0) void this.#persist();
   }
 
@@ -371,7 +394,7 @@ export class RaftGroup<Outcome> {
     const commit = this.#buildCommit(batch);
     let durable: Promise<void>;
     try {
-      const staged = this.#options.file.stage(commit);
+      const staged = this.#file.stage(commit);
       durable = staged.durable;
       this.#appliedIndex = commit.apply.at(-1)?.index ?? this.#appliedIndex;
       this.#resolveProposals(commit.apply, staged.outcomes);
@@ -398,11 +421,6 @@ export class RaftGroup<Outcome> {
     let membership: Membership | undefined;
     const apply: Entry[] = [];
     for (const ready of batch) {
-      if (ready.snapshot !== null) {
-        // TODO: snapshot install by shipping the database file. Until then a follower that
-        // needs discarded entries reports the failure and keeps asking.
-        this.#log.warn({ index: ready.snapshot.index }, 'snapshot install is not supported yet');
-      }
       if (ready.entries.length > 0) {
         const first = ready.entries[0]!.index;
         const appendedFrom = append[0]?.index ?? Number.POSITIVE_INFINITY;
@@ -475,9 +493,37 @@ export class RaftGroup<Outcome> {
     for (const ready of batch) {
       for (const message of ready.messagesAfterPersist) this.#options.send(message.to, message);
       this.raw.advance(ready);
-      if (ready.snapshot !== null) this.raw.snapshotFailed();
+      if (ready.snapshot !== null) {
+        this.#installing = this.#install(ready.snapshot, ready.snapshotFrom);
+      }
     }
     this.#resolveReads();
+  }
+
+  /**
+   * Installs a snapshot the core asked for. Persisting pauses meanwhile: Readies taken during
+   * the install are written to the new file after it.
+   */
+  async #install(requested: SnapshotMeta, from: NodeId): Promise<void> {
+    this.#log.info({ index: requested.index, from }, 'installing snapshot');
+    try {
+      const hardState = this.store.hardState();
+      const installed = await this.#options.installSnapshot(requested, from, hardState);
+      this.#file = installed.file;
+      this.store.reset(hardState, installed.meta);
+      this.#membership = installed.meta.membership;
+      this.#appliedIndex = installed.meta.index;
+      this.raw.snapshotInstalled(installed.meta);
+      this.#snapshotsReceived++;
+      this.#log.info({ index: installed.meta.index, from }, 'snapshot installed');
+    } catch (error) {
+      this.#log.warn({ err: error, from }, 'snapshot install failed');
+      if (!this.#closed) this.raw.snapshotFailed();
+    } finally {
+      this.#installing = null;
+      this.#resolveReads();
+      if (!this.#closed) this.#schedule();
+    }
   }
 
   #resolveProposals(applied: readonly Entry[], outcomes: readonly Outcome[]): void {

@@ -108,6 +108,18 @@ export class LogStore implements Storage {
     return point;
   }
 
+  /** Replaces everything with an installed snapshot's state: no entries after `snapshot`. */
+  reset(hardState: HardState, snapshot: SnapshotMeta): void {
+    this.#hardState = hardState;
+    this.#snapshot = snapshot;
+    this.#terms = [];
+    this.#sizes.length = 0;
+    this.#cached = [];
+    this.#cachedFrom = snapshot.index + 1;
+    this.#cachedBytes = 0;
+    this.#retainedBytes = 0;
+  }
+
   setHardState(hardState: HardState): void {
     this.#hardState = hardState;
   }

@@ -28,8 +28,16 @@ import {
   type EntryOutcome,
   encodeCommand,
   encodeOutcome,
+  installSnapshot,
 } from '../engine/index.js';
-import { type Membership, type Message, NO_NODE, type NodeId } from '../raft/index.js';
+import {
+  type HardState,
+  type Membership,
+  type Message,
+  NO_NODE,
+  type NodeId,
+  type SnapshotMeta,
+} from '../raft/index.js';
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
 import { errors, isCouchError } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
@@ -42,6 +50,7 @@ import {
   RaftGroup,
   UnknownOutcomeError,
 } from './group.js';
+import { fetchSnapshot, type SnapshotChunkRequest, SnapshotServer } from './snapshots.js';
 import { RequestError, Transport } from './transport/index.js';
 import { decodeGroupMessage, encodeGroupMessage, type GroupMessage, isBulk } from './wire.js';
 
@@ -51,7 +60,8 @@ export const DBS_GROUP = '_dbs';
 export interface OpenGroup {
   readonly id: string;
   readonly name: string;
-  readonly file: DatabaseFile;
+  /** The group's file; replaced when a snapshot is installed. */
+  file: DatabaseFile;
   readonly group: RaftGroup<AppliedEntry>;
   lastUsedAt: number;
 }
@@ -102,6 +112,8 @@ const MAX_PENDING_MESSAGES = 10_000;
 const RETRY_PAUSE_MS = 20;
 /** How long one wait for a leader lasts before the write loop looks again. */
 const LEADER_WAIT_MS = 1_000;
+/** A snapshot transfer that has not finished by then is abandoned and asked for again. */
+const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
 /** The leader caps the wait of a forwarded proposal at this many ms. */
 const MAX_FORWARD_TIMEOUT_MS = 60_000;
 
@@ -113,6 +125,7 @@ export class DivanNode {
   readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
   readonly clusterUuid: string;
   transport!: Transport;
+  readonly snapshots: SnapshotServer;
 
   readonly #fileSystem: FileSystem;
   readonly #groups = new Map<string, OpenGroup>();
@@ -135,6 +148,7 @@ export class DivanNode {
     this.faults = faults ?? fileSystemFromEnv(process.env);
     this.#fileSystem = this.faults.fileSystem;
     this.clusterUuid = clusterUuidOf(config.secret);
+    this.snapshots = new SnapshotServer(logger.child({ component: 'snapshots' }));
   }
 
   get membership(): Membership {
@@ -201,6 +215,7 @@ export class DivanNode {
     if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
     await this.#reconcileChain.catch(() => undefined);
     await this.transport.stop();
+    await this.snapshots.close();
     await Promise.all([...this.#opening.values()].map((opening) => opening.catch(() => null)));
     for (const open of this.#groups.values()) {
       await open.group.close();
@@ -273,6 +288,7 @@ export class DivanNode {
 
   #startGroup(id: string, name: string, file: DatabaseFile): OpenGroup {
     const logger = this.log.child({ db: name, group: id });
+    let open: OpenGroup;
     const group = new RaftGroup<AppliedEntry>({
       node: this.config.name,
       name,
@@ -283,8 +299,57 @@ export class DivanNode {
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
       onFatal: (error) => this.#onFatal(name, error),
+      installSnapshot: (requested, from, hardState) =>
+        this.#installSnapshot(open, requested, from, hardState),
     });
-    return { id, name, file, group, lastUsedAt: Date.now() };
+    open = { id, name, file, group, lastUsedAt: Date.now() };
+    return open;
+  }
+
+  /**
+   * Fetches `open`'s snapshot from `from` and installs it in place of its file. The old file
+   * stays in place and open until the new one is complete and synced.
+   */
+  async #installSnapshot(
+    open: OpenGroup,
+    requested: SnapshotMeta,
+    from: NodeId,
+    hardState: HardState,
+  ): Promise<{ file: GroupFile<AppliedEntry>; meta: SnapshotMeta }> {
+    const livePath = open.file.path;
+    const receivedPath = `${livePath}.snapshot`;
+    const deadline = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    const fetched = await fetchSnapshot({
+      transport: this.transport,
+      fileSystem: this.#fileSystem,
+      group: open.id,
+      leader: from,
+      path: receivedPath,
+      deadline,
+      log: this.log.child({ db: open.name, group: open.id }),
+    });
+    if (fetched.index < requested.index) {
+      throw new Error(
+        `snapshot at ${fetched.index} is older than the requested ${requested.index}`,
+      );
+    }
+    await open.file.close();
+    let file: DatabaseFile;
+    try {
+      file = await installSnapshot(receivedPath, livePath, {
+        hardState,
+        fileSystem: this.#fileSystem,
+      });
+    } catch (error) {
+      open.file = await DatabaseFile.open(livePath, { fileSystem: this.#fileSystem });
+      throw error;
+    }
+    open.file = file;
+    if (open.id === DBS_GROUP) {
+      file.onUpdate(() => this.#refreshCatalog());
+      this.#refreshCatalog();
+    }
+    return { file: groupFileOf(file), meta: file.snapshotMeta() };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -352,10 +417,14 @@ export class DivanNode {
     }
   }
 
-  async #onRequest(from: string, payload: unknown): Promise<ProposeReply | TransferReply> {
+  async #onRequest(from: string, payload: unknown): Promise<unknown> {
     const kind = (payload as { kind?: unknown } | null)?.kind;
-    if (kind === 'transfer')
+    if (kind === 'transfer') {
       return this.#onTransferRequest(from, payload as Partial<TransferRequest>);
+    }
+    if (kind === 'snapshot') {
+      return this.#onSnapshotRequest(from, payload as Partial<SnapshotChunkRequest>);
+    }
     const request = payload as Partial<ProposeRequest> | null;
     if (
       request === null ||
@@ -467,6 +536,28 @@ export class DivanNode {
     const leader = await open.group.waitForLeader(deadline, to);
     if (leader === to) return { status: 'ok', leader };
     return rejected(503, 'service_unavailable', `leadership did not move to ${to} in time`);
+  }
+
+  async #onSnapshotRequest(from: string, request: Partial<SnapshotChunkRequest>) {
+    if (
+      typeof request.group !== 'string' ||
+      typeof request.offset !== 'number' ||
+      !Number.isSafeInteger(request.offset) ||
+      request.offset < 0 ||
+      (request.id !== null && typeof request.id !== 'string')
+    ) {
+      this.log.warn({ from }, 'malformed snapshot request dropped');
+      return { status: 'unknown_group' as const };
+    }
+    let file: DatabaseFile | null = null;
+    if (request.id === null) {
+      try {
+        file = (await this.#groupById(request.group)).file;
+      } catch {
+        file = null;
+      }
+    }
+    return this.snapshots.serve(request as SnapshotChunkRequest, file);
   }
 
   async #onTransferRequest(
@@ -598,6 +689,7 @@ export class DivanNode {
       this.#pendingCount -= pending.messages.length;
     }
     this.#closeIdleGroups();
+    this.snapshots.expire(now);
   }
 
   /** Closes least recently used groups past the cap; only quiet, idle followers are closed. */

@@ -296,6 +296,23 @@ export class DatabaseFile {
     return { outcomes: staged.outcomes, durable };
   }
 
+  /**
+   * Returns the newest durable state as a snapshot point: the file's bytes up to the end of its
+   * newest durable header, which never change, and the Raft position that header records.
+   */
+  durablePoint(): { size: number; meta: SnapshotMeta } {
+    this.#checkUsable();
+    const { fields } = decodeHeader(this.#file.header);
+    return {
+      size: this.#file.committedEnd,
+      meta: {
+        index: fields.applied.index,
+        term: fields.applied.term,
+        membership: fields.membership,
+      },
+    };
+  }
+
   /** Waits for commits in flight, then closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;

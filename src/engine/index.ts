@@ -33,4 +33,10 @@ export * from './read-document.js';
 export * from './read-lists.js';
 export { formatSeq, parseSeq, SEQ_OPAQUE_DIGITS, seqOpaque } from './seq.js';
 export { EngineSnapshot, type StoredDocument } from './snapshot.js';
+export {
+  type DurablePin,
+  type InstallOptions,
+  installSnapshot,
+  pinDurable,
+} from './snapshot-file.js';
 export type { LogPosition } from './stored-entry.js';

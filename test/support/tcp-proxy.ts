@@ -11,6 +11,9 @@ export class TcpProxy {
   readonly #pairs = new Set<{ client: Socket; target: Socket }>();
   #swallowing = false;
   #swallowedBytes = 0;
+  /** Bytes from the target still allowed before every connection is cut; null: no limit. */
+  #cutBudget: number | null = null;
+  #cuts = 0;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -48,6 +51,16 @@ export class TcpProxy {
     }, ms);
   }
 
+  /** Cuts every connection once `bytes` more bytes have come from the target (once). */
+  cutAfter(bytes: number): void {
+    this.#cutBudget = bytes;
+  }
+
+  /** Times `cutAfter` cut the connections. */
+  get cuts(): number {
+    return this.#cuts;
+  }
+
   async close(): Promise<void> {
     for (const pair of this.#pairs) {
       pair.client.destroy();
@@ -67,8 +80,20 @@ export class TcpProxy {
     };
     client.on('data', (chunk) => target.write(chunk));
     target.on('data', (chunk) => {
-      if (this.#swallowing) this.#swallowedBytes += chunk.length;
-      else client.write(chunk);
+      if (this.#swallowing) {
+        this.#swallowedBytes += chunk.length;
+        return;
+      }
+      client.write(chunk);
+      if (this.#cutBudget === null) return;
+      this.#cutBudget -= chunk.length;
+      if (this.#cutBudget > 0) return;
+      this.#cutBudget = null;
+      this.#cuts++;
+      for (const open of this.#pairs) {
+        open.client.destroy();
+        open.target.destroy();
+      }
     });
     client.on('error', drop);
     target.on('error', drop);
