@@ -36,6 +36,11 @@ program
   .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
   .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
   .option('--max-open-databases <n>', 'database files kept open at once', integer)
+  .option('--fault-control', 'test-only: serve /_node/_local/_faults to change file faults')
+  .option(
+    '--unsafe-ack-before-fsync',
+    'test-only planted bug: acknowledge appends before fsync; never use it for data you keep',
+  )
   .action(async (flags: StartFlags) => {
     await runStart(flags);
   });

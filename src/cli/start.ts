@@ -32,6 +32,8 @@ export interface StartFlags {
   logRetentionEntries?: number;
   logRetentionBytes?: number;
   maxOpenDatabases?: number;
+  faultControl?: boolean;
+  unsafeAckBeforeFsync?: boolean;
 }
 
 const ENVIRONMENT: Record<string, keyof StartFlags> = {
@@ -108,6 +110,8 @@ export function buildConfig(settings: StartFlags): NodeConfig {
     ...(settings.maxOpenDatabases === undefined
       ? {}
       : { maxOpenDatabases: Number(settings.maxOpenDatabases) }),
+    ...(settings.faultControl === true ? { faultControl: true } : {}),
+    ...(settings.unsafeAckBeforeFsync === true ? { unsafeAckBeforeFsync: true } : {}),
   };
 }
 

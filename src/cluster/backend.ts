@@ -14,6 +14,7 @@ import { documentsCommand, type EngineSnapshot, type EntryOutcome } from '../eng
 import type {
   Consistency,
   DatabaseSnapshot,
+  FaultSettings,
   HttpBackend,
   NodeRaftStatus,
   NodeStats,
@@ -206,6 +207,24 @@ export class NodeBackend implements HttpBackend {
         known_databases: this.node.catalog.size,
         forward_retries: this.node.forwardRetries,
       },
+    };
+  }
+
+  async faults(change: FaultSettings | null): Promise<FaultSettings | null> {
+    if (this.node.config.faultControl !== true) return null;
+    const { fsyncDelay, fsyncFailure } = this.node.faults;
+    if (change !== null) {
+      if (change.fsync_delay_ms !== undefined && fsyncDelay !== undefined) {
+        fsyncDelay.delayMs = change.fsync_delay_ms;
+      }
+      if (change.fsync_fail !== undefined && fsyncFailure !== undefined) {
+        fsyncFailure.failAfterSyncs = change.fsync_fail ? fsyncFailure.syncCount : null;
+      }
+      this.node.log.warn({ faults: change }, 'file faults changed');
+    }
+    return {
+      ...(fsyncDelay === undefined ? {} : { fsync_delay_ms: fsyncDelay.delayMs }),
+      ...(fsyncFailure === undefined ? {} : { fsync_fail: fsyncFailure.failAfterSyncs !== null }),
     };
   }
 

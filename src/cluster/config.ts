@@ -43,6 +43,16 @@ export interface NodeConfig {
   maxDocumentBytes: number;
   /** How long a write waits for a leader before it fails with 503. */
   writeTimeoutMs: number;
+  /**
+   * Test-only: serve `GET`/`PUT /_node/_local/_faults` to change the file fault layers at run
+   * time (fault runs use it to delay or stall fsync on one node).
+   */
+  faultControl?: boolean;
+  /**
+   * Test-only planted bug: followers acknowledge appends before they are durable. Fault runs
+   * use it to prove they can detect lost acknowledged writes; never set it otherwise.
+   */
+  unsafeAckBeforeFsync?: boolean;
 }
 
 export const defaultLimits = {

@@ -23,6 +23,7 @@ import type {
   Membership,
   Message,
   NodeId,
+  PlantedBug,
   RaftLogger,
   Ready,
   SnapshotMeta,
@@ -88,6 +89,8 @@ export interface GroupOptions<Outcome> {
   readonly logCacheBytes?: number;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
+  /** Test-only: bugs planted in the core to prove that fault runs catch them. */
+  readonly plantedBugs?: readonly PlantedBug[];
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
   readonly onFatal: (error: unknown) => void;
   /**
@@ -201,6 +204,7 @@ export class RaftGroup<Outcome> {
         quiesce: true,
         ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
         ...(options.heartbeatTicks === undefined ? {} : { heartbeatTicks: options.heartbeatTicks }),
+        ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),
         logger: raftLogger(options.logger),
       },
       this.store,

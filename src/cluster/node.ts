@@ -298,6 +298,9 @@ export class DivanNode {
       logger,
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
+      ...(this.config.unsafeAckBeforeFsync === true
+        ? { plantedBugs: ['ack_before_durable' as const] }
+        : {}),
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
         this.#installSnapshot(open, requested, from, hardState),

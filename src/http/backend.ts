@@ -209,6 +209,14 @@ export interface NodeStats {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
+/** The file fault layers of a node that runs with fault control on (test-only). */
+export interface FaultSettings {
+  /** Each fsync waits this long first, in ms; absent when the layer is not installed. */
+  readonly fsync_delay_ms?: number;
+  /** Every later fsync fails; absent when the layer is not installed. */
+  readonly fsync_fail?: boolean;
+}
+
 export interface HttpBackend {
   server(): ServerIdentity;
   /** Every database name, sorted bytewise, system databases included. */
@@ -237,4 +245,9 @@ export interface HttpBackend {
   transferLeader(db: string, to: string): Promise<string>;
   nodeRaftStatus(): Promise<NodeRaftStatus>;
   nodeStats(): Promise<NodeStats>;
+  /**
+   * Reads, and with `change` updates, the node's file fault layers; null when the node does
+   * not run with fault control, so the route does not exist.
+   */
+  faults(change: FaultSettings | null): Promise<FaultSettings | null>;
 }

@@ -40,6 +40,7 @@ import {
 } from './routes/document.js';
 import {
   handleAllDbs,
+  handleFaults,
   handleNodeRaft,
   handleSystem,
   handleUp,
@@ -111,6 +112,7 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
   if (first === '_node' && names.length === 3 && names[1] === '_local') {
     if (names[2] === '_system') return { GET: handleSystem };
     if (names[2] === '_raft') return { GET: handleNodeRaft };
+    if (names[2] === '_faults') return { GET: handleFaults, PUT: handleFaults };
   }
   if (first === '_node') throw errors.notFound('missing');
   // Not a route: CouchDB reads it as a database name.

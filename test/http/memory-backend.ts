@@ -362,6 +362,10 @@ export class MemoryBackend implements HttpBackend {
     return to;
   }
 
+  async faults(): Promise<null> {
+    return null;
+  }
+
   async nodeRaftStatus(): Promise<NodeRaftStatus> {
     const groups = [...this.databases.keys()].map((db) => ({ db, role: 'leader' as const }));
     return { ...raftStatusOf(this.databases.size), groups };
