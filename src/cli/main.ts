@@ -41,6 +41,11 @@ program
     '--unsafe-ack-before-fsync',
     'test-only planted bug: acknowledge appends before fsync; never use it for data you keep',
   )
+  .option(
+    '--planted-bug <name>',
+    'test-only: plant a Raft core bug (repeatable), e.g. read_without_read_index',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
   .action(async (flags: StartFlags) => {
     await runStart(flags);
   });

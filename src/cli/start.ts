@@ -34,6 +34,7 @@ export interface StartFlags {
   maxOpenDatabases?: number;
   faultControl?: boolean;
   unsafeAckBeforeFsync?: boolean;
+  plantedBug?: string[];
 }
 
 const ENVIRONMENT: Record<string, keyof StartFlags> = {
@@ -112,6 +113,7 @@ export function buildConfig(settings: StartFlags): NodeConfig {
       : { maxOpenDatabases: Number(settings.maxOpenDatabases) }),
     ...(settings.faultControl === true ? { faultControl: true } : {}),
     ...(settings.unsafeAckBeforeFsync === true ? { unsafeAckBeforeFsync: true } : {}),
+    ...(settings.plantedBug === undefined ? {} : { plantedBugs: settings.plantedBug }),
   };
 }
 

@@ -53,6 +53,8 @@ export interface NodeConfig {
    * use it to prove they can detect lost acknowledged writes; never set it otherwise.
    */
   unsafeAckBeforeFsync?: boolean;
+  /** Test-only: more bugs planted in every group's Raft core (see `PLANTED_BUGS`). */
+  plantedBugs?: readonly string[];
 }
 
 export const defaultLimits = {

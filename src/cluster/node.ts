@@ -36,6 +36,8 @@ import {
   type Message,
   NO_NODE,
   type NodeId,
+  PLANTED_BUGS,
+  type PlantedBug,
   type SnapshotMeta,
 } from '../raft/index.js';
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
@@ -141,6 +143,7 @@ export class DivanNode {
   #reconcileChain: Promise<void> = Promise.resolve();
   #stopped = false;
   #dbs!: OpenGroup;
+  readonly #plantedBugs: PlantedBug[];
 
   constructor(config: NodeConfig, logger: Logger, faults?: FaultStack) {
     this.config = config;
@@ -149,6 +152,7 @@ export class DivanNode {
     this.#fileSystem = this.faults.fileSystem;
     this.clusterUuid = clusterUuidOf(config.secret);
     this.snapshots = new SnapshotServer(logger.child({ component: 'snapshots' }));
+    this.#plantedBugs = plantedBugsOf(config);
   }
 
   get membership(): Membership {
@@ -298,9 +302,7 @@ export class DivanNode {
       logger,
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
-      ...(this.config.unsafeAckBeforeFsync === true
-        ? { plantedBugs: ['ack_before_durable' as const] }
-        : {}),
+      plantedBugs: this.#plantedBugs,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
         this.#installSnapshot(open, requested, from, hardState),
@@ -805,6 +807,19 @@ function unknownOutcome() {
   return errors.unknownOutcome(
     'The write may or may not have been applied: the leader changed or the request timed out before its outcome was known. Read the document to find out.',
   );
+}
+
+/** The core bugs a test run planted, checked against the known names. */
+function plantedBugsOf(config: NodeConfig): PlantedBug[] {
+  const bugs = new Set<PlantedBug>();
+  if (config.unsafeAckBeforeFsync === true) bugs.add('ack_before_durable');
+  for (const name of config.plantedBugs ?? []) {
+    if (!(PLANTED_BUGS as readonly string[]).includes(name)) {
+      throw new Error(`unknown planted bug '${name}': expected one of ${PLANTED_BUGS.join(', ')}`);
+    }
+    bugs.add(name as PlantedBug);
+  }
+  return [...bugs];
 }
 
 function rejected(code: number, error: string, reason: string): TransferReply {
