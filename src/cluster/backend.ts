@@ -59,7 +59,11 @@ export class NodeBackend implements HttpBackend {
             revisions: { start: 0, ids: [] },
             deleted: false,
             attachments: null,
-            body: catalogBody(uuid, this.node.config.name),
+            body: catalogBody(
+              uuid,
+              this.node.config.name,
+              this.node.dbs.group.status().membership.voters,
+            ),
           },
         ],
       }),

@@ -25,8 +25,13 @@ export interface NodeConfig {
   dataDir: string;
   http: Address;
   peer: Address;
-  /** Every voter of the cluster, this node included. */
+  /**
+   * The voters a new cluster starts with, this node included; empty for a node that joins a
+   * running cluster (`join`).
+   */
   members: Member[];
+  /** URL of a node of a running cluster to join (its admin credentials come from `admins`). */
+  join?: string;
   secret: Buffer;
   admins: AdminCredential[];
   /** Hard cap on retained log entries per database group. */

@@ -18,6 +18,8 @@
  * databases exist, or forwarding client requests.
  */
 import type {
+  ConfChangeResult,
+  ConfChangeStep,
   Entry,
   HardState,
   Membership,
@@ -274,6 +276,14 @@ export class RaftGroup<Outcome> {
     if (this.#closed || this.failed) return;
     this.raw.forgetLeader();
     this.#schedule();
+  }
+
+  /** Proposes a membership change on this leader; see `RawNode.proposeConfChange`. */
+  proposeConfChange(steps: readonly ConfChangeStep[]): ConfChangeResult {
+    if (this.#closed || this.failed) return { ok: false, reason: 'not_leader', leader: NO_NODE };
+    const result = this.raw.proposeConfChange(steps);
+    this.#schedule();
+    return result;
   }
 
   /** Starts a leadership transfer to `to` on this leader; see `RawNode.transferLeader`. */

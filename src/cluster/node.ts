@@ -25,12 +25,14 @@ import {
   type Command,
   DatabaseFile,
   decodeOutcome,
+  documentsCommand,
   type EntryOutcome,
   encodeCommand,
   encodeOutcome,
   installSnapshot,
 } from '../engine/index.js';
 import {
+  EMPTY_MEMBERSHIP,
   type HardState,
   type Membership,
   type Message,
@@ -39,11 +41,12 @@ import {
   PLANTED_BUGS,
   type PlantedBug,
   type SnapshotMeta,
+  stepsToTarget,
 } from '../raft/index.js';
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
 import { errors, isCouchError } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
-import { Catalog, type DatabaseEntry } from './catalog.js';
+import { Catalog, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
 import type { NodeConfig } from './config.js';
 import {
   DroppedProposalError,
@@ -104,6 +107,10 @@ type ProposeReply =
 const BOOT_ID_BYTES = 6;
 /** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
 const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/** Every this many ticks, group leaders move their group toward the cluster's members. */
+const RECONCILE_TICKS = 5;
+/** Groups opened at once when every group must follow a membership change. */
+const OPEN_ALL_CONCURRENCY = 8;
 /** A reopened group without a leader campaigns after a delay in this range (ms). */
 const REOPEN_CAMPAIGN_MIN_MS = 100;
 const REOPEN_CAMPAIGN_MAX_MS = 1_000;
@@ -139,6 +146,8 @@ export class DivanNode {
   /** Raft messages handed to the transport, by type (heartbeats included). */
   readonly messagesSent: Record<string, number> = {};
   #requestCounter = 0;
+  #ticksSinceReconcile = 0;
+  #bootstrapping = false;
   #tickTimer: NodeJS.Timeout | null = null;
   #reconcileChain: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -155,12 +164,18 @@ export class DivanNode {
     this.#plantedBugs = plantedBugsOf(config);
   }
 
+  /** The voters the cluster started with (empty on a node that joined later). */
   get membership(): Membership {
     return {
       voters: this.config.members.map((member) => member.name),
       learners: [],
       votersOutgoing: [],
     };
+  }
+
+  /** The member nodes every group converges to: the `node:` documents of `_dbs`. */
+  get memberNames(): string[] {
+    return [...this.catalog.nodes.keys()].sort();
   }
 
   get openGroups(): ReadonlyMap<string, OpenGroup> {
@@ -193,6 +208,7 @@ export class DivanNode {
       join(this.config.dataDir, '_dbs.couch'),
       DBS_GROUP,
       null,
+      this.membership.voters.includes(this.config.name) ? this.membership : EMPTY_MEMBERSHIP,
     );
     this.#dbs = this.#startGroup(DBS_GROUP, DBS_GROUP, dbsFile);
     this.#groups.set(DBS_GROUP, this.#dbs);
@@ -200,6 +216,7 @@ export class DivanNode {
     this.#refreshCatalog();
     await this.transport.start();
 
+    this.#updatePeers();
     const fresh = dbsFile.hardState.term === 0 && dbsFile.applied.index === 0;
     if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
     else if (!fresh) this.#campaignSoon(this.#dbs);
@@ -261,6 +278,7 @@ export class DivanNode {
       this.#databasePath(entry.uuid),
       entry.name,
       entry.uuid,
+      this.#initialMembership(entry),
     );
     if (this.catalog.byUuid(entry.uuid) === undefined) {
       await file.close();
@@ -275,15 +293,26 @@ export class DivanNode {
     return open;
   }
 
-  async #openOrCreateFile(path: string, name: string, uuid: string | null): Promise<DatabaseFile> {
+  async #openOrCreateFile(
+    path: string,
+    name: string,
+    uuid: string | null,
+    membership: Membership,
+  ): Promise<DatabaseFile> {
     const options = { fileSystem: this.#fileSystem };
     if (await this.#fileSystem.exists(path)) return DatabaseFile.open(path, options);
-    return DatabaseFile.create(path, {
-      ...options,
-      name,
-      ...(uuid === null ? {} : { uuid }),
-      membership: this.membership,
-    });
+    return DatabaseFile.create(path, { ...options, name, ...(uuid === null ? {} : { uuid }), membership });
+  }
+
+  /**
+   * The membership a new file of `entry`'s group starts with: the voters its creation named,
+   * when this node is one of them; otherwise none, because this node joins the group later and
+   * learns its membership from the log or a snapshot.
+   */
+  #initialMembership(entry: DatabaseEntry): Membership {
+    const voters = entry.voters.length > 0 ? entry.voters : this.membership.voters;
+    if (!voters.includes(this.config.name)) return EMPTY_MEMBERSHIP;
+    return { voters: [...voters], learners: [], votersOutgoing: [] };
   }
 
   #databasePath(uuid: string): string {
@@ -687,6 +716,12 @@ export class DivanNode {
 
   #tick(): void {
     for (const open of this.#groups.values()) open.group.tick();
+    if (++this.#ticksSinceReconcile >= RECONCILE_TICKS) {
+      this.#ticksSinceReconcile = 0;
+      this.#bootstrapMembers();
+      this.#recordOwnAddresses();
+      for (const open of this.#groups.values()) this.#reconcileMembership(open);
+    }
     const now = Date.now();
     for (const [group, pending] of this.#pending) {
       if (now - pending.firstAt < PENDING_MESSAGE_TTL_MS) continue;
@@ -716,6 +751,141 @@ export class DivanNode {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Membership
+
+  /**
+   * Points the transport at every member node: the `node:` documents, where the addresses this
+   * node was started with win (so a proxy named in `--members` stays in the path).
+   */
+  #updatePeers(): void {
+    const peers: Record<string, string> = {};
+    for (const node of this.catalog.nodes.values()) peers[node.name] = node.peer;
+    for (const member of this.config.members) {
+      peers[member.name] = `${member.peer.host}:${member.peer.port}`;
+    }
+    delete peers[this.config.name];
+    this.transport.setPeers(peers);
+  }
+
+  /**
+   * Records the starting voters as member documents, once, on the first `_dbs` leader: from
+   * then on the documents alone define the members, so a removed node never comes back because
+   * an old `--members` list still names it.
+   */
+  #bootstrapMembers(): void {
+    if (this.#bootstrapping || this.catalog.nodes.size > 0 || this.config.members.length === 0) {
+      return;
+    }
+    if (this.#dbs.group.status().role !== 'leader') return;
+    this.#bootstrapping = true;
+    const docs = this.config.members.map((member) => ({
+      id: nodeDocId(member.name),
+      revisions: { start: 0, ids: [] },
+      deleted: false,
+      attachments: null,
+      body: nodeBody(
+        `${member.peer.host}:${member.peer.port}`,
+        member.name === this.config.name ? `${this.config.http.host}:${this.config.http.port}` : '',
+      ),
+    }));
+    this.propose(
+      DBS_GROUP,
+      documentsCommand(this.nextRequestId(), { newEdits: true, docs }),
+      Date.now() + this.config.writeTimeoutMs,
+    )
+      .catch((error: unknown) => this.log.warn({ err: error }, 'recording the members failed'))
+      .finally(() => {
+        this.#bootstrapping = false;
+      });
+  }
+
+  /**
+   * Corrects this node's member document when its addresses differ from the ones it runs with
+   * (the bootstrap records only peer addresses of other nodes, and a node may move).
+   */
+  #recordOwnAddresses(): void {
+    const own = this.catalog.nodes.get(this.config.name);
+    const peer = `${this.config.peer.host}:${this.config.peer.port}`;
+    const http = `${this.config.http.host}:${this.config.http.port}`;
+    if (own === undefined || (own.peer === peer && own.http === http) || this.#bootstrapping) {
+      return;
+    }
+    const snapshot = this.#dbs.file.snapshot();
+    let rev: { pos: number; id: string } | null;
+    try {
+      const record = snapshot.document(nodeDocId(this.config.name));
+      rev = record === null || record.deleted ? null : record.winner;
+    } finally {
+      snapshot.close();
+    }
+    if (rev === null) return;
+    this.#bootstrapping = true;
+    const doc = {
+      id: nodeDocId(this.config.name),
+      revisions: { start: rev.pos, ids: [rev.id] },
+      deleted: false,
+      attachments: null,
+      body: nodeBody(peer, http),
+    };
+    this.propose(
+      DBS_GROUP,
+      documentsCommand(this.nextRequestId(), { newEdits: true, docs: [doc] }),
+      Date.now() + this.config.writeTimeoutMs,
+    )
+      .catch((error: unknown) => this.log.warn({ err: error }, 'recording this node failed'))
+      .finally(() => {
+        this.#bootstrapping = false;
+      });
+  }
+
+  /**
+   * Moves a group this node leads one step toward the cluster's members: new members join as
+   * learners, caught-up learners become voters, and only then do voters that left go, so the
+   * group never has fewer voters than needed while a replacement catches up.
+   */
+  #reconcileMembership(open: OpenGroup): void {
+    const members = this.memberNames;
+    if (members.length === 0) return;
+    const status = open.group.status();
+    if (status.role !== 'leader' || status.membership.votersOutgoing.length > 0) return;
+    const current = status.membership;
+    const promotable = new Set(open.group.raw.promotableLearners());
+    const voters = current.voters.filter((node) => members.includes(node));
+    for (const node of current.learners) {
+      if (members.includes(node) && promotable.has(node)) voters.push(node);
+    }
+    const catchingUp = members.some((node) => !voters.includes(node));
+    if (catchingUp) {
+      for (const node of current.voters) if (!voters.includes(node)) voters.push(node);
+    }
+    if (voters.length === 0) return;
+    const learners = members.filter((node) => !voters.includes(node));
+    const steps = stepsToTarget(current, { voters, learners });
+    if (steps.length === 0) return;
+    const result = open.group.proposeConfChange(steps);
+    if (result.ok) {
+      this.log.info({ db: open.name, steps, index: result.index }, 'membership change proposed');
+    } else {
+      this.log.debug({ db: open.name, steps, reason: result.reason }, 'membership change deferred');
+    }
+  }
+
+  /** Opens every database group, so that each one's leader moves it to the new members. */
+  async #openAllGroups(): Promise<void> {
+    const entries = this.catalog.names().map((name) => this.catalog.get(name)!);
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length && !this.#stopped) {
+        const entry = entries[next++]!;
+        await this.#openGroup(entry).catch((error: unknown) => {
+          if (!isCouchError(error)) this.log.warn({ err: error, db: entry.name }, 'opening failed');
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: OPEN_ALL_CONCURRENCY }, worker));
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Catalog
 
   /**
@@ -732,6 +902,10 @@ export class DivanNode {
       changes = this.catalog.refresh(snapshot);
     } finally {
       snapshot.close();
+    }
+    if (changes.nodesChanged) {
+      this.#updatePeers();
+      this.#afterCatalog(() => this.#openAllGroups());
     }
     for (const entry of changes.deleted) {
       this.#pending.delete(entry.uuid);
