@@ -27,10 +27,12 @@
  *   noop          (no fields)                                               segments: none
  *
  * Kinds 7 and up are free for purge and attachment commands. Decoding rejects an unknown
- * version or kind, trailing bytes, overlong varints and segment counts that do not match the
- * fields, with `CommandFormatError`; the engine applies such an entry as a rejected command.
- * This module validates structure only: ids, revisions and JSON are checked when applied.
+ * version or kind, unknown flag bits, strings that are not UTF-8, trailing bytes, overlong
+ * varints and segment counts that do not match the fields, with `CommandFormatError`; the
+ * engine applies such an entry as a rejected command. This module checks structure only: ids,
+ * revisions and JSON are checked when the command is applied.
  */
+import { isUtf8 } from 'node:buffer';
 import { ByteReader, ByteWriter } from '../document/bytes.js';
 import type { RevPath } from '../document/rev.js';
 import { assert, InvariantError } from '../util/assert.js';
@@ -219,8 +221,11 @@ class FieldReader {
     this.#reader = reader;
   }
 
-  byte(): number {
-    return this.#reader.readByte();
+  /** Reads a flags byte, rejecting bits outside `known`. */
+  flags(known: number): number {
+    const flags = this.#reader.readByte();
+    if ((flags & ~known) !== 0) throw new CommandFormatError(`unknown flags ${flags}`);
+    return flags;
   }
 
   varint(): number {
@@ -228,7 +233,9 @@ class FieldReader {
   }
 
   string(): string {
-    return this.#reader.readUtf8(this.#reader.readVarint());
+    const bytes = this.#reader.readBytes(this.#reader.readVarint());
+    if (!isUtf8(bytes)) throw new CommandFormatError('a string is not valid UTF-8');
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
   }
 
   revisions(): RevPath {
@@ -247,14 +254,14 @@ interface CommandFields {
 }
 
 function readDocumentsFields(fields: FieldReader, requestId: string): CommandFields {
-  const newEdits = (fields.byte() & FLAG_NEW_EDITS) !== 0;
+  const newEdits = (fields.flags(FLAG_NEW_EDITS) & FLAG_NEW_EDITS) !== 0;
   const count = fields.varint();
   const heads: Array<{ id: string; revisions: RevPath; deleted: boolean; attached: boolean }> = [];
   let segmentCount = 0;
   for (let i = 0; i < count; i++) {
     const id = fields.string();
     const revisions = fields.revisions();
-    const flags = fields.byte();
+    const flags = fields.flags(FLAG_DELETED | FLAG_HAS_ATTACHMENTS);
     const attached = (flags & FLAG_HAS_ATTACHMENTS) !== 0;
     heads.push({ id, revisions, deleted: (flags & FLAG_DELETED) !== 0, attached });
     segmentCount += attached ? 2 : 1;

@@ -274,6 +274,56 @@ export function readString(reader: ByteReader): string {
   return reader.readUtf8(reader.readVarint());
 }
 
+/**
+ * A by_seq row decoded on first use. The tree decodes every value of a leaf it rewrites to
+ * compute the count reduction, which reads none of them, so decoding waits.
+ */
+class EncodedSeqRow implements SeqRow {
+  #bytes: Buffer | null;
+  #decoded: SeqRow | null = null;
+
+  constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+  }
+
+  get id(): string {
+    return this.#row().id;
+  }
+
+  get deleted(): boolean {
+    return this.#row().deleted;
+  }
+
+  get leaves(): readonly SeqLeaf[] {
+    return this.#row().leaves;
+  }
+
+  #row(): SeqRow {
+    if (this.#decoded === null) {
+      this.#decoded = decodeSeqRow(this.#bytes!);
+      this.#bytes = null;
+    }
+    return this.#decoded;
+  }
+}
+
+function decodeSeqRow(bytes: Buffer): SeqRow {
+  const reader = new ByteReader(bytes);
+  const version = reader.readByte();
+  assert(version === SEQ_ROW_VERSION, () => `unknown sequence row version ${version}`);
+  const deleted = (reader.readByte() & FLAG_DELETED) !== 0;
+  const id = readString(reader);
+  const count = reader.readVarint();
+  const leaves: SeqLeaf[] = [];
+  for (let i = 0; i < count; i++) {
+    const pos = reader.readVarint();
+    const revId = readRevId(reader);
+    leaves.push({ rev: { pos, id: revId }, leaf: leafCodec.decode(reader) });
+  }
+  assert(reader.remaining === 0, 'sequence row ends with its leaves');
+  return { id, deleted, leaves };
+}
+
 export const seqRowCodec: ValueCodec<SeqRow> = {
   encode(row) {
     const writer = new ByteWriter();
@@ -288,20 +338,5 @@ export const seqRowCodec: ValueCodec<SeqRow> = {
     }
     return writer.finish();
   },
-  decode(bytes) {
-    const reader = new ByteReader(bytes);
-    const version = reader.readByte();
-    assert(version === SEQ_ROW_VERSION, () => `unknown sequence row version ${version}`);
-    const deleted = (reader.readByte() & FLAG_DELETED) !== 0;
-    const id = readString(reader);
-    const count = reader.readVarint();
-    const leaves: SeqLeaf[] = [];
-    for (let i = 0; i < count; i++) {
-      const pos = reader.readVarint();
-      const revId = readRevId(reader);
-      leaves.push({ rev: { pos, id: revId }, leaf: leafCodec.decode(reader) });
-    }
-    assert(reader.remaining === 0, 'sequence row ends with its leaves');
-    return { id, deleted, leaves };
-  },
+  decode: (bytes) => new EncodedSeqRow(bytes),
 };

@@ -27,6 +27,7 @@ import { assert } from '../util/assert.js';
 import type { DocInfo, RecordRef, SeqRow, StoredLeaf } from './doc-info.js';
 import type { HeaderFields } from './header.js';
 import { formatSeq, parseSeq } from './seq.js';
+import type { LocalDoc, RequestRecord } from './side-records.js';
 import { documentTreeBytes, type EngineTrees } from './trees.js';
 
 const EMPTY_SECURITY = Buffer.from('{}');
@@ -276,6 +277,27 @@ export class EngineSnapshot implements DatabaseSnapshot {
     const doc = this.#trees.local.get(id);
     if (doc === undefined) return null;
     return { id, rev: `0-${doc.counter}`, body: this.readRecord(doc.body) };
+  }
+
+  /** Every `_local/` document, in id order. */
+  *localDocuments(): Iterable<LocalDocumentRecord> {
+    this.#check();
+    const found: Array<[string, LocalDoc]> = [];
+    this.#trees.local.fold((id, doc) => {
+      found.push([id, doc]);
+    });
+    for (const [id, doc] of found)
+      yield { id, rev: `0-${doc.counter}`, body: this.readRecord(doc.body) };
+  }
+
+  /** The request-id table in id order: where each request was applied and its outcome. */
+  requestRecords(): Array<[string, RequestRecord]> {
+    this.#check();
+    const records: Array<[string, RequestRecord]> = [];
+    this.#trees.requests.fold((id, record) => {
+      records.push([id, { index: record.index, outcome: Buffer.from(record.outcome) }]);
+    });
+    return records;
   }
 
   security(): Buffer {
