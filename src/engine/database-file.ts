@@ -26,7 +26,6 @@ import { randomBytes } from 'node:crypto';
 import type { Entry, HardState, Membership, SnapshotMeta } from '../raft/types.js';
 import { BlockFile, type CommitDiscipline } from '../storage/block-file.js';
 import type { FileSystem } from '../storage/io.js';
-import type { NodeCache } from '../storage/node-cache.js';
 import { assert } from '../util/assert.js';
 import { ApplyBatch, type PreparedEntry } from './apply.js';
 import type { Command } from './commands.js';
@@ -134,7 +133,6 @@ export type UpdateListener = (updateSeq: number) => void;
 
 export class DatabaseFile {
   readonly #file: BlockFile;
-  readonly #treeOptions: TreeOptions;
   readonly #cache: CommandCache;
   readonly #listeners = new Set<UpdateListener>();
   #state: EngineState;
@@ -148,7 +146,6 @@ export class DatabaseFile {
     options: OpenOptions,
   ) {
     this.#file = file;
-    this.#treeOptions = { cache: options.cache, nodeSizeBytes: options.nodeSizeBytes };
     this.#cache = new CommandCache(options.commandCacheBytes ?? DEFAULT_COMMAND_CACHE_BYTES);
     this.#state = { fields, trees };
   }

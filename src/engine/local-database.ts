@@ -19,7 +19,7 @@ import {
   requireReplicatedRevisions,
 } from '../document/document.js';
 import { scanObject } from '../document/json.js';
-import { NO_REVISIONS, parseRev, type RevPath } from '../document/rev.js';
+import { NO_REVISIONS, nextLocalRevCounter, parseRev, type RevPath } from '../document/rev.js';
 import type { WriteDocument, WriteResult } from '../http/backend.js';
 import { CouchError, errors } from '../util/couch-error.js';
 import { type Command, documentsCommand } from './commands.js';
@@ -196,6 +196,7 @@ export class LocalDatabase {
       throw errors.badRequest(`${id} is not a _local/ document id.`);
     }
     const doc = this.#parse(json, { id, rev }, true);
+    if (nextLocalRevCounter(doc.revisions, false) === null) throw errors.invalidRev();
     const entry = await this.submit((requestId) => ({
       kind: 'local_put',
       requestId,

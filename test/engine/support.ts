@@ -59,16 +59,19 @@ function writeText(writer: ByteWriter, text: string): void {
 
 /**
  * Every fact of a database's applied state, without file positions: documents with their
- * revision trees and bodies, by_seq rows, local documents, counters, the security object and
- * the hash chain. Equal dumps mean equal databases.
+ * revision trees and bodies, by_seq rows, local documents, counters, the security object,
+ * and (unless `documentsOnly`) the applied index, hash chain and request-id table. Equal dumps
+ * mean equal databases.
  */
-export function canonicalDump(snapshot: EngineSnapshot): Buffer {
+export function canonicalDump(snapshot: EngineSnapshot, documentsOnly = false): Buffer {
   const writer = new ByteWriter();
   const fields = snapshot.fields;
-  writer.writeVarint(fields.applied.index);
   writer.writeVarint(fields.updateSeq);
   writer.writeVarint(fields.revsLimit);
-  writer.writeBytes(fields.hashChain);
+  if (!documentsOnly) {
+    writer.writeVarint(fields.applied.index);
+    writer.writeBytes(fields.hashChain);
+  }
   writeText(writer, snapshot.security().toString('utf8'));
   const codec = leafCodecFor(snapshot);
   for (const record of snapshot.changesAfter(0, false)) {
@@ -81,6 +84,7 @@ export function canonicalDump(snapshot: EngineSnapshot): Buffer {
     writeText(writer, local.rev);
     writer.writeBytes(local.body);
   }
+  if (documentsOnly) return writer.finish();
   for (const [requestId, record] of snapshot.requestRecords()) {
     writeText(writer, requestId);
     writer.writeVarint(record.index);
