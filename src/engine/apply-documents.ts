@@ -22,7 +22,8 @@ import { requireReplicatedRevisions } from '../document/document.js';
 import { formatLocalRev, formatRev, nextLocalRevCounter, type RevPath } from '../document/rev.js';
 import { applyInteractiveEdit, resolveInteractiveEdit } from '../document/rev-edit.js';
 import { stem } from '../document/rev-stem.js';
-import { checkRevTree, mergePath, type RevTree } from '../document/rev-tree.js';
+import { forEachLeaf, mergePath, type RevTree } from '../document/rev-tree.js';
+import { findRevision } from '../document/rev-tree-query.js';
 import { newRevId, type RevIdAttachment } from '../document/revid.js';
 import type { WriteResult } from '../http/backend.js';
 import { errors, isCouchError } from '../util/couch-error.js';
@@ -110,6 +111,15 @@ function applyInteractive(
   return { ok: true, id: doc.id, rev: formatRev(applied.rev) };
 }
 
+/** Whether any leaf of `tree` holds exactly `value`. */
+function holdsLeaf(tree: RevTree<StoredLeaf>, value: StoredLeaf): boolean {
+  let found = false;
+  forEachLeaf(tree, (_pos, node) => {
+    if (node.value === value) found = true;
+  });
+  return found;
+}
+
 function applyReplicated(
   store: DocumentStore,
   doc: CommandDocument,
@@ -120,22 +130,25 @@ function applyReplicated(
   } catch (error) {
     return rejection(doc.id, error);
   }
-  const rev = formatRev({ pos: doc.revisions.start, id: doc.revisions.ids[0]! });
+  const newest = { pos: doc.revisions.start, id: doc.revisions.ids[0]! };
+  const rev = formatRev(newest);
   const tree = store.document(doc.id)?.tree ?? [];
-  // A merge whose newest revision is already present never uses the new leaf, so find that
-  // out before writing the body's record.
-  const probe = mergePath<StoredLeaf | null>(tree, doc.revisions, null);
-  if (probe.tree === tree) return { ok: true, id: doc.id, rev };
   const seq = store.nextSeq();
-  let merged: RevTree<StoredLeaf>;
-  if (probe.outcome === 'alreadyPresent') {
-    // Only ancestors above a stemmed root were added; every leaf kept its stored value.
-    checkRevTree(probe.tree);
-    merged = probe.tree as RevTree<StoredLeaf>;
-  } else {
-    merged = mergePath(tree, doc.revisions, newLeaf(doc, seq, records)).tree;
+  // A revision the tree already holds almost never becomes a new leaf, so try the merge with
+  // a leaf that has no record yet and write the body only if the merge kept that leaf.
+  const known = findRevision(tree, newest) !== null;
+  const placeholder: StoredLeaf = {
+    deleted: doc.deleted,
+    seq,
+    body: { pointer: 0, length: 0 },
+    attachments: null,
+  };
+  let merged = mergePath(tree, doc.revisions, known ? placeholder : newLeaf(doc, seq, records));
+  if (merged.tree === tree) return { ok: true, id: doc.id, rev };
+  if (known && holdsLeaf(merged.tree, placeholder)) {
+    merged = mergePath(tree, doc.revisions, newLeaf(doc, seq, records));
   }
-  storeTree(store, doc.id, merged, seq);
+  storeTree(store, doc.id, merged.tree, seq);
   return { ok: true, id: doc.id, rev };
 }
 

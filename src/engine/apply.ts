@@ -17,8 +17,9 @@
  * segment's record the first time a leaf or the header needs it.
  */
 import { scanObject } from '../document/json.js';
+import type { WriteResult } from '../http/backend.js';
 import type { BlockFile } from '../storage/block-file.js';
-import { assert } from '../util/assert.js';
+import { assert, InvariantError } from '../util/assert.js';
 import { errors } from '../util/couch-error.js';
 import {
   applyDocument,
@@ -238,8 +239,26 @@ export class ApplyBatch implements DocumentStore {
         body: () => segments.ref(bodyIndex),
         attachments: () => (attachmentsIndex < 0 ? null : segments.ref(attachmentsIndex)),
       };
-      return applyDocument(this, doc, command.newEdits, records);
+      return this.#applyContained(doc.id, () =>
+        applyDocument(this, doc, command.newEdits, records),
+      );
     });
+  }
+
+  /**
+   * Runs one document's rules, turning a broken invariant into an error result for that
+   * document. An entry that failed every replica's apply would stop the whole group on every
+   * restart; the invariant's message is deterministic, so replicas still agree.
+   */
+  #applyContained(id: string, apply: () => WriteResult): WriteResult {
+    const seq = this.#updateSeq;
+    try {
+      return apply();
+    } catch (error) {
+      if (!(error instanceof InvariantError)) throw error;
+      assert(this.#updateSeq === seq, 'a failed document changed nothing');
+      return { ok: false, id, error: 'unknown_error', reason: `internal error: ${error.message}` };
+    }
   }
 
   #applySecurity(security: Buffer, segments: SegmentRecords): EntryOutcome {

@@ -394,3 +394,27 @@ test('failed fsync is fatal for the handle', async (t) => {
   assert.equal(snapshot.info().docCount, reopened.applied.index);
   snapshot.close();
 });
+
+test('a document that breaks an invariant fails alone', async (t) => {
+  const dir = await tempDir(t);
+  const file = await createFile(dir);
+  t.after(() => file.close());
+  // The HTTP layer rejects a `_revisions.start` below its number of ids; a command from the
+  // log may still carry one, and the merge's assertion must not stop the group.
+  const bad = doc('x', {}, { start: 1, ids: ['b', 'a'] });
+  const good = doc('y', {}, { start: 1, ids: ['a'] });
+  const staged = file.stage({
+    apply: [{ index: 1, term: 0, command: writeCommand('r1', [bad, good], false) }],
+  });
+  await staged.durable;
+  const outcome = staged.outcomes[0]!.outcome;
+  assert.equal(outcome.kind, 'documents');
+  const [failed, written] = outcome.kind === 'documents' ? outcome.results : [];
+  assert.equal(failed!.ok, false);
+  assert.equal(!failed!.ok && failed!.error, 'unknown_error');
+  assert.equal(written!.ok, true);
+  const snapshot = file.snapshot();
+  assert.equal(snapshot.document('x'), null);
+  assert.equal(snapshot.updateSeq, 1);
+  snapshot.close();
+});
