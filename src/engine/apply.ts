@@ -6,7 +6,7 @@
  * and its own bytes, never on how entries are grouped into commits. So sequences are taken
  * per changed document, revisions are stemmed per write, and a request id answers a retry
  * while the entry that recorded it is at most `requestRetention` entries older, whenever the
- * table is physically pruned.
+ * table is physically pruned. A retention of 0 answers no retry, so nothing is recorded.
  *
  * The batch reads through an overlay of what earlier entries of the same batch changed. It
  * looks up every document, `_local/` document and request id of the batch in one pass per
@@ -131,7 +131,7 @@ export class ApplyBatch implements DocumentStore {
     const requestIds = new Set<string>();
     for (const { command } of entries) {
       if (command === null) continue;
-      requestIds.add(command.requestId);
+      if (this.#base.fields.requestRetention > 0) requestIds.add(command.requestId);
       if (command.kind === 'local_put' || command.kind === 'local_delete') {
         localIds.add(command.id);
       } else if (command.kind === 'documents') {
@@ -180,8 +180,10 @@ export class ApplyBatch implements DocumentStore {
         );
         outcome = this.#applyCommand(command, segments);
         encoded = encodeOutcome(outcome);
-        this.#newRequests.set(command.requestId, { index: position.index, outcome: encoded });
-        this.#requestIndex.set(position.index, command.requestId);
+        if (this.#base.fields.requestRetention > 0) {
+          this.#newRequests.set(command.requestId, { index: position.index, outcome: encoded });
+          this.#requestIndex.set(position.index, command.requestId);
+        }
       }
     }
     this.#hashChain = extendHashChain(this.#hashChain, position.index, encoded);
@@ -192,6 +194,7 @@ export class ApplyBatch implements DocumentStore {
 
   /** The request recorded for `requestId` if it still answers retries at `index`. */
   #request(requestId: string, index: number): RequestRecord | null {
+    if (this.#base.fields.requestRetention === 0) return null;
     let record = this.#newRequests.get(requestId) ?? this.#storedRequests.get(requestId);
     if (record === undefined) {
       record = this.#base.trees.requests.get(requestId) ?? null;

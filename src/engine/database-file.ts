@@ -81,7 +81,10 @@ export interface CreateOptions extends OpenOptions {
   readonly uuid?: string;
   readonly revsLimit?: number;
   readonly purgedInfosLimit?: number;
-  /** Fixed at creation: every replica must answer retries over the same window. */
+  /**
+   * Applied entries during which a request id answers a retry with its first outcome; 0
+   * records no request ids. Fixed at creation: every replica must use the same window.
+   */
   readonly requestRetention?: number;
   readonly membership?: Membership;
 }

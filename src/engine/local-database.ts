@@ -109,11 +109,16 @@ export class LocalDatabase {
     this.#parseOptions = options.parse ?? {};
   }
 
+  /**
+   * Creates the file. Request ids are generated here and never retried, so unless
+   * `requestRetention` says otherwise the request-id table records nothing.
+   */
   static async create(
     path: string,
     options: CreateOptions & LocalDatabaseOptions,
   ): Promise<LocalDatabase> {
-    return new LocalDatabase(await DatabaseFile.create(path, options), options);
+    const file = await DatabaseFile.create(path, { requestRetention: 0, ...options });
+    return new LocalDatabase(file, options);
   }
 
   static async open(

@@ -418,3 +418,20 @@ test('a document that breaks an invariant fails alone', async (t) => {
   assert.equal(snapshot.updateSeq, 1);
   snapshot.close();
 });
+
+test('retention of zero records no request ids', async (t) => {
+  const dir = await tempDir(t);
+  const file = await createFile(dir, 'no-requests.couch', 0);
+  t.after(() => file.close());
+  for (const index of [1, 2]) {
+    const staged = file.stage({
+      apply: [{ index, term: 0, command: put('same-id', `d${index}`) }],
+    });
+    assert.equal(staged.outcomes[0]!.duplicate, false);
+    await staged.durable;
+  }
+  const snapshot = file.snapshot();
+  assert.deepEqual(snapshot.requestRecords(), []);
+  assert.equal(snapshot.info().docCount, 2);
+  snapshot.close();
+});
