@@ -328,6 +328,11 @@ test('all_docs options', async (t) => {
     doc: null,
   });
   assert.deepEqual(missing, { key: 'zz', error: 'not_found' });
+
+  await db.bulkDocs(['{"_id":"b","_rev":"1-0other","side":true}'], { newEdits: false });
+  const [conflicted] = db.allDocs({ keys: ['b'], includeDocs: true, conflicts: true }).rows;
+  assert.ok(conflicted !== undefined && 'doc' in conflicted && conflicted.doc);
+  assert.equal(parse(conflicted.doc)._conflicts instanceof Array, true, 'conflicts with include_docs');
 });
 
 test('changes options', async (t) => {
