@@ -14,7 +14,7 @@
  *
  * Both sides get their input ready-made: Divan JSON bytes (as the HTTP layer hands them over),
  * PouchDB objects. Ids follow CouchDB's default `sequential` uuid algorithm (a random prefix,
- * then an increasing suffix), so both stores append ids in order; `--random-ids` uses random
+ * then an increasing suffix), so both stores append ids in order. `--random-ids` uses random
  * ids instead. Divan makes every commit durable (fdatasync) before it acknowledges it;
  * pouchdb-node's LevelDB writes are not synced.
  *
@@ -316,7 +316,7 @@ async function readsPouch(path: string, options: Options) {
   return { allDocs, changes };
 }
 
-/** Each of `count` files applies one small command per commit, as fast as it can. */
+/** Measures total commits/s while each of `count` files commits one small command at a time. */
 async function commitsWithFiles(dir: string, count: number, options: Options) {
   progress(`divan: commits with ${count} busy files for ${options.commitSeconds} s`);
   mkdirSync(dir, { recursive: true });

@@ -11,9 +11,9 @@
  *   a path already present changes nothing and takes no sequence.
  * - Every change stems the tree to `revs_limit`, takes the next update sequence, and moves the
  *   document's by_seq row there.
- * - `_local/` documents: no revision tree; the revision is `0-N` with N counted up on every
- *   write, and the given revision is not compared with the stored one (CouchDB 3.x behaves
- *   so). Deleting a missing one is `not_found`.
+ * - `_local/` documents have no revision tree. Their revision is `0-N`, N counted up on every
+ *   write, and the given revision is not compared with the stored one, as in CouchDB 3.x.
+ *   Deleting a missing one is `not_found`.
  *
  * Results are values in request order; a rejected document changes nothing.
  */
@@ -31,7 +31,7 @@ import type { CommandDocument } from './commands.js';
 import { DocInfo, type RecordRef, type StoredLeaf } from './doc-info.js';
 import type { LocalDoc } from './side-records.js';
 
-/** What the document rules read and change; the apply batch implements it. */
+/** The state the document rules read and change, implemented by the apply batch. */
 export interface DocumentStore {
   readonly revsLimit: number;
   /** The sequence the next change takes. */
@@ -62,8 +62,8 @@ function rejection(id: string, error: unknown): WriteResult {
 }
 
 /**
- * The attachment facts that enter a revision id: name, content type and digest of each member
- * of the `_attachments` object, in order. Missing fields count as empty strings.
+ * Returns the attachment facts that enter a revision id: name, content type and digest of
+ * each member of the `_attachments` object, in order. Missing fields count as empty strings.
  */
 export function revIdAttachments(raw: Buffer | null): RevIdAttachment[] {
   if (raw === null) return [];
@@ -111,7 +111,7 @@ function applyInteractive(
   return { ok: true, id: doc.id, rev: formatRev(applied.rev) };
 }
 
-/** Whether any leaf of `tree` holds exactly `value`. */
+/** Returns true when some leaf of `tree` has exactly `value`. */
 function holdsLeaf(tree: RevTree<StoredLeaf>, value: StoredLeaf): boolean {
   let found = false;
   forEachLeaf(tree, (_pos, node) => {
@@ -134,8 +134,8 @@ function applyReplicated(
   const rev = formatRev(newest);
   const tree = store.document(doc.id)?.tree ?? [];
   const seq = store.nextSeq();
-  // A revision the tree already holds almost never becomes a new leaf, so try the merge with
-  // a leaf that has no record yet and write the body only if the merge kept that leaf.
+  // A revision already in the tree almost never becomes a new leaf, so try the merge with a
+  // leaf that has no record yet and write the body only if the merge kept that leaf.
   const known = findRevision(tree, newest) !== null;
   const placeholder: StoredLeaf = {
     deleted: doc.deleted,

@@ -4,9 +4,9 @@
  *
  * Determinism: an entry's outcome and the state it leaves depend only on the state before it
  * and its own bytes, never on how entries are grouped into commits. So sequences are taken
- * per changed document, revisions are stemmed per write, and a request id answers a retry
- * while the entry that recorded it is at most `requestRetention` entries older, whenever the
- * table is physically pruned. A retention of 0 answers no retry, so nothing is recorded.
+ * per changed document and revisions are stemmed per write. A retried request id gets its
+ * first outcome back while the entry that recorded it is at most `requestRetention` entries
+ * older, whenever the table is physically pruned. With a retention of 0 nothing is recorded.
  *
  * The batch reads through an overlay of what earlier entries of the same batch changed. It
  * looks up every document, `_local/` document and request id of the batch in one pass per
@@ -47,7 +47,7 @@ import type { EngineTrees } from './trees.js';
 export interface PreparedEntry {
   /** The decoded command, or null for an empty, configuration or malformed payload. */
   readonly command: Command | null;
-  /** Why a non-empty normal payload is not a command; null otherwise. */
+  /** The reason a non-empty normal payload is not a command; null otherwise. */
   readonly formatError: string | null;
   /** Records of the command's segments in payload order; null when not written yet. */
   readonly segmentRefs: readonly RecordRef[] | null;
@@ -95,7 +95,7 @@ export class ApplyBatch implements DocumentStore {
   #security: RecordRef | null;
   #hashChain: Buffer;
   #applied: LogPosition;
-  /** Documents as the batch sees them: read from the tree, or changed by the batch. */
+  /** Documents as the batch reads them: from the tree, or as the batch changed them. */
   readonly #docs = new Map<string, DocInfo | null>();
   readonly #changedDocs = new Set<string>();
   readonly #seqRemovals = new Set<number>();
@@ -192,7 +192,7 @@ export class ApplyBatch implements DocumentStore {
     return { index: position.index, term: position.term, requestId, duplicate, outcome };
   }
 
-  /** The request recorded for `requestId` if it still answers retries at `index`. */
+  /** Returns the record of `requestId` if a retry at `index` still gets its outcome. */
   #request(requestId: string, index: number): RequestRecord | null {
     if (this.#base.fields.requestRetention === 0) return null;
     let record = this.#newRequests.get(requestId) ?? this.#storedRequests.get(requestId);

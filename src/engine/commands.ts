@@ -2,9 +2,9 @@
  * Commands: what a Raft log entry of a database carries. A command is the client's request,
  * not its outcome: revision ids, sequences and conflicts are computed when the entry is
  * applied, identically on every replica. Anything random or time-based (generated document
- * ids) is fixed by the node that received the request before the command is built, and every
+ * ids) is fixed by the node that received the request before the command is built. Every
  * command carries that node's request id (node name, boot id and counter), so a retried
- * request is recognised and answered with its first outcome.
+ * request is recognised and gets its first outcome back.
  *
  * Encoding, version 1 (integers are unsigned LEB128 varints from src/document/bytes.ts unless
  * noted; a string is a varint byte length and UTF-8 bytes):
@@ -12,9 +12,9 @@
  *   payload   := version:u8 kind:u8 requestId:string fields segmentCount:varint segment*
  *   segment   := length:u32be bytes
  *
- * Document bodies, attachment objects and the security object are segments, at the end of the
- * payload in the order the fields name them, so the engine can store each one as a record of
- * its own and rebuild the payload byte for byte (`splitCommand`). `fields` per kind:
+ * Document bodies, attachment objects and the security object are segments. They come at the
+ * end of the payload, in the order the fields name them. So the engine can store each one as a
+ * record of its own and rebuild the payload byte for byte (`splitCommand`). `fields` per kind:
  *
  *   documents     flags:u8 (bit 0: new_edits) count:varint document*
  *                 document := id:string revStart:varint revCount:varint revId:string*

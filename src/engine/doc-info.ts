@@ -1,9 +1,9 @@
 /**
  * What the by_id and by_seq trees store for a document, and their encodings.
  *
- * A revision tree leaf (`StoredLeaf`) points at the record that holds its body, written once
- * when the log entry was appended (or when a standalone command was applied), plus the
- * record of its `_attachments` object if it has one, and the update sequence that wrote it.
+ * A revision tree leaf (`StoredLeaf`) points at the record of its body, written once when the
+ * log entry was appended (or when a standalone command was applied). It also points at the
+ * record of its `_attachments` object if it has one, and names the sequence that wrote it.
  *
  * by_id value (`DocInfo`), version 1, varints as in src/document/bytes.ts:
  *
@@ -16,8 +16,8 @@
  * The fixed fields come first so that the by_id reduction reads them without decoding the
  * tree; `DocInfo.decode` decodes the tree only when asked.
  *
- * Sizes follow CouchDB: a document's external size is the JSON bytes of its leaves' bodies and
- * attachment objects, and its active size adds each record's framing; interior revisions have
+ * Sizes follow CouchDB. A document's external size is the JSON bytes of its leaves' bodies and
+ * attachment objects, and its active size adds each record's framing. Interior revisions have
  * no body, so they count nothing.
  *
  * by_seq value (`SeqRow`), version 1: the document id, the deleted flag and its leaves in
@@ -42,7 +42,7 @@ const FLAG_ATTACHMENTS = 2;
 const HEX_ID_TAG = 0;
 const TEXT_ID_TAG_OFFSET = 1;
 
-/** Where a record is: its pointer and its payload length. */
+/** A record's pointer and payload length. */
 export interface RecordRef {
   readonly pointer: number;
   readonly length: number;
@@ -81,7 +81,7 @@ export const leafCodec: LeafValueCodec<StoredLeaf> = {
   },
 };
 
-/** Bytes of JSON a leaf holds (its external size). */
+/** Returns a leaf's bytes of JSON (its external size). */
 function leafExternalBytes(leaf: StoredLeaf): number {
   return leaf.body.length + (leaf.attachments?.length ?? 0);
 }

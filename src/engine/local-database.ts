@@ -1,8 +1,8 @@
 /**
  * `LocalDatabase`: a database file used on its own, as an embedded single-node document store,
- * with no Raft. Commands are applied at increasing indexes without log entries, and concurrent
+ * with no Raft. Commands are applied at increasing indexes without log entries. Concurrent
  * callers are merged into one stage and one header (group commit), as CouchDB's updater merges
- * the requests waiting in its mailbox: while a commit is syncing, new requests queue, and the
+ * the requests waiting in its mailbox. While a commit is syncing, new requests queue, and the
  * next stage takes all of them.
  *
  * Every method that writes resolves once its commit is durable. Single-document methods raise
@@ -110,8 +110,8 @@ export class LocalDatabase {
   }
 
   /**
-   * Creates the file. Request ids are generated here and never retried, so unless
-   * `requestRetention` says otherwise the request-id table records nothing.
+   * Creates the file. Request ids are generated here and never retried, so the request-id
+   * table records nothing unless `requestRetention` is given.
    */
   static async create(
     path: string,

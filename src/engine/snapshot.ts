@@ -73,7 +73,7 @@ class StoredDocument implements DocumentRecord {
     return new StoredDocument(snapshot, row.id, seq, null, row);
   }
 
-  /** The stored revision tree with its leaf values. */
+  /** Returns the stored revision tree with its leaf values. */
   storedTree(): RevTree<StoredLeaf> {
     if (this.#info === null) {
       this.#info = this.#snapshot.docInfo(this.id);
@@ -86,7 +86,7 @@ class StoredDocument implements DocumentRecord {
     return this.storedTree();
   }
 
-  /** The stored leaf of `rev`, or null when `rev` is not a leaf. */
+  /** Returns the stored leaf of `rev`, or null when `rev` is not a leaf. */
   leaf(rev: Rev): StoredLeaf | null {
     if (this.#row !== null) {
       for (const entry of this.#row.leaves) {
@@ -290,7 +290,7 @@ export class EngineSnapshot implements DatabaseSnapshot {
       yield { id, rev: `0-${doc.counter}`, body: this.readRecord(doc.body) };
   }
 
-  /** The request-id table in id order: where each request was applied and its outcome. */
+  /** Reads the request-id table in id order: where each request was applied, and its outcome. */
   requestRecords(): Array<[string, RequestRecord]> {
     this.#check();
     const records: Array<[string, RequestRecord]> = [];

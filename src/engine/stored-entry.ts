@@ -1,10 +1,10 @@
 /**
- * How the raft tree stores a log entry, and its reduction (the first and last `{index, term}`).
+ * The raft tree's value for a log entry, and its reduction (the first and last `{index, term}`).
  *
  * The key is the entry's index. A payload that decodes as a command is stored split: its
- * prefix inline and each segment (document bodies, attachment objects, the security object)
- * as a record of its own, which the document trees later point at when the entry is applied,
- * so a body is written to the file once. Any other payload (the leader's empty no-op, a
+ * prefix inline, and each segment (document bodies, attachment objects, the security object)
+ * as a record of its own. When the entry is applied, the document trees point at those
+ * records, so a body is written to the file once. Any other payload (the leader's empty no-op, a
  * configuration entry, bytes that are not a command) is stored as it is.
  *
  * Value, version 1 (varints as in src/document/bytes.ts):

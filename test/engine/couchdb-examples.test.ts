@@ -1,7 +1,7 @@
 /**
  * Examples from CouchDB 3.x's documentation, as tables run through the engine:
  * - the winner rule ("Replication and conflict model"): a live leaf beats every deleted one,
- *   then the higher revision number wins, then the greater revision id; a document whose
+ *   then the higher revision number wins, then the greater revision id. A document whose
  *   leaves are all deleted is deleted, and its winner follows the same rule;
  * - `_conflicts` and `_deleted_conflicts` of `GET /{db}/{docid}?conflicts=true`;
  * - resolving a conflict by deleting the losing revision;
@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { LocalDatabase } from '../../src/engine/local-database.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -114,7 +114,8 @@ for (const example of winnerCases) {
     const docs = example.branches.map((branch, i) => replicated('doc', branch, `branch ${i}`));
     await db.bulkDocs(docs, { newEdits: false });
     const [row] = db.allDocs({ keys: ['doc'] }).rows;
-    assert.ok(row !== undefined && 'value' in row);
+    assert.ok(row !== undefined, 'a row for the document');
+    assert.ok('value' in row, 'the document exists');
     assert.equal(row.value.rev, example.winner);
     assert.equal(row.value.deleted === true, example.deleted);
     const doc = JSON.parse(
@@ -156,7 +157,7 @@ test('deleting the losing revision resolves a conflict', async (t) => {
 test('revs_diff request of the API reference', async (t) => {
   const db = await database(t);
   const id = '190f721ca3411be7aa9477db5f948bbb';
-  // The database holds revision 4-10265e…, but neither 3-bb72… nor 5-067a….
+  // The database has revision 4-10265e…, but neither 3-bb72… nor 5-067a….
   await db.bulkDocs(
     [replicated(id, { start: 4, ids: ['10265e5a26d807a3cfa459cf1a82ef2e', C, B, A] }, 'stored')],
     { newEdits: false },

@@ -1,16 +1,18 @@
 /**
  * Crash consistency of the database file, at random points of write batches and of the
  * combined Raft commit (append, hard state, apply, discard in one stage):
- * - in process, under the power-loss layer with random fsync delays, several stages in flight
- *   when the power goes; three crashes per file, each recovery continuing the workload;
+ * - in process, under the power-loss layer with random fsync delays, with several stages in
+ *   flight when the power goes. Each file crashes three times, each recovery continuing;
  * - across processes, a child writing through `DIVAN_FAULTS=power-loss-journal` is killed with
  *   SIGKILL and the journal then cuts or tears what it had not synced.
  *
- * After every crash the file must reopen; its applied index must be at least the last
- * acknowledged one; its whole state must equal the reference state of exactly that applied
- * index (so trees and applied index agree); in Raft mode its log must hold every acknowledged
- * entry byte for byte, and applying the rest of the log must reach the reference state of the
- * last entry (nothing applied twice or skipped).
+ * After every crash:
+ * - the file reopens, and its applied index is at least the last acknowledged one;
+ * - its whole state equals the reference state of exactly that applied index, so the trees and
+ *   the applied index agree;
+ * - in Raft mode, its log contains every acknowledged entry byte for byte, and applying the
+ *   rest of the log reaches the reference state of the last entry: nothing is applied twice
+ *   or skipped.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -3,8 +3,8 @@
  * its options, and every rejection, which raises a `CouchError` with CouchDB's error name and
  * reason. A request rejected by validation leaves the file byte for byte as it was. A conflict
  * (or a missing `_local/` document) is the outcome of an applied command, as it is in the Raft
- * log, so only the applied index, hash chain and request-id table advance: every document,
- * sequence and counter stays as it was.
+ * log. So only the applied index, hash chain and request-id table advance, and every
+ * document, sequence and counter stays as it was.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -319,7 +319,9 @@ test('all_docs options', async (t) => {
     db.read((snapshot) => snapshot.formatSeq(snapshot.updateSeq)),
   );
   const [b, deleted, missing] = keyed.rows;
-  assert.ok(b !== undefined && 'doc' in b && b.doc !== null && b.doc !== undefined);
+  assert.ok(b !== undefined, 'a row for b');
+  assert.ok('doc' in b, 'the row has a doc member');
+  assert.ok(b.doc, 'a live document has its body');
   assert.equal(parse(b.doc).id, 'b');
   assert.deepEqual(deleted, {
     id: 'c',
@@ -331,8 +333,14 @@ test('all_docs options', async (t) => {
 
   await db.bulkDocs(['{"_id":"b","_rev":"1-0other","side":true}'], { newEdits: false });
   const [conflicted] = db.allDocs({ keys: ['b'], includeDocs: true, conflicts: true }).rows;
-  assert.ok(conflicted !== undefined && 'doc' in conflicted && conflicted.doc);
-  assert.equal(parse(conflicted.doc)._conflicts instanceof Array, true, 'conflicts with include_docs');
+  assert.ok(conflicted !== undefined, 'a row for b');
+  assert.ok('doc' in conflicted, 'the row has a doc member');
+  assert.ok(conflicted.doc, 'the document is included');
+  assert.equal(
+    parse(conflicted.doc)._conflicts instanceof Array,
+    true,
+    'conflicts with include_docs',
+  );
 });
 
 test('changes options', async (t) => {

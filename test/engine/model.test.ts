@@ -3,7 +3,7 @@
  * revisions, `_local/` writes and `revs_limit` changes, submitted in concurrent groups so that
  * group commit puts several commands into one stage. The model is a plain in-memory database
  * built on the document layer's rules (revision trees, winners, stemming), with one sequence
- * per changed document; the engine must agree with it on every result, revision tree, winner,
+ * per changed document. The engine must agree with it on every result, revision tree, winner,
  * sequence, `_changes` order and count, also after the file is reopened.
  */
 import assert from 'node:assert/strict';
@@ -255,7 +255,7 @@ test('engine matches the reference model', async (t) => {
       try {
         for (const [groupIndex, group] of groups.entries()) {
           // Commands are built from the model before the group is submitted, in order, so
-          // the engine sees exactly what the model applies.
+          // the engine gets exactly what the model applies.
           const pending: Array<Promise<unknown>> = [];
           for (const operation of group) {
             if (operation.kind === 'revsLimit') {

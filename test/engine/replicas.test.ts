@@ -1,9 +1,9 @@
 /**
  * Determinism of apply: replicas fed the same log entries in the same order end with the same
  * documents, revision trees, sequences, request table and outcome hash chain, whatever their
- * commits look like. The leader appends and applies each entry in one commit; a follower
- * appends in random runs, applies later in other runs, discards the log now and then and
- * restarts (so it reads commands back from the file instead of its cache). Entries include
+ * commits look like. The leader appends and applies each entry in one commit. A follower
+ * appends in random runs, applies later in other runs, discards the log now and then, and
+ * restarts, so that it reads commands back from the file instead of its cache. Entries include
  * conflicting and replicated edits, retries of earlier request ids, `_local/` writes,
  * `revs_limit` and `_security` changes, malformed payloads and empty no-ops.
  */
@@ -29,7 +29,7 @@ function pick<T>(random: Random, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
 }
 
-/** One document of a write, with a revision chosen from the leader's current leaves. */
+/** Builds one document of a write, with a revision chosen from the leader's current leaves. */
 function randomDocument(random: Random, leader: DatabaseFile, step: number): CommandDocument {
   const id = pick(random, IDS);
   const body = { step, n: Math.floor(random() * 3) };
@@ -59,7 +59,7 @@ function replicatedDocument(random: Random, step: number): CommandDocument {
   );
 }
 
-/** The payload of entry `step`, built against the leader's state. */
+/** Builds the payload of entry `step` against the leader's state. */
 function randomPayload(
   random: Random,
   leader: DatabaseFile,
@@ -72,7 +72,7 @@ function randomPayload(
   if (roll < 0.05) return new Uint8Array(0);
   if (roll < 0.08) return Buffer.from([1, 1, 200, 200]);
   if (roll < 0.14 && sent.length > 0) {
-    // A retry: the same request id again, with whatever body; the first outcome answers it.
+    // A retry: the same request id again, with another command; it gets the first outcome.
     command = { kind: 'noop', requestId: pick(random, sent) };
   } else if (roll < 0.2) {
     const id = pick(random, ['_local/p', '_local/q']);

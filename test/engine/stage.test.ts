@@ -389,7 +389,8 @@ test('failed fsync is fatal for the handle', async (t) => {
   const reopened = await DatabaseFile.open(path);
   t.after(() => reopened.close());
   // The failed commits' headers may or may not have reached the disk: the outcome is unknown.
-  assert.ok(reopened.applied.index >= 1 && reopened.applied.index <= 3);
+  assert.ok(reopened.applied.index >= 1, 'the acknowledged commit survives');
+  assert.ok(reopened.applied.index <= 3, 'nothing beyond the stages called');
   const snapshot = reopened.snapshot();
   assert.equal(snapshot.info().docCount, reopened.applied.index);
   snapshot.close();
@@ -399,8 +400,8 @@ test('a document that breaks an invariant fails alone', async (t) => {
   const dir = await tempDir(t);
   const file = await createFile(dir);
   t.after(() => file.close());
-  // The HTTP layer rejects a `_revisions.start` below its number of ids; a command from the
-  // log may still carry one, and the merge's assertion must not stop the group.
+  // The HTTP layer rejects a `_revisions.start` below its number of ids, but a command from
+  // the log may still carry one. The merge's assertion must then not stop the group.
   const bad = doc('x', {}, { start: 1, ids: ['b', 'a'] });
   const good = doc('y', {}, { start: 1, ids: ['a'] });
   const staged = file.stage({

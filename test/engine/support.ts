@@ -1,7 +1,7 @@
 /**
  * Helpers for the engine tests: documents as JSON bytes, commands for `stage`, and a canonical
- * dump of a database's state that leaves out file positions, so that two files holding the
- * same data (replicas, or a file and its reference run) compare equal byte for byte.
+ * dump of a database's state without file positions. Two files with the same data (replicas,
+ * or a file and its reference run) then compare equal byte for byte.
  */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
@@ -16,7 +16,7 @@ export function json(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
 
-/** A document of a command; a string body is raw JSON, kept byte for byte. */
+/** Builds a document of a command; a string body is raw JSON, kept byte for byte. */
 export function doc(
   id: string,
   body: Record<string, unknown> | string = {},
@@ -27,7 +27,7 @@ export function doc(
   return { id, revisions, deleted, body: bytes, attachments: null };
 }
 
-/** A `documents` command with a fresh request id. */
+/** Builds a `documents` command. */
 export function writeCommand(requestId: string, docs: CommandDocument[], newEdits = true): Command {
   return { kind: 'documents', requestId, newEdits, docs };
 }
@@ -58,7 +58,7 @@ function writeText(writer: ByteWriter, text: string): void {
 }
 
 /**
- * Every fact of a database's applied state, without file positions: documents with their
+ * Encodes every fact of a database's applied state, without file positions: documents with their
  * revision trees and bodies, by_seq rows, local documents, counters, the security object,
  * and (unless `documentsOnly`) the applied index, hash chain and request-id table. Equal dumps
  * mean equal databases.
