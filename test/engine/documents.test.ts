@@ -337,7 +337,7 @@ test('all_docs options', async (t) => {
   assert.ok('doc' in conflicted, 'the row has a doc member');
   assert.ok(conflicted.doc, 'the document is included');
   assert.equal(
-    parse(conflicted.doc)._conflicts instanceof Array,
+    Array.isArray(parse(conflicted.doc)._conflicts),
     true,
     'conflicts with include_docs',
   );
