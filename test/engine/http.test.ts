@@ -109,3 +109,17 @@ test('longpoll changes wake on a write', async (t) => {
   );
   assert.equal(woken.body.pending, 0);
 });
+
+test('bodies keep their bytes through HTTP', async (t) => {
+  const { base, request } = await startServer(t);
+  await request('PUT', '/exact');
+  const raw = '{"z":1,"big":12345678901234567890123,"f":1.50,"a":{"y":[],"x":{}}}';
+  const authorization = `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).toString('base64')}`;
+  const headers = { authorization, 'content-type': 'application/json' };
+  const put = await fetch(`${base}/exact/doc`, { method: 'PUT', headers, body: raw });
+  assert.equal(put.status, 201);
+  const { rev } = (await put.json()) as { rev: string };
+  const got = await fetch(`${base}/exact/doc`, { headers });
+  // The HTTP layer ends a document reply with a newline, as CouchDB does.
+  assert.equal(await got.text(), `{"_id":"doc","_rev":"${rev}",${raw.slice(1)}\n`);
+});
