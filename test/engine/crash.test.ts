@@ -34,7 +34,7 @@ import { entryFor, ReferenceStates, UUID } from './fixtures/crash-workload.js';
 import { dumpDigest } from './support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const COMMANDS = scaled(160, 600);
+const COMMANDS = scaled(200, 600);
 const MODES: CrashMode[] = ['raft', 'standalone'];
 
 let referencePromise: Promise<ReferenceStates> | undefined;
@@ -113,7 +113,7 @@ for (const mode of MODES) {
   test(`power loss during ${mode} commits`, async (t) => {
     const dir = await tempDir(t);
     const states = await reference(await tempDir(t));
-    const seeds = scaled(6, 40);
+    const seeds = scaled(10, 60);
     for (let seed = 1; seed <= seeds; seed++) {
       const random = seededRandom(seed);
       const powerLoss = new PowerLossFileSystem(nodeFileSystem);
@@ -185,7 +185,7 @@ for (const mode of MODES) {
   test(`SIGKILL during ${mode} commits`, async (t) => {
     const dir = await tempDir(t);
     const states = await reference(await tempDir(t));
-    const rounds = scaled(3, 15);
+    const rounds = scaled(4, 20);
     for (let round = 0; round < rounds; round++) {
       const roundDir = join(dir, `round-${round}`);
       await nodeFileSystem.mkdir(roundDir);

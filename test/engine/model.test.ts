@@ -281,6 +281,6 @@ test('engine matches the reference model', async (t) => {
         await db.close();
       }
     }),
-    { numRuns: scaled(40, 600) },
+    { numRuns: scaled(100, 1000) },
   );
 });
