@@ -21,6 +21,7 @@ import {
 import { scanObject } from '../document/json.js';
 import { NO_REVISIONS, nextLocalRevCounter, parseRev, type RevPath } from '../document/rev.js';
 import type { WriteDocument, WriteResult } from '../http/backend.js';
+import { assert } from '../util/assert.js';
 import { CouchError, errors } from '../util/couch-error.js';
 import { type Command, documentsCommand } from './commands.js';
 import { type CreateOptions, DatabaseFile, type OpenOptions } from './database-file.js';
@@ -100,6 +101,9 @@ export class LocalDatabase {
   #requestCounter = 0;
   #inFlight = 0;
   #flushScheduled = false;
+  /** Submitted commands whose commit has not settled yet. */
+  readonly #outstanding = new Set<Promise<AppliedEntry>>();
+  #closing = false;
 
   private constructor(file: DatabaseFile, options: LocalDatabaseOptions) {
     this.file = file;
@@ -130,14 +134,19 @@ export class LocalDatabase {
 
   /** Queues a command for the next group commit; resolves with its outcome once durable. */
   submit(build: (requestId: string) => Command): Promise<AppliedEntry> {
+    assert(!this.#closing, () => `database ${this.file.path} is closed`);
     this.#requestCounter += 1;
     const command = build(
       this.#requestPrefix + this.#requestCounter.toString(REQUEST_COUNTER_RADIX),
     );
-    return new Promise((resolve, reject) => {
+    const outcome = new Promise<AppliedEntry>((resolve, reject) => {
       this.#queue.push({ command, resolve, reject });
       this.#scheduleFlush();
     });
+    this.#outstanding.add(outcome);
+    const settle = () => this.#outstanding.delete(outcome);
+    outcome.then(settle, settle);
+    return outcome;
   }
 
   /** Writes documents the HTTP layer parsed; one result per document, in request order. */
@@ -303,9 +312,8 @@ export class LocalDatabase {
 
   /** Waits for queued and in-flight commits, then closes the file. */
   async close(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight > 0 || this.#flushScheduled) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    this.#closing = true;
+    await Promise.allSettled([...this.#outstanding]);
     await this.file.close();
   }
 
