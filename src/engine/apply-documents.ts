@@ -105,6 +105,12 @@ function applyInteractive(
     attachments: revIdAttachments(doc.attachments),
   });
   const seq = store.nextSeq();
+  if (tree.length === 0) {
+    // A new document: the tree is the one revision, at position 1, and stemming keeps it.
+    const node = { id: revId, value: newLeaf(doc, seq, records), children: [] };
+    store.putDocument(doc.id, DocInfo.fromTree([{ pos: 1, node }], seq));
+    return { ok: true, id: doc.id, rev: formatRev({ pos: 1, id: revId }) };
+  }
   const applied = applyInteractiveEdit(tree, target, revId, newLeaf(doc, seq, records));
   if (applied.kind === 'conflict') return conflict(doc.id);
   storeTree(store, doc.id, applied.tree, seq);

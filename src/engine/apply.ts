@@ -297,7 +297,7 @@ export class ApplyBatch implements DocumentStore {
     if (previous !== null) {
       if (!this.#seqInserts.delete(previous.seq)) this.#seqRemovals.add(previous.seq);
     }
-    this.#seqInserts.set(info.seq, seqRowOf(id, info.tree));
+    this.#seqInserts.set(info.seq, seqRowOf(id, info));
     this.#docs.set(id, info);
     this.#changedDocs.add(id);
     this.#updateSeq = info.seq;

@@ -30,7 +30,7 @@ import { ByteReader, ByteWriter } from '../document/bytes.js';
 import { isHexRevId, REV_ID_BINARY_BYTES, type Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
 import { type LeafValueCodec, readRevTree, writeRevTree } from '../document/rev-tree-codec.js';
-import { isDeleted, leavesInTreeOrder, sortedLeaves } from '../document/rev-tree-query.js';
+import { sortedLeaves } from '../document/rev-tree-query.js';
 import { RECORD_PREFIX_BYTES } from '../storage/block-layout.js';
 import type { Reducer, ValueCodec } from '../storage/codecs.js';
 import { assert } from '../util/assert.js';
@@ -97,6 +97,7 @@ export class DocInfo {
   #tree: RevTree<StoredLeaf> | undefined;
   #bytes: Buffer | undefined;
   readonly #treeOffset: number;
+  #leaves: readonly SeqLeaf[] | undefined;
 
   private constructor(
     readonly seq: number,
@@ -116,13 +117,18 @@ export class DocInfo {
   /** Builds the info of a document whose latest update is `seq`. */
   static fromTree(tree: RevTree<StoredLeaf>, seq: number): DocInfo {
     assert(tree.length > 0, 'a stored document has at least one revision');
+    const leaves = winnerFirst(tree);
     let active = 0;
     let external = 0;
-    for (const leaf of leavesInTreeOrder(tree)) {
-      active += leafActiveBytes(leaf.value);
-      external += leafExternalBytes(leaf.value);
+    for (const { leaf } of leaves) {
+      active += leafActiveBytes(leaf);
+      external += leafExternalBytes(leaf);
     }
-    return new DocInfo(seq, isDeleted(tree), active, external, tree, undefined, 0);
+    // A live leaf always beats a deleted one, so the winner is deleted only when all are.
+    const deleted = leaves[0]!.leaf.deleted;
+    const info = new DocInfo(seq, deleted, active, external, tree, undefined, 0);
+    info.#leaves = leaves;
+    return info;
   }
 
   /** Decodes the fixed fields now and the tree when it is first read. */
@@ -136,6 +142,12 @@ export class DocInfo {
     const external = reader.readVarint();
     const deleted = (flags & FLAG_DELETED) !== 0;
     return new DocInfo(seq, deleted, active, external, undefined, bytes, reader.position);
+  }
+
+  /** Every leaf, winner first. */
+  get leaves(): readonly SeqLeaf[] {
+    this.#leaves ??= winnerFirst(this.tree);
+    return this.#leaves;
   }
 
   get tree(): RevTree<StoredLeaf> {
@@ -241,10 +253,14 @@ export interface SeqRow {
   readonly leaves: readonly SeqLeaf[];
 }
 
-/** Builds the by_seq row of a document from its tree. */
-export function seqRowOf(id: string, tree: RevTree<StoredLeaf>): SeqRow {
-  const leaves = sortedLeaves(tree).map((leaf) => ({ rev: leaf.rev, leaf: leaf.value }));
-  return { id, deleted: isDeleted(tree), leaves };
+/** Returns every leaf of a tree, winner first. */
+function winnerFirst(tree: RevTree<StoredLeaf>): SeqLeaf[] {
+  return sortedLeaves(tree).map((leaf) => ({ rev: leaf.rev, leaf: leaf.value }));
+}
+
+/** Builds the by_seq row of a document from its info. */
+export function seqRowOf(id: string, info: DocInfo): SeqRow {
+  return { id, deleted: info.deleted, leaves: info.leaves };
 }
 
 function writeRevId(writer: ByteWriter, id: string): void {
