@@ -17,7 +17,7 @@
  *
  * Results are values in request order; a rejected document changes nothing.
  */
-import { validateDocId } from '../document/doc-id.js';
+import { docKind, validateDocId } from '../document/doc-id.js';
 import { requireReplicatedRevisions } from '../document/document.js';
 import { formatLocalRev, formatRev, nextLocalRevCounter, type RevPath } from '../document/rev.js';
 import { applyInteractiveEdit, resolveInteractiveEdit } from '../document/rev-edit.js';
@@ -26,6 +26,7 @@ import { forEachLeaf, mergePath, type RevTree } from '../document/rev-tree.js';
 import { findRevision } from '../document/rev-tree-query.js';
 import { newRevId, type RevIdAttachment } from '../document/revid.js';
 import type { WriteResult } from '../http/backend.js';
+import { MAX_KEY_BYTES } from '../storage/btree-node.js';
 import { errors, isCouchError } from '../util/couch-error.js';
 import type { CommandDocument } from './commands.js';
 import { DocInfo, type RecordRef, type StoredLeaf } from './doc-info.js';
@@ -50,7 +51,8 @@ export interface DocumentRecords {
 }
 
 const CONFLICT_REASON = 'Document update conflict.';
-const LOCAL_PREFIX = '_local/';
+/** Ids are tree keys, so none may be longer than a key. */
+const ID_LIMITS = { maxIdLength: MAX_KEY_BYTES };
 
 function conflict(id: string): WriteResult {
   return { ok: false, id, error: 'conflict', reason: CONFLICT_REASON };
@@ -166,6 +168,14 @@ export function applyLocal(
   deleted: boolean,
   body: () => RecordRef,
 ): WriteResult {
+  try {
+    validateDocId(id, ID_LIMITS);
+  } catch (error) {
+    return rejection(id, error);
+  }
+  if (docKind(id) !== 'local') {
+    return rejection(id, errors.badRequest(`${id} is not a _local/ document id.`));
+  }
   const counter = nextLocalRevCounter(revisions, deleted);
   if (counter === null) return rejection(id, errors.invalidRev());
   if (deleted) {
@@ -185,11 +195,11 @@ export function applyDocument(
   records: DocumentRecords,
 ): WriteResult {
   try {
-    validateDocId(doc.id);
+    validateDocId(doc.id, ID_LIMITS);
   } catch (error) {
     return rejection(doc.id, error);
   }
-  if (doc.id.startsWith(LOCAL_PREFIX)) {
+  if (docKind(doc.id) === 'local') {
     return applyLocal(store, doc.id, doc.revisions, doc.deleted, () => records.body());
   }
   return newEdits ? applyInteractive(store, doc, records) : applyReplicated(store, doc, records);

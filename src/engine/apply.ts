@@ -19,6 +19,7 @@
 import { scanObject } from '../document/json.js';
 import type { WriteResult } from '../http/backend.js';
 import type { BlockFile } from '../storage/block-file.js';
+import { MAX_KEY_BYTES } from '../storage/btree-node.js';
 import { assert, InvariantError } from '../util/assert.js';
 import { errors } from '../util/couch-error.js';
 import {
@@ -42,6 +43,9 @@ import {
 import type { LocalDoc, RequestRecord } from './side-records.js';
 import type { LogPosition } from './stored-entry.js';
 import type { EngineTrees } from './trees.js';
+
+/** UTF-8 bytes a UTF-16 code unit can take, to skip measuring most strings. */
+const MAX_UTF8_BYTES_PER_UNIT = 3;
 
 /** A log entry ready to apply. */
 export interface PreparedEntry {
@@ -140,6 +144,10 @@ export class ApplyBatch implements DocumentStore {
         }
       }
     }
+    // Ids longer than a tree key are rejected when applied; they must not reach the trees.
+    for (const ids of [docIds, localIds, requestIds]) {
+      for (const id of ids) if (!fitsKey(id)) ids.delete(id);
+    }
     const trees = this.#base.trees;
     prefetchInto(trees.byId.lookup([...docIds]), docIds, this.#docs);
     prefetchInto(trees.local.lookup([...localIds]), localIds, this.#locals);
@@ -167,7 +175,8 @@ export class ApplyBatch implements DocumentStore {
             };
       encoded = encodeOutcome(outcome);
     } else {
-      const previous = this.#request(command.requestId, position.index);
+      const recorded = this.#base.fields.requestRetention > 0 && fitsKey(command.requestId);
+      const previous = recorded ? this.#request(command.requestId, position.index) : null;
       if (previous !== null) {
         duplicate = true;
         encoded = previous.outcome;
@@ -180,7 +189,7 @@ export class ApplyBatch implements DocumentStore {
         );
         outcome = this.#applyCommand(command, segments);
         encoded = encodeOutcome(outcome);
-        if (this.#base.fields.requestRetention > 0) {
+        if (recorded) {
           this.#newRequests.set(command.requestId, { index: position.index, outcome: encoded });
           this.#requestIndex.set(position.index, command.requestId);
         }
@@ -194,7 +203,6 @@ export class ApplyBatch implements DocumentStore {
 
   /** Returns the record of `requestId` if a retry at `index` still gets its outcome. */
   #request(requestId: string, index: number): RequestRecord | null {
-    if (this.#base.fields.requestRetention === 0) return null;
     let record = this.#newRequests.get(requestId) ?? this.#storedRequests.get(requestId);
     if (record === undefined) {
       record = this.#base.trees.requests.get(requestId) ?? null;
@@ -348,6 +356,14 @@ export class ApplyBatch implements DocumentStore {
     };
     return { trees, fields };
   }
+}
+
+/** True when `text` is short enough to be a tree key. */
+function fitsKey(text: string): boolean {
+  return (
+    text.length * MAX_UTF8_BYTES_PER_UNIT <= MAX_KEY_BYTES ||
+    Buffer.byteLength(text) <= MAX_KEY_BYTES
+  );
 }
 
 function prefetchInto<V>(

@@ -242,6 +242,7 @@ export class DatabaseFile {
     return { index: applied.index, term: applied.term, membership };
   }
 
+  /** Returns the retained log's first and last index, and the term of the last entry. */
   logExtent(): LogExtent {
     const { fields, trees } = this.#state;
     const bounds = storedBounds(trees.log);
@@ -275,6 +276,11 @@ export class DatabaseFile {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Does everything of one batch (see `StageBatch` and the file header) and writes one header.
+   * Returns the applied entries' outcomes at once; `durable` resolves once the header is
+   * durable. Throws the handle's failure, or an InvariantError for a broken rule.
+   */
   stage(batch: StageBatch): StageResult {
     this.#checkUsable();
     let staged: { state: EngineState; outcomes: AppliedEntry[] };

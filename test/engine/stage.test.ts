@@ -436,3 +436,50 @@ test('retention of zero records no request ids', async (t) => {
   assert.equal(snapshot.info().docCount, 2);
   snapshot.close();
 });
+
+test('ids longer than a tree key fail alone', async (t) => {
+  const dir = await tempDir(t);
+  const file = await createFile(dir);
+  t.after(() => file.close());
+  const long = 'x'.repeat(70_000);
+  const commands: Command[] = [
+    writeCommand(`r-${long}`, [doc(long, {}), doc('ok', {})]),
+    {
+      kind: 'local_put',
+      requestId: 'r2',
+      id: `_local/${long}`,
+      revisions: { start: 0, ids: [] },
+      body: Buffer.from('{}'),
+    },
+    {
+      kind: 'local_put',
+      requestId: 'r3',
+      id: 'not-local',
+      revisions: { start: 0, ids: [] },
+      body: Buffer.from('{}'),
+    },
+  ];
+  const staged = file.stage({
+    apply: commands.map((command, i) => ({ index: i + 1, term: 0, command })),
+  });
+  await staged.durable;
+  const results = staged.outcomes.map(({ outcome }) =>
+    outcome.kind === 'documents'
+      ? outcome.results
+      : outcome.kind === 'local'
+        ? [outcome.result]
+        : [],
+  );
+  assert.deepEqual(
+    results.flat().map((result) => (result.ok ? 'ok' : result.error)),
+    ['illegal_docid', 'ok', 'illegal_docid', 'bad_request'],
+  );
+  const snapshot = file.snapshot();
+  assert.equal(snapshot.info().docCount, 1);
+  assert.deepEqual(
+    snapshot.requestRecords().map(([id]) => id),
+    ['r2', 'r3'],
+    'the long request id is not recorded',
+  );
+  snapshot.close();
+});
