@@ -100,6 +100,10 @@ function applyInteractive(
   const tree = store.document(doc.id)?.tree ?? [];
   const target = resolveInteractiveEdit(tree, doc.revisions, doc.deleted);
   if (target.kind === 'conflict') return conflict(doc.id);
+  if (target.parent !== null && !Number.isSafeInteger(target.parent.pos + 1)) {
+    // NOTE: CouchDB counts revisions past 2^53; Divan's positions are JavaScript numbers.
+    return rejection(doc.id, errors.invalidRev());
+  }
   const revId = newRevId({
     deleted: doc.deleted,
     parent: target.parent,

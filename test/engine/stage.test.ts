@@ -483,3 +483,24 @@ test('ids longer than a tree key fail alone', async (t) => {
   );
   snapshot.close();
 });
+
+test('revision positions stay safe integers', async (t) => {
+  const dir = await tempDir(t);
+  const file = await createFile(dir);
+  t.after(() => file.close());
+  const top = Number.MAX_SAFE_INTEGER;
+  const replicated = writeCommand('r1', [doc('x', {}, { start: top, ids: ['a'] })], false);
+  const edit = writeCommand('r2', [doc('x', { n: 1 }, { start: top, ids: ['a'] })]);
+  const staged = file.stage({
+    apply: [
+      { index: 1, term: 0, command: replicated },
+      { index: 2, term: 0, command: edit },
+    ],
+  });
+  await staged.durable;
+  const last = staged.outcomes[1]!.outcome;
+  assert.deepEqual(last, {
+    kind: 'documents',
+    results: [{ ok: false, id: 'x', error: 'bad_request', reason: 'Invalid rev format' }],
+  });
+});
