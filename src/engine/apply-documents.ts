@@ -19,6 +19,7 @@
  */
 import { docKind, validateDocId } from '../document/doc-id.js';
 import { requireReplicatedRevisions } from '../document/document.js';
+import { scanObject } from '../document/json.js';
 import { formatLocalRev, formatRev, nextLocalRevCounter, type RevPath } from '../document/rev.js';
 import { applyInteractiveEdit, resolveInteractiveEdit } from '../document/rev-edit.js';
 import { stem } from '../document/rev-stem.js';
@@ -191,6 +192,29 @@ export function applyLocal(
   return { ok: true, id, rev: formatLocalRev(counter) };
 }
 
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
+/**
+ * Returns true when `bytes` look like the minified JSON object the HTTP layer stores. Only the
+ * braces are checked: the layer that built the command scanned the whole body already.
+ */
+export function looksLikeObject(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === OPEN_BRACE && bytes[bytes.length - 1] === CLOSE_BRACE;
+}
+
+/** Checks what a command from the log carries besides the id; the HTTP layer checked it too. */
+function checkContent(doc: CommandDocument): void {
+  if (!looksLikeObject(doc.body)) throw errors.notAnObject();
+  if (doc.attachments !== null) {
+    try {
+      scanObject(doc.attachments);
+    } catch {
+      throw errors.badSpecialMember('_attachments');
+    }
+  }
+}
+
 /** Applies one document of a `documents` command and returns its result. */
 export function applyDocument(
   store: DocumentStore,
@@ -200,6 +224,7 @@ export function applyDocument(
 ): WriteResult {
   try {
     validateDocId(doc.id, ID_LIMITS);
+    checkContent(doc);
   } catch (error) {
     return rejection(doc.id, error);
   }

@@ -27,6 +27,7 @@ import {
   applyLocal,
   type DocumentRecords,
   type DocumentStore,
+  looksLikeObject,
 } from './apply-documents.js';
 import { type Command, commandSegments, type DocumentsCommand } from './commands.js';
 import { type DocInfo, type RecordRef, type SeqRow, seqRowOf } from './doc-info.js';
@@ -217,6 +218,10 @@ export class ApplyBatch implements DocumentStore {
       case 'documents':
         return { kind: 'documents', results: this.#applyDocuments(command, segments) };
       case 'local_put':
+        if (!looksLikeObject(command.body)) {
+          const error = errors.notAnObject();
+          return { kind: 'local', result: { ok: false, id: command.id, ...error.toJSON() } };
+        }
         return {
           kind: 'local',
           result: applyLocal(this, command.id, command.revisions, false, () => segments.ref(0)),

@@ -437,7 +437,7 @@ test('retention of zero records no request ids', async (t) => {
   snapshot.close();
 });
 
-test('ids longer than a tree key fail alone', async (t) => {
+test('malformed documents from the log fail alone', async (t) => {
   const dir = await tempDir(t);
   const file = await createFile(dir);
   t.after(() => file.close());
@@ -458,27 +458,43 @@ test('ids longer than a tree key fail alone', async (t) => {
       revisions: { start: 0, ids: [] },
       body: Buffer.from('{}'),
     },
+    {
+      kind: 'local_put',
+      requestId: 'r4',
+      id: '_local/bad',
+      revisions: { start: 0, ids: [] },
+      body: Buffer.from('[]'),
+    },
+    writeCommand('r5', [
+      doc('not-object', '[1]'),
+      { ...doc('bad-attachments', {}), attachments: Buffer.from('{"a":') },
+    ]),
   ];
   const staged = file.stage({
     apply: commands.map((command, i) => ({ index: i + 1, term: 0, command })),
   });
   await staged.durable;
-  const results = staged.outcomes.map(({ outcome }) =>
-    outcome.kind === 'documents'
-      ? outcome.results
-      : outcome.kind === 'local'
-        ? [outcome.result]
-        : [],
-  );
+  const results = staged.outcomes.flatMap(({ outcome }) => {
+    if (outcome.kind === 'documents') return outcome.results;
+    return outcome.kind === 'local' ? [outcome.result] : [];
+  });
   assert.deepEqual(
-    results.flat().map((result) => (result.ok ? 'ok' : result.error)),
-    ['illegal_docid', 'ok', 'illegal_docid', 'bad_request'],
+    results.map((result) => (result.ok ? 'ok' : result.error)),
+    [
+      'illegal_docid',
+      'ok',
+      'illegal_docid',
+      'bad_request',
+      'bad_request',
+      'bad_request',
+      'doc_validation',
+    ],
   );
   const snapshot = file.snapshot();
   assert.equal(snapshot.info().docCount, 1);
   assert.deepEqual(
     snapshot.requestRecords().map(([id]) => id),
-    ['r2', 'r3'],
+    ['r2', 'r3', 'r4', 'r5'],
     'the long request id is not recorded',
   );
   snapshot.close();
