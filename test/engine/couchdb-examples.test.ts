@@ -33,7 +33,7 @@ interface WinnerCase {
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(32);
 const C = 'c'.repeat(32);
-const ROOT = '0'.repeat(31) + '1';
+const ROOT = `${'0'.repeat(31)}1`;
 
 const winnerCases: readonly WinnerCase[] = [
   {
