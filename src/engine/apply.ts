@@ -4,9 +4,9 @@
  *
  * Determinism: an entry's outcome and the state it leaves depend only on the state before it
  * and its own bytes, never on how entries are grouped into commits. So sequences are taken
- * per changed document, revisions are stemmed per write, and a request id answers a retry
- * while the entry that recorded it is at most `requestRetention` entries older, whenever the
- * table is physically pruned.
+ * per changed document and revisions are stemmed per write. A retried request id gets its
+ * first outcome back while the entry that recorded it is at most `requestRetention` entries
+ * older, whenever the table is physically pruned. With a retention of 0 nothing is recorded.
  *
  * The batch reads through an overlay of what earlier entries of the same batch changed. It
  * looks up every document, `_local/` document and request id of the batch in one pass per
@@ -17,14 +17,17 @@
  * segment's record the first time a leaf or the header needs it.
  */
 import { scanObject } from '../document/json.js';
+import type { WriteResult } from '../http/backend.js';
 import type { BlockFile } from '../storage/block-file.js';
-import { assert } from '../util/assert.js';
+import { MAX_KEY_BYTES } from '../storage/btree-node.js';
+import { assert, InvariantError } from '../util/assert.js';
 import { errors } from '../util/couch-error.js';
 import {
   applyDocument,
   applyLocal,
   type DocumentRecords,
   type DocumentStore,
+  looksLikeObject,
 } from './apply-documents.js';
 import { type Command, commandSegments, type DocumentsCommand } from './commands.js';
 import { type DocInfo, type RecordRef, type SeqRow, seqRowOf } from './doc-info.js';
@@ -42,11 +45,14 @@ import type { LocalDoc, RequestRecord } from './side-records.js';
 import type { LogPosition } from './stored-entry.js';
 import type { EngineTrees } from './trees.js';
 
+/** UTF-8 bytes a UTF-16 code unit can take, to skip measuring most strings. */
+const MAX_UTF8_BYTES_PER_UNIT = 3;
+
 /** A log entry ready to apply. */
 export interface PreparedEntry {
   /** The decoded command, or null for an empty, configuration or malformed payload. */
   readonly command: Command | null;
-  /** Why a non-empty normal payload is not a command; null otherwise. */
+  /** The reason a non-empty normal payload is not a command; null otherwise. */
   readonly formatError: string | null;
   /** Records of the command's segments in payload order; null when not written yet. */
   readonly segmentRefs: readonly RecordRef[] | null;
@@ -94,7 +100,7 @@ export class ApplyBatch implements DocumentStore {
   #security: RecordRef | null;
   #hashChain: Buffer;
   #applied: LogPosition;
-  /** Documents as the batch sees them: read from the tree, or changed by the batch. */
+  /** Documents as the batch reads them: from the tree, or as the batch changed them. */
   readonly #docs = new Map<string, DocInfo | null>();
   readonly #changedDocs = new Set<string>();
   readonly #seqRemovals = new Set<number>();
@@ -130,7 +136,7 @@ export class ApplyBatch implements DocumentStore {
     const requestIds = new Set<string>();
     for (const { command } of entries) {
       if (command === null) continue;
-      requestIds.add(command.requestId);
+      if (this.#base.fields.requestRetention > 0) requestIds.add(command.requestId);
       if (command.kind === 'local_put' || command.kind === 'local_delete') {
         localIds.add(command.id);
       } else if (command.kind === 'documents') {
@@ -138,6 +144,10 @@ export class ApplyBatch implements DocumentStore {
           (doc.id.startsWith('_local/') ? localIds : docIds).add(doc.id);
         }
       }
+    }
+    // Ids longer than a tree key are rejected when applied; they must not reach the trees.
+    for (const ids of [docIds, localIds, requestIds]) {
+      for (const id of ids) if (!fitsKey(id)) ids.delete(id);
     }
     const trees = this.#base.trees;
     prefetchInto(trees.byId.lookup([...docIds]), docIds, this.#docs);
@@ -166,7 +176,8 @@ export class ApplyBatch implements DocumentStore {
             };
       encoded = encodeOutcome(outcome);
     } else {
-      const previous = this.#request(command.requestId, position.index);
+      const recorded = this.#base.fields.requestRetention > 0 && fitsKey(command.requestId);
+      const previous = recorded ? this.#request(command.requestId, position.index) : null;
       if (previous !== null) {
         duplicate = true;
         encoded = previous.outcome;
@@ -179,8 +190,10 @@ export class ApplyBatch implements DocumentStore {
         );
         outcome = this.#applyCommand(command, segments);
         encoded = encodeOutcome(outcome);
-        this.#newRequests.set(command.requestId, { index: position.index, outcome: encoded });
-        this.#requestIndex.set(position.index, command.requestId);
+        if (recorded) {
+          this.#newRequests.set(command.requestId, { index: position.index, outcome: encoded });
+          this.#requestIndex.set(position.index, command.requestId);
+        }
       }
     }
     this.#hashChain = extendHashChain(this.#hashChain, position.index, encoded);
@@ -189,7 +202,7 @@ export class ApplyBatch implements DocumentStore {
     return { index: position.index, term: position.term, requestId, duplicate, outcome };
   }
 
-  /** The request recorded for `requestId` if it still answers retries at `index`. */
+  /** Returns the record of `requestId` if a retry at `index` still gets its outcome. */
   #request(requestId: string, index: number): RequestRecord | null {
     let record = this.#newRequests.get(requestId) ?? this.#storedRequests.get(requestId);
     if (record === undefined) {
@@ -205,6 +218,10 @@ export class ApplyBatch implements DocumentStore {
       case 'documents':
         return { kind: 'documents', results: this.#applyDocuments(command, segments) };
       case 'local_put':
+        if (!looksLikeObject(command.body)) {
+          const error = errors.notAnObject();
+          return { kind: 'local', result: { ok: false, id: command.id, ...error.toJSON() } };
+        }
         return {
           kind: 'local',
           result: applyLocal(this, command.id, command.revisions, false, () => segments.ref(0)),
@@ -238,8 +255,26 @@ export class ApplyBatch implements DocumentStore {
         body: () => segments.ref(bodyIndex),
         attachments: () => (attachmentsIndex < 0 ? null : segments.ref(attachmentsIndex)),
       };
-      return applyDocument(this, doc, command.newEdits, records);
+      return this.#applyContained(doc.id, () =>
+        applyDocument(this, doc, command.newEdits, records),
+      );
     });
+  }
+
+  /**
+   * Runs one document's rules, turning a broken invariant into an error result for that
+   * document. An entry that failed every replica's apply would stop the whole group on every
+   * restart; the invariant's message is deterministic, so replicas still agree.
+   */
+  #applyContained(id: string, apply: () => WriteResult): WriteResult {
+    const seq = this.#updateSeq;
+    try {
+      return apply();
+    } catch (error) {
+      if (!(error instanceof InvariantError)) throw error;
+      assert(this.#updateSeq === seq, 'a failed document changed nothing');
+      return { ok: false, id, error: 'unknown_error', reason: `internal error: ${error.message}` };
+    }
   }
 
   #applySecurity(security: Buffer, segments: SegmentRecords): EntryOutcome {
@@ -275,7 +310,7 @@ export class ApplyBatch implements DocumentStore {
     if (previous !== null) {
       if (!this.#seqInserts.delete(previous.seq)) this.#seqRemovals.add(previous.seq);
     }
-    this.#seqInserts.set(info.seq, seqRowOf(id, info.tree));
+    this.#seqInserts.set(info.seq, seqRowOf(id, info));
     this.#docs.set(id, info);
     this.#changedDocs.add(id);
     this.#updateSeq = info.seq;
@@ -326,6 +361,14 @@ export class ApplyBatch implements DocumentStore {
     };
     return { trees, fields };
   }
+}
+
+/** True when `text` is short enough to be a tree key. */
+function fitsKey(text: string): boolean {
+  return (
+    text.length * MAX_UTF8_BYTES_PER_UNIT <= MAX_KEY_BYTES ||
+    Buffer.byteLength(text) <= MAX_KEY_BYTES
+  );
 }
 
 function prefetchInto<V>(

@@ -2,9 +2,9 @@
  * Commands: what a Raft log entry of a database carries. A command is the client's request,
  * not its outcome: revision ids, sequences and conflicts are computed when the entry is
  * applied, identically on every replica. Anything random or time-based (generated document
- * ids) is fixed by the node that received the request before the command is built, and every
+ * ids) is fixed by the node that received the request before the command is built. Every
  * command carries that node's request id (node name, boot id and counter), so a retried
- * request is recognised and answered with its first outcome.
+ * request is recognised and gets its first outcome back.
  *
  * Encoding, version 1 (integers are unsigned LEB128 varints from src/document/bytes.ts unless
  * noted; a string is a varint byte length and UTF-8 bytes):
@@ -12,9 +12,9 @@
  *   payload   := version:u8 kind:u8 requestId:string fields segmentCount:varint segment*
  *   segment   := length:u32be bytes
  *
- * Document bodies, attachment objects and the security object are segments, at the end of the
- * payload in the order the fields name them, so the engine can store each one as a record of
- * its own and rebuild the payload byte for byte (`splitCommand`). `fields` per kind:
+ * Document bodies, attachment objects and the security object are segments. They come at the
+ * end of the payload, in the order the fields name them. So the engine can store each one as a
+ * record of its own and rebuild the payload byte for byte (`splitCommand`). `fields` per kind:
  *
  *   documents     flags:u8 (bit 0: new_edits) count:varint document*
  *                 document := id:string revStart:varint revCount:varint revId:string*
@@ -27,10 +27,12 @@
  *   noop          (no fields)                                               segments: none
  *
  * Kinds 7 and up are free for purge and attachment commands. Decoding rejects an unknown
- * version or kind, trailing bytes, overlong varints and segment counts that do not match the
- * fields, with `CommandFormatError`; the engine applies such an entry as a rejected command.
- * This module validates structure only: ids, revisions and JSON are checked when applied.
+ * version or kind, unknown flag bits, strings that are not UTF-8, trailing bytes, overlong
+ * varints and segment counts that do not match the fields, with `CommandFormatError`; the
+ * engine applies such an entry as a rejected command. This module checks structure only: ids,
+ * revisions and JSON are checked when the command is applied.
  */
+import { isUtf8 } from 'node:buffer';
 import { ByteReader, ByteWriter } from '../document/bytes.js';
 import type { RevPath } from '../document/rev.js';
 import { assert, InvariantError } from '../util/assert.js';
@@ -219,8 +221,11 @@ class FieldReader {
     this.#reader = reader;
   }
 
-  byte(): number {
-    return this.#reader.readByte();
+  /** Reads a flags byte, rejecting bits outside `known`. */
+  flags(known: number): number {
+    const flags = this.#reader.readByte();
+    if ((flags & ~known) !== 0) throw new CommandFormatError(`unknown flags ${flags}`);
+    return flags;
   }
 
   varint(): number {
@@ -228,7 +233,9 @@ class FieldReader {
   }
 
   string(): string {
-    return this.#reader.readUtf8(this.#reader.readVarint());
+    const bytes = this.#reader.readBytes(this.#reader.readVarint());
+    if (!isUtf8(bytes)) throw new CommandFormatError('a string is not valid UTF-8');
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
   }
 
   revisions(): RevPath {
@@ -247,14 +254,14 @@ interface CommandFields {
 }
 
 function readDocumentsFields(fields: FieldReader, requestId: string): CommandFields {
-  const newEdits = (fields.byte() & FLAG_NEW_EDITS) !== 0;
+  const newEdits = (fields.flags(FLAG_NEW_EDITS) & FLAG_NEW_EDITS) !== 0;
   const count = fields.varint();
   const heads: Array<{ id: string; revisions: RevPath; deleted: boolean; attached: boolean }> = [];
   let segmentCount = 0;
   for (let i = 0; i < count; i++) {
     const id = fields.string();
     const revisions = fields.revisions();
-    const flags = fields.byte();
+    const flags = fields.flags(FLAG_DELETED | FLAG_HAS_ATTACHMENTS);
     const attached = (flags & FLAG_HAS_ATTACHMENTS) !== 0;
     heads.push({ id, revisions, deleted: (flags & FLAG_DELETED) !== 0, attached });
     segmentCount += attached ? 2 : 1;

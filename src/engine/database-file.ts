@@ -14,8 +14,9 @@
  *   an entry is either applied with its effects or not at all;
  * - applies are contiguous from the applied index + 1, each of an entry already appended (or,
  *   for standalone use, a command given directly at an index the log does not hold);
- * - truncation never removes an applied entry; discards never pass the applied index and keep
- *   the index and term of the last discarded entry, so numbering never restarts.
+ * - truncation never removes an applied entry;
+ * - discards never pass the applied index, and the header keeps the index and term of the last
+ *   discarded entry, so numbering never restarts.
  *
  * A failed write or fsync (or a bug caught mid-stage) is fatal for the handle: later stages
  * and snapshots throw that error, and the file must be reopened, which recovers the newest
@@ -26,7 +27,6 @@ import { randomBytes } from 'node:crypto';
 import type { Entry, HardState, Membership, SnapshotMeta } from '../raft/types.js';
 import { BlockFile, type CommitDiscipline } from '../storage/block-file.js';
 import type { FileSystem } from '../storage/io.js';
-import type { NodeCache } from '../storage/node-cache.js';
 import { assert } from '../util/assert.js';
 import { ApplyBatch, type PreparedEntry } from './apply.js';
 import type { Command } from './commands.js';
@@ -58,7 +58,7 @@ import { type EngineTrees, openTrees, rootsOf, type TreeOptions } from './trees.
 export const DEFAULT_REVS_LIMIT = 1000;
 /** CouchDB's default `purged_infos_limit`. */
 export const DEFAULT_PURGED_INFOS_LIMIT = 1000;
-/** Applied entries for which a request id answers a retry with its first outcome. */
+/** Default window, in applied entries, in which a retried request id gets its first outcome. */
 export const DEFAULT_REQUEST_RETENTION = 100_000;
 
 const NO_POSITION: LogPosition = Object.freeze({ index: 0, term: 0 });
@@ -82,7 +82,10 @@ export interface CreateOptions extends OpenOptions {
   readonly uuid?: string;
   readonly revsLimit?: number;
   readonly purgedInfosLimit?: number;
-  /** Fixed at creation: every replica must answer retries over the same window. */
+  /**
+   * Window, in applied entries, in which a retried request id gets its first outcome back. 0
+   * records no request ids. Fixed at creation, because every replica must use the same window.
+   */
   readonly requestRetention?: number;
   readonly membership?: Membership;
 }
@@ -100,7 +103,7 @@ export interface StageBatch {
   readonly truncateAfter?: number;
   /**
    * Entries to append, contiguous. When the first overlaps the log, the log is first
-   * truncated after the entry before it, as a Raft `Ready` asks.
+   * truncated after the entry before it, as a Raft `Ready` requires.
    */
   readonly append?: readonly Entry[];
   readonly hardState?: HardState;
@@ -134,7 +137,6 @@ export type UpdateListener = (updateSeq: number) => void;
 
 export class DatabaseFile {
   readonly #file: BlockFile;
-  readonly #treeOptions: TreeOptions;
   readonly #cache: CommandCache;
   readonly #listeners = new Set<UpdateListener>();
   #state: EngineState;
@@ -148,7 +150,6 @@ export class DatabaseFile {
     options: OpenOptions,
   ) {
     this.#file = file;
-    this.#treeOptions = { cache: options.cache, nodeSizeBytes: options.nodeSizeBytes };
     this.#cache = new CommandCache(options.commandCacheBytes ?? DEFAULT_COMMAND_CACHE_BYTES);
     this.#state = { fields, trees };
   }
@@ -235,12 +236,13 @@ export class DatabaseFile {
     return this.#file.stats;
   }
 
-  /** The state this file can give a follower as a snapshot: the applied point. */
+  /** Returns the snapshot metadata this file gives a follower: the applied point. */
   snapshotMeta(): SnapshotMeta {
     const { applied, membership } = this.#state.fields;
     return { index: applied.index, term: applied.term, membership };
   }
 
+  /** Returns the retained log's first and last index, and the term of the last entry. */
   logExtent(): LogExtent {
     const { fields, trees } = this.#state;
     const bounds = storedBounds(trees.log);
@@ -248,20 +250,20 @@ export class DatabaseFile {
     return { firstIndex: fields.discarded.index + 1, lastIndex: last.index, lastTerm: last.term };
   }
 
-  /** The term of the entry at `index`, or undefined when it is neither retained nor discarded last. */
+  /** Returns the term of entry `index`, or undefined unless it is retained or the last discarded. */
   term(index: number): number | undefined {
     const { fields, trees } = this.#state;
     if (index === fields.discarded.index) return fields.discarded.term;
     return trees.log.get(index)?.term;
   }
 
-  /** The retained entries from `from` to `to`, both included, with their payloads as appended. */
+  /** Reads the retained entries `from..to`, both included, with their payloads as appended. */
   readLogEntries(from: number, to: number): Entry[] {
     this.#checkUsable();
     return readEntries(this.#file, this.#state.trees.log, from, to);
   }
 
-  /** A read snapshot of the applied state; reads are synchronous. */
+  /** Opens a read snapshot of the applied state. Its reads are synchronous. */
   snapshot(): EngineSnapshot {
     this.#checkUsable();
     const { fields, trees } = this.#state;
@@ -274,6 +276,11 @@ export class DatabaseFile {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Does everything of one batch (see `StageBatch` and the file header) and writes one header.
+   * Returns the applied entries' outcomes at once; `durable` resolves once the header is
+   * durable. Throws the handle's failure, or an InvariantError for a broken rule.
+   */
   stage(batch: StageBatch): StageResult {
     this.#checkUsable();
     let staged: { state: EngineState; outcomes: AppliedEntry[] };

@@ -1,9 +1,9 @@
 /**
  * What the by_id and by_seq trees store for a document, and their encodings.
  *
- * A revision tree leaf (`StoredLeaf`) points at the record that holds its body, written once
- * when the log entry was appended (or when a standalone command was applied), plus the
- * record of its `_attachments` object if it has one, and the update sequence that wrote it.
+ * A revision tree leaf (`StoredLeaf`) points at the record of its body, written once when the
+ * log entry was appended (or when a standalone command was applied). It also points at the
+ * record of its `_attachments` object if it has one, and names the sequence that wrote it.
  *
  * by_id value (`DocInfo`), version 1, varints as in src/document/bytes.ts:
  *
@@ -16,8 +16,8 @@
  * The fixed fields come first so that the by_id reduction reads them without decoding the
  * tree; `DocInfo.decode` decodes the tree only when asked.
  *
- * Sizes follow CouchDB: a document's external size is the JSON bytes of its leaves' bodies and
- * attachment objects, and its active size adds each record's framing; interior revisions have
+ * Sizes follow CouchDB. A document's external size is the JSON bytes of its leaves' bodies and
+ * attachment objects, and its active size adds each record's framing. Interior revisions have
  * no body, so they count nothing.
  *
  * by_seq value (`SeqRow`), version 1: the document id, the deleted flag and its leaves in
@@ -30,7 +30,7 @@ import { ByteReader, ByteWriter } from '../document/bytes.js';
 import { isHexRevId, REV_ID_BINARY_BYTES, type Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
 import { type LeafValueCodec, readRevTree, writeRevTree } from '../document/rev-tree-codec.js';
-import { isDeleted, leavesInTreeOrder, sortedLeaves } from '../document/rev-tree-query.js';
+import { sortedLeaves } from '../document/rev-tree-query.js';
 import { RECORD_PREFIX_BYTES } from '../storage/block-layout.js';
 import type { Reducer, ValueCodec } from '../storage/codecs.js';
 import { assert } from '../util/assert.js';
@@ -42,7 +42,7 @@ const FLAG_ATTACHMENTS = 2;
 const HEX_ID_TAG = 0;
 const TEXT_ID_TAG_OFFSET = 1;
 
-/** Where a record is: its pointer and its payload length. */
+/** A record's pointer and payload length. */
 export interface RecordRef {
   readonly pointer: number;
   readonly length: number;
@@ -81,7 +81,7 @@ export const leafCodec: LeafValueCodec<StoredLeaf> = {
   },
 };
 
-/** Bytes of JSON a leaf holds (its external size). */
+/** Returns a leaf's bytes of JSON (its external size). */
 function leafExternalBytes(leaf: StoredLeaf): number {
   return leaf.body.length + (leaf.attachments?.length ?? 0);
 }
@@ -97,6 +97,7 @@ export class DocInfo {
   #tree: RevTree<StoredLeaf> | undefined;
   #bytes: Buffer | undefined;
   readonly #treeOffset: number;
+  #leaves: readonly SeqLeaf[] | undefined;
 
   private constructor(
     readonly seq: number,
@@ -116,13 +117,18 @@ export class DocInfo {
   /** Builds the info of a document whose latest update is `seq`. */
   static fromTree(tree: RevTree<StoredLeaf>, seq: number): DocInfo {
     assert(tree.length > 0, 'a stored document has at least one revision');
+    const leaves = winnerFirst(tree);
     let active = 0;
     let external = 0;
-    for (const leaf of leavesInTreeOrder(tree)) {
-      active += leafActiveBytes(leaf.value);
-      external += leafExternalBytes(leaf.value);
+    for (const { leaf } of leaves) {
+      active += leafActiveBytes(leaf);
+      external += leafExternalBytes(leaf);
     }
-    return new DocInfo(seq, isDeleted(tree), active, external, tree, undefined, 0);
+    // A live leaf always beats a deleted one, so the winner is deleted only when all are.
+    const deleted = leaves[0]!.leaf.deleted;
+    const info = new DocInfo(seq, deleted, active, external, tree, undefined, 0);
+    info.#leaves = leaves;
+    return info;
   }
 
   /** Decodes the fixed fields now and the tree when it is first read. */
@@ -136,6 +142,12 @@ export class DocInfo {
     const external = reader.readVarint();
     const deleted = (flags & FLAG_DELETED) !== 0;
     return new DocInfo(seq, deleted, active, external, undefined, bytes, reader.position);
+  }
+
+  /** Every leaf, winner first. */
+  get leaves(): readonly SeqLeaf[] {
+    this.#leaves ??= winnerFirst(this.tree);
+    return this.#leaves;
   }
 
   get tree(): RevTree<StoredLeaf> {
@@ -241,10 +253,14 @@ export interface SeqRow {
   readonly leaves: readonly SeqLeaf[];
 }
 
-/** Builds the by_seq row of a document from its tree. */
-export function seqRowOf(id: string, tree: RevTree<StoredLeaf>): SeqRow {
-  const leaves = sortedLeaves(tree).map((leaf) => ({ rev: leaf.rev, leaf: leaf.value }));
-  return { id, deleted: isDeleted(tree), leaves };
+/** Returns every leaf of a tree, winner first. */
+function winnerFirst(tree: RevTree<StoredLeaf>): SeqLeaf[] {
+  return sortedLeaves(tree).map((leaf) => ({ rev: leaf.rev, leaf: leaf.value }));
+}
+
+/** Builds the by_seq row of a document from its info. */
+export function seqRowOf(id: string, info: DocInfo): SeqRow {
+  return { id, deleted: info.deleted, leaves: info.leaves };
 }
 
 function writeRevId(writer: ByteWriter, id: string): void {
@@ -274,6 +290,56 @@ export function readString(reader: ByteReader): string {
   return reader.readUtf8(reader.readVarint());
 }
 
+/**
+ * A by_seq row decoded on first use. The tree decodes every value of a leaf it rewrites to
+ * compute the count reduction, which reads none of them, so decoding waits.
+ */
+class EncodedSeqRow implements SeqRow {
+  #bytes: Buffer | null;
+  #decoded: SeqRow | null = null;
+
+  constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+  }
+
+  get id(): string {
+    return this.#row().id;
+  }
+
+  get deleted(): boolean {
+    return this.#row().deleted;
+  }
+
+  get leaves(): readonly SeqLeaf[] {
+    return this.#row().leaves;
+  }
+
+  #row(): SeqRow {
+    if (this.#decoded === null) {
+      this.#decoded = decodeSeqRow(this.#bytes!);
+      this.#bytes = null;
+    }
+    return this.#decoded;
+  }
+}
+
+function decodeSeqRow(bytes: Buffer): SeqRow {
+  const reader = new ByteReader(bytes);
+  const version = reader.readByte();
+  assert(version === SEQ_ROW_VERSION, () => `unknown sequence row version ${version}`);
+  const deleted = (reader.readByte() & FLAG_DELETED) !== 0;
+  const id = readString(reader);
+  const count = reader.readVarint();
+  const leaves: SeqLeaf[] = [];
+  for (let i = 0; i < count; i++) {
+    const pos = reader.readVarint();
+    const revId = readRevId(reader);
+    leaves.push({ rev: { pos, id: revId }, leaf: leafCodec.decode(reader) });
+  }
+  assert(reader.remaining === 0, 'sequence row ends with its leaves');
+  return { id, deleted, leaves };
+}
+
 export const seqRowCodec: ValueCodec<SeqRow> = {
   encode(row) {
     const writer = new ByteWriter();
@@ -288,20 +354,5 @@ export const seqRowCodec: ValueCodec<SeqRow> = {
     }
     return writer.finish();
   },
-  decode(bytes) {
-    const reader = new ByteReader(bytes);
-    const version = reader.readByte();
-    assert(version === SEQ_ROW_VERSION, () => `unknown sequence row version ${version}`);
-    const deleted = (reader.readByte() & FLAG_DELETED) !== 0;
-    const id = readString(reader);
-    const count = reader.readVarint();
-    const leaves: SeqLeaf[] = [];
-    for (let i = 0; i < count; i++) {
-      const pos = reader.readVarint();
-      const revId = readRevId(reader);
-      leaves.push({ rev: { pos, id: revId }, leaf: leafCodec.decode(reader) });
-    }
-    assert(reader.remaining === 0, 'sequence row ends with its leaves');
-    return { id, deleted, leaves };
-  },
+  decode: (bytes) => new EncodedSeqRow(bytes),
 };

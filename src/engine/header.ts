@@ -3,8 +3,8 @@
  * write commits everything it names at once: the tree roots, the document counters, and the
  * Raft group's hard state, applied index, discard point and hash chain.
  *
- * Encoding, version 1 (varints and strings as in doc-info.ts; roots as `encodeRoot` in
- * src/storage/btree.ts, each preceded by its byte length, an empty tree being length 0):
+ * Encoding, version 1. Varints and strings are as in doc-info.ts. Each root is an `encodeRoot`
+ * value of src/storage/btree.ts preceded by its byte length, 0 for an empty tree:
  *
  *   version:u8 uuid:16 bytes name:string
  *   updateSeq purgeSeq purgedInfosLimit revsLimit compactedSeq requestRetention   (varints)
@@ -15,8 +15,8 @@
  *   hashChain:(length:varint bytes)
  *   8 roots: by_id by_seq local purge purge_seq raft requests request_index
  *
- * A version this code does not know raises `EngineFormatError`; new fields go at the end under
- * a new version, so that code can still read version 1.
+ * A version this code does not know raises `EngineFormatError`. New fields go at the end under
+ * a new version, so that newer code still reads version 1.
  */
 import { ByteReader, ByteWriter } from '../document/bytes.js';
 import type { HardState, Membership } from '../raft/types.js';
@@ -53,7 +53,7 @@ export interface HeaderFields {
   readonly purgedInfosLimit: number;
   readonly revsLimit: number;
   readonly compactedSeq: number;
-  /** Applied entries a request id is remembered for (see `DatabaseFile`). */
+  /** Window, in applied entries, in which a retried request id gets its outcome (`DatabaseFile`). */
   readonly requestRetention: number;
   /** The `_security` object's record, or null when never set. */
   readonly security: RecordRef | null;
@@ -71,7 +71,7 @@ export interface EngineHeader {
   readonly roots: TreeRoots;
 }
 
-/** A database file's header cannot be read by this version of Divan. */
+/** A database file's header that this version of Divan cannot read. */
 export class EngineFormatError extends Error {
   override readonly name = 'EngineFormatError';
 }
@@ -88,6 +88,31 @@ function readNames(reader: ByteReader): string[] {
   return names;
 }
 
+function writePosition(writer: ByteWriter, position: LogPosition): void {
+  writer.writeVarint(position.index);
+  writer.writeVarint(position.term);
+}
+
+function readPosition(reader: ByteReader): LogPosition {
+  return { index: reader.readVarint(), term: reader.readVarint() };
+}
+
+/** Writes the Raft group's part: hard state, membership, applied and discarded entries, chain. */
+function writeRaftFields(writer: ByteWriter, fields: HeaderFields): void {
+  writer.writeVarint(fields.hardState.term);
+  writeString(writer, fields.hardState.vote);
+  writer.writeVarint(fields.hardState.commit);
+
+  writeNames(writer, fields.membership.voters);
+  writeNames(writer, fields.membership.learners);
+  writeNames(writer, fields.membership.votersOutgoing);
+
+  writePosition(writer, fields.applied);
+  writePosition(writer, fields.discarded);
+  writer.writeVarint(fields.hashChain.length);
+  writer.writeBytes(fields.hashChain);
+}
+
 export function encodeHeader(header: EngineHeader): Buffer {
   const { fields, roots } = header;
   const writer = new ByteWriter(512);
@@ -95,30 +120,18 @@ export function encodeHeader(header: EngineHeader): Buffer {
   assert(/^[0-9a-f]{32}$/.test(fields.uuid), () => `invalid database uuid ${fields.uuid}`);
   writer.writeHex(fields.uuid);
   writeString(writer, fields.name);
-  for (const value of [
-    fields.updateSeq,
-    fields.purgeSeq,
-    fields.purgedInfosLimit,
-    fields.revsLimit,
-    fields.compactedSeq,
-    fields.requestRetention,
-  ]) {
-    writer.writeVarint(value);
-  }
+
+  writer.writeVarint(fields.updateSeq);
+  writer.writeVarint(fields.purgeSeq);
+  writer.writeVarint(fields.purgedInfosLimit);
+  writer.writeVarint(fields.revsLimit);
+  writer.writeVarint(fields.compactedSeq);
+  writer.writeVarint(fields.requestRetention);
   writer.writeVarint(fields.security?.pointer ?? 0);
   writer.writeVarint(fields.security?.length ?? 0);
-  writer.writeVarint(fields.hardState.term);
-  writeString(writer, fields.hardState.vote);
-  writer.writeVarint(fields.hardState.commit);
-  writeNames(writer, fields.membership.voters);
-  writeNames(writer, fields.membership.learners);
-  writeNames(writer, fields.membership.votersOutgoing);
-  writer.writeVarint(fields.applied.index);
-  writer.writeVarint(fields.applied.term);
-  writer.writeVarint(fields.discarded.index);
-  writer.writeVarint(fields.discarded.term);
-  writer.writeVarint(fields.hashChain.length);
-  writer.writeBytes(fields.hashChain);
+
+  writeRaftFields(writer, fields);
+
   for (const name of TREE_NAMES) {
     const root = encodeRoot(roots[name]);
     writer.writeVarint(root.length);
@@ -127,19 +140,12 @@ export function encodeHeader(header: EngineHeader): Buffer {
   return writer.finish();
 }
 
-function readFields(reader: ByteReader): HeaderFields {
-  const uuid = reader.readHex(UUID_BYTES);
-  const name = readString(reader);
-  const updateSeq = reader.readVarint();
-  const purgeSeq = reader.readVarint();
-  const purgedInfosLimit = reader.readVarint();
-  const revsLimit = reader.readVarint();
-  const compactedSeq = reader.readVarint();
-  const requestRetention = reader.readVarint();
-  const securityPointer = reader.readVarint();
-  const securityLength = reader.readVarint();
-  const security =
-    securityPointer === 0 ? null : { pointer: securityPointer, length: securityLength };
+type RaftFields = Pick<
+  HeaderFields,
+  'hardState' | 'membership' | 'applied' | 'discarded' | 'hashChain'
+>;
+
+function readRaftFields(reader: ByteReader): RaftFields {
   const hardState = {
     term: reader.readVarint(),
     vote: readString(reader),
@@ -150,9 +156,27 @@ function readFields(reader: ByteReader): HeaderFields {
     learners: readNames(reader),
     votersOutgoing: readNames(reader),
   };
-  const applied = { index: reader.readVarint(), term: reader.readVarint() };
-  const discarded = { index: reader.readVarint(), term: reader.readVarint() };
+  const applied = readPosition(reader);
+  const discarded = readPosition(reader);
   const hashChain = Buffer.from(reader.readBytes(reader.readVarint()));
+  return { hardState, membership, applied, discarded, hashChain };
+}
+
+function readFields(reader: ByteReader): HeaderFields {
+  const uuid = reader.readHex(UUID_BYTES);
+  const name = readString(reader);
+
+  const updateSeq = reader.readVarint();
+  const purgeSeq = reader.readVarint();
+  const purgedInfosLimit = reader.readVarint();
+  const revsLimit = reader.readVarint();
+  const compactedSeq = reader.readVarint();
+  const requestRetention = reader.readVarint();
+  const securityPointer = reader.readVarint();
+  const securityLength = reader.readVarint();
+  const security =
+    securityPointer === 0 ? null : { pointer: securityPointer, length: securityLength };
+
   return {
     uuid,
     name,
@@ -163,11 +187,7 @@ function readFields(reader: ByteReader): HeaderFields {
     compactedSeq,
     requestRetention,
     security,
-    hardState,
-    membership,
-    applied,
-    discarded,
-    hashChain,
+    ...readRaftFields(reader),
   };
 }
 

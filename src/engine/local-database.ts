@@ -1,8 +1,8 @@
 /**
  * `LocalDatabase`: a database file used on its own, as an embedded single-node document store,
- * with no Raft. Commands are applied at increasing indexes without log entries, and concurrent
+ * with no Raft. Commands are applied at increasing indexes without log entries. Concurrent
  * callers are merged into one stage and one header (group commit), as CouchDB's updater merges
- * the requests waiting in its mailbox: while a commit is syncing, new requests queue, and the
+ * the requests waiting in its mailbox. While a commit is syncing, new requests queue, and the
  * next stage takes all of them.
  *
  * Every method that writes resolves once its commit is durable. Single-document methods raise
@@ -19,8 +19,9 @@ import {
   requireReplicatedRevisions,
 } from '../document/document.js';
 import { scanObject } from '../document/json.js';
-import { NO_REVISIONS, parseRev, type RevPath } from '../document/rev.js';
+import { NO_REVISIONS, nextLocalRevCounter, parseRev, type RevPath } from '../document/rev.js';
 import type { WriteDocument, WriteResult } from '../http/backend.js';
+import { assert } from '../util/assert.js';
 import { CouchError, errors } from '../util/couch-error.js';
 import { type Command, documentsCommand } from './commands.js';
 import { type CreateOptions, DatabaseFile, type OpenOptions } from './database-file.js';
@@ -100,6 +101,9 @@ export class LocalDatabase {
   #requestCounter = 0;
   #inFlight = 0;
   #flushScheduled = false;
+  /** Submitted commands whose commit has not settled yet. */
+  readonly #outstanding = new Set<Promise<AppliedEntry>>();
+  #closing = false;
 
   private constructor(file: DatabaseFile, options: LocalDatabaseOptions) {
     this.file = file;
@@ -109,11 +113,16 @@ export class LocalDatabase {
     this.#parseOptions = options.parse ?? {};
   }
 
+  /**
+   * Creates the file. Request ids are generated here and never retried, so the request-id
+   * table records nothing unless `requestRetention` is given.
+   */
   static async create(
     path: string,
     options: CreateOptions & LocalDatabaseOptions,
   ): Promise<LocalDatabase> {
-    return new LocalDatabase(await DatabaseFile.create(path, options), options);
+    const file = await DatabaseFile.create(path, { requestRetention: 0, ...options });
+    return new LocalDatabase(file, options);
   }
 
   static async open(
@@ -125,14 +134,19 @@ export class LocalDatabase {
 
   /** Queues a command for the next group commit; resolves with its outcome once durable. */
   submit(build: (requestId: string) => Command): Promise<AppliedEntry> {
+    assert(!this.#closing, () => `database ${this.file.path} is closed`);
     this.#requestCounter += 1;
     const command = build(
       this.#requestPrefix + this.#requestCounter.toString(REQUEST_COUNTER_RADIX),
     );
-    return new Promise((resolve, reject) => {
+    const outcome = new Promise<AppliedEntry>((resolve, reject) => {
       this.#queue.push({ command, resolve, reject });
       this.#scheduleFlush();
     });
+    this.#outstanding.add(outcome);
+    const settle = () => this.#outstanding.delete(outcome);
+    outcome.then(settle, settle);
+    return outcome;
   }
 
   /** Writes documents the HTTP layer parsed; one result per document, in request order. */
@@ -196,6 +210,7 @@ export class LocalDatabase {
       throw errors.badRequest(`${id} is not a _local/ document id.`);
     }
     const doc = this.#parse(json, { id, rev }, true);
+    if (nextLocalRevCounter(doc.revisions, false) === null) throw errors.invalidRev();
     const entry = await this.submit((requestId) => ({
       kind: 'local_put',
       requestId,
@@ -297,9 +312,8 @@ export class LocalDatabase {
 
   /** Waits for queued and in-flight commits, then closes the file. */
   async close(): Promise<void> {
-    while (this.#queue.length > 0 || this.#inFlight > 0 || this.#flushScheduled) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    this.#closing = true;
+    await Promise.allSettled([...this.#outstanding]);
     await this.file.close();
   }
 

@@ -7,7 +7,7 @@
  * applying them reads nothing back from the file. It is bounded in bytes; an entry that does
  * not fit is read back from the file when it is applied (as after a restart).
  *
- * These functions change tree values and the cache; the caller (`DatabaseFile.stage`) checks
+ * These functions change tree values and the cache. The caller (`DatabaseFile.stage`) checks
  * the Raft rules (no truncation of applied entries, no discard above the applied index) and
  * commits.
  */
@@ -171,7 +171,7 @@ export function readEntries(file: BlockFile, log: LogTree, from: number, to: num
   return entries;
 }
 
-/** The first and last entries the log tree holds, or null when it is empty. */
+/** Returns the first and last entries of the log tree, or null when it is empty. */
 export function storedBounds(log: LogTree): { first: LogPosition; last: LogPosition } | null {
   if (log.count === 0) return null;
   return log.fullReduce();

@@ -1,7 +1,7 @@
 /**
  * The outcome of applying one log entry, its encoding, and the hash chain over outcomes.
  *
- * Outcomes are what the HTTP layer answers with: per-document results for a document write
+ * Outcomes are what the HTTP layer replies with: per-document results for a document write
  * (`{ok, id, rev}` or `{id, error, reason}` with CouchDB's error names, in request order), one
  * result for a `_local/` write, `ok` or an error for the other commands, and `none` for an
  * entry that carries no command (the leader's empty no-op, a configuration entry).

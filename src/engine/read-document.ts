@@ -65,7 +65,7 @@ export function renderRevision(
   });
 }
 
-/** The leaves `latest` reaches from `rev`, winner first; empty when the tree lacks `rev`. */
+/** Returns the leaves `latest` reaches from `rev`, winner first; none when the tree lacks `rev`. */
 function latestLeaves(record: StoredDocument, rev: Rev): Rev[] {
   const leaves = leavesFrom(record.tree(), rev);
   if (leaves === null) return [];
@@ -93,7 +93,7 @@ function openOne(record: StoredDocument | null, options: OpenDocumentOptions): B
   return rendered;
 }
 
-/** One element of an `open_revs` answer. */
+/** One element of an `open_revs` result. */
 export type OpenRevsEntry =
   | { readonly kind: 'ok'; readonly rev: Rev; readonly doc: Buffer }
   | { readonly kind: 'missing'; readonly rev: string };
@@ -115,8 +115,8 @@ export function openRevisions(
   const entries: OpenRevsEntry[] = [];
   for (const text of revs) {
     const rev = parseRev(text);
-    const targets =
-      record === null ? [] : options.latest === true ? latestLeaves(record, rev) : [rev];
+    let targets: Rev[] = [];
+    if (record !== null) targets = options.latest === true ? latestLeaves(record, rev) : [rev];
     const rendered = targets.map(entry);
     if (rendered.length === 0 || rendered.some((item) => item.kind === 'missing')) {
       entries.push({ kind: 'missing', rev: formatRev(rev) });

@@ -1,18 +1,18 @@
 /**
  * Pruning of the request-id table. The `requests` tree maps a request id to the index where
- * it was applied and its outcome; the `requestIndex` tree maps each such index back to the
+ * it was applied and to its outcome. The `requestIndex` tree maps each such index back to the
  * id, so that pruning reads only the oldest entries.
  *
- * An entry recorded at index j answers retries while the retry's index is at most
- * `requestRetention` above j (apply.ts checks that distance on every lookup), so it is dead
- * once the applied index passes j + retention, and pruning removes it. Because lookups check
- * the distance themselves, when pruning runs changes no outcome: replicas that commit in
- * different batches still agree. Pruning counts entries, never wall time.
+ * A retry gets the outcome of the entry recorded at index j while the retry's index is at
+ * most `requestRetention` above j. apply.ts checks that distance on every lookup, so the
+ * entry is dead once the applied index passes j + retention, and pruning removes it. Since
+ * lookups check the distance themselves, the moment pruning runs changes no outcome, and
+ * replicas that commit in different batches still agree. Pruning counts entries, never time.
  */
 import type { HeaderFields } from './header.js';
 import type { EngineTrees } from './trees.js';
 
-/** Removes the request records that can no longer answer a retry. */
+/** Removes the request records that no retry can get back any more. */
 export function pruneRequests(trees: EngineTrees, fields: HeaderFields): EngineTrees {
   const threshold = fields.applied.index - fields.requestRetention;
   if (threshold <= 0 || trees.requestIndex.count === 0) return trees;

@@ -27,6 +27,7 @@ import { assert } from '../util/assert.js';
 import type { DocInfo, RecordRef, SeqRow, StoredLeaf } from './doc-info.js';
 import type { HeaderFields } from './header.js';
 import { formatSeq, parseSeq } from './seq.js';
+import type { LocalDoc, RequestRecord } from './side-records.js';
 import { documentTreeBytes, type EngineTrees } from './trees.js';
 
 const EMPTY_SECURITY = Buffer.from('{}');
@@ -72,7 +73,7 @@ class StoredDocument implements DocumentRecord {
     return new StoredDocument(snapshot, row.id, seq, null, row);
   }
 
-  /** The stored revision tree with its leaf values. */
+  /** Returns the stored revision tree with its leaf values. */
   storedTree(): RevTree<StoredLeaf> {
     if (this.#info === null) {
       this.#info = this.#snapshot.docInfo(this.id);
@@ -85,7 +86,7 @@ class StoredDocument implements DocumentRecord {
     return this.storedTree();
   }
 
-  /** The stored leaf of `rev`, or null when `rev` is not a leaf. */
+  /** Returns the stored leaf of `rev`, or null when `rev` is not a leaf. */
   leaf(rev: Rev): StoredLeaf | null {
     if (this.#row !== null) {
       for (const entry of this.#row.leaves) {
@@ -276,6 +277,27 @@ export class EngineSnapshot implements DatabaseSnapshot {
     const doc = this.#trees.local.get(id);
     if (doc === undefined) return null;
     return { id, rev: `0-${doc.counter}`, body: this.readRecord(doc.body) };
+  }
+
+  /** Every `_local/` document, in id order. */
+  *localDocuments(): Iterable<LocalDocumentRecord> {
+    this.#check();
+    const found: Array<[string, LocalDoc]> = [];
+    this.#trees.local.fold((id, doc) => {
+      found.push([id, doc]);
+    });
+    for (const [id, doc] of found)
+      yield { id, rev: `0-${doc.counter}`, body: this.readRecord(doc.body) };
+  }
+
+  /** Reads the request-id table in id order: where each request was applied, and its outcome. */
+  requestRecords(): Array<[string, RequestRecord]> {
+    this.#check();
+    const records: Array<[string, RequestRecord]> = [];
+    this.#trees.requests.fold((id, record) => {
+      records.push([id, { index: record.index, outcome: Buffer.from(record.outcome) }]);
+    });
+    return records;
   }
 
   security(): Buffer {

@@ -1,10 +1,10 @@
 /**
- * How the raft tree stores a log entry, and its reduction (the first and last `{index, term}`).
+ * The raft tree's value for a log entry, and its reduction (the first and last `{index, term}`).
  *
  * The key is the entry's index. A payload that decodes as a command is stored split: its
- * prefix inline and each segment (document bodies, attachment objects, the security object)
- * as a record of its own, which the document trees later point at when the entry is applied,
- * so a body is written to the file once. Any other payload (the leader's empty no-op, a
+ * prefix inline, and each segment (document bodies, attachment objects, the security object)
+ * as a record of its own. When the entry is applied, the document trees point at those
+ * records, so a body is written to the file once. Any other payload (the leader's empty no-op, a
  * configuration entry, bytes that are not a command) is stored as it is.
  *
  * Value, version 1 (varints as in src/document/bytes.ts):
@@ -37,6 +37,49 @@ export interface StoredEntry {
   readonly payload: StoredPayload;
 }
 
+/**
+ * A stored entry whose payload is decoded on first use: the raft tree's reduction reads only
+ * the term of each entry in a leaf it rewrites.
+ */
+class EncodedEntry implements StoredEntry {
+  readonly term: number;
+  readonly type: EntryType;
+  readonly #bytes: Buffer;
+  readonly #payloadStart: number;
+  #payload: StoredPayload | null = null;
+
+  constructor(bytes: Buffer) {
+    const reader = new ByteReader(bytes);
+    const version = reader.readByte();
+    assert(version === STORED_ENTRY_VERSION, () => `unknown stored entry version ${version}`);
+    this.term = reader.readVarint();
+    this.type = reader.readByte() === TYPE_CONFIG ? 'config' : 'normal';
+    this.#bytes = bytes;
+    this.#payloadStart = reader.position;
+  }
+
+  get payload(): StoredPayload {
+    this.#payload ??= decodePayload(this.#bytes, this.#payloadStart);
+    return this.#payload;
+  }
+}
+
+function decodePayload(bytes: Buffer, start: number): StoredPayload {
+  const reader = new ByteReader(bytes, start);
+  const form = reader.readByte();
+  if (form === FORM_RAW) return { form: 'raw', bytes: bytes.subarray(reader.position) };
+  assert(form === FORM_SPLIT, () => `unknown stored entry form ${form}`);
+  const prefixLength = reader.readVarint();
+  const prefix = Buffer.from(reader.readBytes(prefixLength));
+  const count = reader.readVarint();
+  const segments: RecordRef[] = [];
+  for (let i = 0; i < count; i++) {
+    segments.push({ pointer: reader.readVarint(), length: reader.readVarint() });
+  }
+  assert(reader.remaining === 0, 'stored entry ends with its segments');
+  return { form: 'split', prefix, segments };
+}
+
 export const storedEntryCodec: ValueCodec<StoredEntry> = {
   encode(entry) {
     const payload = entry.payload;
@@ -61,27 +104,7 @@ export const storedEntryCodec: ValueCodec<StoredEntry> = {
     }
     return writer.finish();
   },
-  decode(bytes) {
-    const reader = new ByteReader(bytes);
-    const version = reader.readByte();
-    assert(version === STORED_ENTRY_VERSION, () => `unknown stored entry version ${version}`);
-    const term = reader.readVarint();
-    const type: EntryType = reader.readByte() === TYPE_CONFIG ? 'config' : 'normal';
-    const form = reader.readByte();
-    if (form === FORM_RAW) {
-      return { term, type, payload: { form: 'raw', bytes: bytes.subarray(reader.position) } };
-    }
-    assert(form === FORM_SPLIT, () => `unknown stored entry form ${form}`);
-    const prefixLength = reader.readVarint();
-    const prefix = Buffer.from(reader.readBytes(prefixLength));
-    const count = reader.readVarint();
-    const segments: RecordRef[] = [];
-    for (let i = 0; i < count; i++) {
-      segments.push({ pointer: reader.readVarint(), length: reader.readVarint() });
-    }
-    assert(reader.remaining === 0, 'stored entry ends with its segments');
-    return { term, type, payload: { form: 'split', prefix, segments } };
-  },
+  decode: (bytes) => new EncodedEntry(bytes),
 };
 
 /** An entry's position in the log. */
