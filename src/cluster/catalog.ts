@@ -92,7 +92,8 @@ export class Catalog {
     for (const record of snapshot.changes(since, false)) {
       last = record.seq;
       if (record.id.startsWith(NODE_PREFIX)) {
-        nodesChanged = this.#refreshNode(record.id.slice(NODE_PREFIX.length), record) || nodesChanged;
+        nodesChanged =
+          this.#refreshNode(record.id.slice(NODE_PREFIX.length), record) || nodesChanged;
         continue;
       }
       const content = record.content(record.winner);

@@ -301,7 +301,12 @@ export class DivanNode {
   ): Promise<DatabaseFile> {
     const options = { fileSystem: this.#fileSystem };
     if (await this.#fileSystem.exists(path)) return DatabaseFile.open(path, options);
-    return DatabaseFile.create(path, { ...options, name, ...(uuid === null ? {} : { uuid }), membership });
+    return DatabaseFile.create(path, {
+      ...options,
+      name,
+      ...(uuid === null ? {} : { uuid }),
+      membership,
+    });
   }
 
   /**

@@ -89,8 +89,16 @@ export class EngineBackend implements HttpBackend {
     return Promise.reject(errors.notImplemented('no Raft group in this test double'));
   }
 
+  transferLeader(): Promise<string> {
+    return Promise.reject(errors.notImplemented('no Raft group in this test double'));
+  }
+
+  async faults(): Promise<null> {
+    return null;
+  }
+
   async nodeStats(): Promise<NodeStats> {
-    return { openDatabaseFiles: this.#databases.size, raftGroups: 0 };
+    return { openDatabaseFiles: this.#databases.size, raftGroups: 0, details: {} };
   }
 
   async close(): Promise<void> {
