@@ -13,6 +13,7 @@
  * Routes CouchDB has and Divan does not yet (`_find`, `_index`, `_purge`, ...) answer 501.
  * Authorization is decided before this (see `requiredAccess`).
  */
+
 import { errors } from '../util/couch-error.js';
 import type { RequestScope } from './context.js';
 import { isValidDatabaseName, type PathSegment } from './request-target.js';
@@ -38,6 +39,12 @@ import {
   handlePostDocument,
   handlePutDocument,
 } from './routes/document.js';
+import {
+  handleDeleteNode,
+  handleListNodes,
+  handleMembership,
+  handlePutNode,
+} from './routes/membership.js';
 import {
   handleAllDbs,
   handleFaults,
@@ -108,6 +115,14 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_up') return { GET: handleUp };
     if (first === '_all_dbs') return { GET: handleAllDbs };
     if (first === '_uuids') return { GET: handleUuids };
+  }
+  if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
+    if (names.length === 3) return { GET: handleListNodes };
+    if (names.length === 4) {
+      const name = names[3]!;
+      return { PUT: () => handlePutNode(scope, name), DELETE: () => handleDeleteNode(scope, name) };
+    }
   }
   if (first === '_node' && names.length === 3 && names[1] === '_local') {
     if (names[2] === '_system') return { GET: handleSystem };
