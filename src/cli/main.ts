@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../cluster/config.js';
-import { runCluster } from './cluster.js';
+import { addClusterNode, runCluster } from './cluster.js';
 import { runJoin, runLeave, runTransfer } from './remote.js';
 import { runStart, type StartFlags } from './start.js';
 import { runStatus } from './status.js';
@@ -20,7 +20,8 @@ function integer(value: string): number {
 const program = new Command()
   .name('divan')
   .description('A CouchDB-compatible document database replicated with Raft')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .enablePositionalOptions();
 
 program
   .command('start')
@@ -52,9 +53,10 @@ program
     await runStart(flags);
   });
 
-program
+const cluster = program
   .command('cluster')
   .description('run a local cluster of node processes in the foreground')
+  .enablePositionalOptions()
   .option('--nodes <n>', 'number of nodes', integer, 3)
   .option('--data <dir>', 'data directory of the cluster', '.divan/cluster')
   .option('--host <host>', 'address every node listens on', '127.0.0.1')
@@ -70,6 +72,14 @@ program
   .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
   .action(async (options) => {
     process.exitCode = await runCluster(options);
+  });
+
+cluster
+  .command('add')
+  .description('add a node to the local cluster running on DIR (it joins every database)')
+  .option('--data <dir>', 'data directory of the running cluster', '.divan/cluster')
+  .action(async (options: { data: string }) => {
+    process.exitCode = await addClusterNode(options.data);
   });
 
 program

@@ -152,6 +152,8 @@ export class DivanNode {
   #ticksSinceReconcile = 0;
   /** Peer addresses learned from the node named by `--join`, until `_dbs` lists the members. */
   readonly #joinPeers = new Map<string, string>();
+  /** Every peer address this process has learned, by node name. */
+  readonly #knownPeers = new Map<string, string>();
   #bootstrapping = false;
   #tickTimer: NodeJS.Timeout | null = null;
   #reconcileChain: Promise<void> = Promise.resolve();
@@ -765,16 +767,19 @@ export class DivanNode {
   // Membership
 
   /**
-   * Points the transport at every member node: the `node:` documents, where the addresses this
-   * node was started with win (so a proxy named in `--members` stays in the path).
+   * Points the transport at every node this process has known as a member: the `node:`
+   * documents and the addresses it was started with, which win (so a proxy named in `--members`
+   * stays in the path). Removed nodes stay reachable until the process restarts, because the
+   * leader still tells a removed node that its removal committed, and a reply to a request the
+   * removed node forwarded must still reach it.
    */
   #updatePeers(): void {
-    const peers: Record<string, string> = {};
-    for (const [name, peer] of this.#joinPeers) peers[name] = peer;
-    for (const node of this.catalog.nodes.values()) peers[node.name] = node.peer;
+    for (const [name, peer] of this.#joinPeers) this.#knownPeers.set(name, peer);
+    for (const node of this.catalog.nodes.values()) this.#knownPeers.set(node.name, node.peer);
     for (const member of this.config.members) {
-      peers[member.name] = `${member.peer.host}:${member.peer.port}`;
+      this.#knownPeers.set(member.name, `${member.peer.host}:${member.peer.port}`);
     }
+    const peers = Object.fromEntries(this.#knownPeers);
     delete peers[this.config.name];
     this.transport.setPeers(peers);
   }
