@@ -55,6 +55,7 @@ interface CliOptions {
   checkBudgetMs: number;
   results: string;
   keepData?: boolean;
+  saveHistory?: boolean;
 }
 
 const program = new Command()
@@ -90,6 +91,7 @@ const program = new Command()
   )
   .option('--results <dir>', 'directory of the JSON reports', DEFAULT_RESULTS_DIR)
   .option('--keep-data', 'keep the nodes\u2019 data directories and logs after the run')
+  .option('--save-history', 'also write every request and the checker history next to the report')
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
   .action(async (flags: CliOptions) => {
     let options: ReturnType<typeof chaosOptions>;
@@ -110,6 +112,7 @@ const program = new Command()
         checkBudgetMs: flags.checkBudgetMs,
         resultsDir: flags.results,
         keepData: flags.keepData === true,
+        saveHistory: flags.saveHistory === true,
       });
     } catch (error) {
       console.error((error as Error).message);

@@ -27,6 +27,8 @@ import {
 
 /** Longest pause between two requests of a client, in ms, so the nodes are not saturated. */
 const MAX_THINK_MS = 10;
+/** Pause after a refused connection (the node is down), so a client does not spin. */
+const REFUSED_BACKOFF_MS = 250;
 
 export interface ClientContext {
   readonly db: string;
@@ -57,8 +59,8 @@ export class ChaosClient {
   async run(): Promise<void> {
     while (!this.#stopped) {
       const request = planRequest(this.random, this.context.pool, this.memory);
-      await this.#execute(request);
-      await pause(this.random.int(0, MAX_THINK_MS));
+      const refused = await this.#execute(request);
+      await pause(refused ? REFUSED_BACKOFF_MS : this.random.int(0, MAX_THINK_MS));
     }
   }
 
@@ -70,7 +72,16 @@ export class ChaosClient {
     return `${this.name}.${this.#generation}`;
   }
 
-  async #execute(request: PlannedRequest): Promise<void> {
+  /** Sends one planned request; returns whether the node refused the connection. */
+  async #execute(request: PlannedRequest): Promise<boolean> {
+    this.#refused = false;
+    await this.#dispatch(request);
+    return this.#refused;
+  }
+
+  #refused = false;
+
+  async #dispatch(request: PlannedRequest): Promise<void> {
     switch (request.kind) {
       case 'read':
         return this.#read(request.key);
@@ -84,7 +95,15 @@ export class ChaosClient {
   }
 
   async #send(method: string, path: string, body?: unknown): Promise<HttpOutcome> {
-    return this.context.http.send(this.node.httpPort, method, path, body, this.context.timeoutMs);
+    const response = await this.context.http.send(
+      this.node.httpPort,
+      method,
+      path,
+      body,
+      this.context.timeoutMs,
+    );
+    if (response.kind === 'failure' && !response.maybeDelivered) this.#refused = true;
+    return response;
   }
 
   #begin(kind: RequestKind, keys: readonly string[]): RequestRecord {
@@ -118,7 +137,7 @@ export class ChaosClient {
       return;
     }
     // A read that did not complete changes nothing and is dropped by the checker.
-    this.#end(record, response.kind === 'response' ? 'failed' : 'unknown', describe(response));
+    this.#end(record, readFailure(response), describe(response));
     this.#noteAnomaly(record, response);
   }
 
@@ -166,7 +185,7 @@ export class ChaosClient {
     const record = this.#begin('changes', keys);
     const response = await this.#send('GET', `/${this.context.db}/_changes?include_docs=true`);
     if (response.kind !== 'response' || response.status !== 200) {
-      this.#end(record, response.kind === 'response' ? 'failed' : 'unknown', describe(response));
+      this.#end(record, readFailure(response), describe(response));
       this.#noteAnomaly(record, response);
       return;
     }
@@ -258,6 +277,12 @@ function classifyWrite(response: HttpOutcome): WriteResult {
   }
   if (status === 400) return { outcome: 'failed', output: { ok: false, reason: 'not_applied' } };
   return { outcome: 'unknown', output: null };
+}
+
+/** A read that did not complete: failed when it certainly never ran, else unknown. */
+function readFailure(response: HttpOutcome): RequestOutcome {
+  if (response.kind === 'response') return 'failed';
+  return response.maybeDelivered ? 'unknown' : 'failed';
 }
 
 function bulkRows(response: HttpOutcome): BulkRow[] | null {

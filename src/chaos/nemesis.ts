@@ -17,6 +17,8 @@ const FSYNC_FAILURE_EXIT_MS = 15_000;
 /** Exit code of a node that stops on a failed database file. */
 const FATAL_EXIT_CODE = 1;
 const REQUEST_TIMEOUT_MS = 15_000;
+/** How long the disks stay slow under load before a whole-cluster power loss. */
+const SLOW_DISK_BEFORE_POWER_LOSS_MS = 1_000;
 const COMPACTION_STARTED = 202;
 /** Statuses that mean the build has no compaction route yet. */
 const COMPACTION_MISSING: ReadonlySet<number> = new Set([404, 501]);
@@ -112,7 +114,7 @@ export class Nemesis {
       case 'power-loss':
         return this.#down(await target(), fault.durationMs, faultSeed, event);
       case 'cluster-power-loss':
-        return this.#clusterPowerLoss(fault.durationMs, faultSeed, event);
+        return this.#clusterPowerLoss(fault, faultSeed, event);
       case 'pause': {
         const node = await target();
         this.cluster.pause(node);
@@ -164,15 +166,31 @@ export class Nemesis {
     await this.#restart(node);
   }
 
-  async #clusterPowerLoss(downMs: number, powerSeed: number, event: FaultEvent): Promise<void> {
+  /**
+   * Slows every node's fsync for a moment under load, then kills them all at once and loses
+   * their unsynced writes. The slow disk widens the window in which written but unsynced log
+   * entries exist; a node that acknowledges only synced entries loses nothing acknowledged.
+   */
+  async #clusterPowerLoss(
+    fault: ScheduledFault,
+    powerSeed: number,
+    event: FaultEvent,
+  ): Promise<void> {
+    const slowDisk = fault.delayMs;
+    await Promise.all(
+      this.cluster
+        .runningNodes()
+        .map((node) => this.cluster.setFileFaults(node, { fsync_delay_ms: slowDisk })),
+    );
+    await sleep(SLOW_DISK_BEFORE_POWER_LOSS_MS);
     await this.cluster.killAll();
     let lost = 0;
     for (const [i, node] of this.cluster.nodes.entries()) {
       (event.targets as string[]).push(node.name);
       lost += (await this.cluster.losePower(node, powerSeed + i)).length;
     }
-    event.detail = `${lost} files lost unsynced bytes`;
-    await sleep(downMs);
+    event.detail = `fsync slowed to ${slowDisk} ms, then ${lost} files lost unsynced bytes`;
+    await sleep(fault.durationMs);
     await Promise.all(this.cluster.nodes.map((node) => this.#restart(node)));
   }
 

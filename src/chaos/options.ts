@@ -29,6 +29,8 @@ export interface ChaosOptions {
   readonly resultsDir: string;
   /** Keep the nodes' data and logs after the run (their directory is printed). */
   readonly keepData: boolean;
+  /** Also write every request and the checker's history next to the report. */
+  readonly saveHistory: boolean;
 }
 
 /** The node's write timeout is 10 s; clients wait longer so that its 503 replies show. */
@@ -67,6 +69,7 @@ export function chaosOptions(partial: Partial<ChaosOptions> & { seed: number }):
     checkBudgetMs: partial.checkBudgetMs ?? DEFAULT_CHECK_BUDGET_MS,
     resultsDir: partial.resultsDir ?? DEFAULT_RESULTS_DIR,
     keepData: partial.keepData ?? false,
+    saveHistory: partial.saveHistory ?? false,
   };
 }
 

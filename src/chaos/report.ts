@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MinimumsResult, Violation } from './checks.js';
-import type { RequestRecord } from './history.js';
+import type { ClientHistory, RequestRecord } from './history.js';
 import type { FaultEvent } from './nemesis.js';
 import type { LeaderSighting } from './observer.js';
 import type { ChaosOptions } from './options.js';
@@ -128,6 +128,16 @@ export function saveReport(report: ChaosReport, dir: string): string {
   const stamp = report.startedAt.replace(/[:.]/g, '-');
   const path = join(dir, `chaos-${report.options.seed}-${stamp}.json`);
   writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+  return path;
+}
+
+/**
+ * Writes every request record and the checker's history (`{ "ops": [...] }`, document model)
+ * next to the report at `<report>.history.json`; returns the path.
+ */
+export function saveHistory(reportPath: string, history: ClientHistory): string {
+  const path = reportPath.replace(/\.json$/, '.history.json');
+  writeFileSync(path, `${JSON.stringify({ records: history.records, ops: history.checkOps })}\n`);
   return path;
 }
 

@@ -48,6 +48,7 @@ import {
   countRequests,
   longestUnavailability,
   REPORT_VERSION,
+  saveHistory,
   saveReport,
   type Verdict,
   withRequests,
@@ -118,6 +119,7 @@ export async function runChaos(
   const report = state.report(network, options.keepData ? dir : null);
   if (!options.keepData) rmSync(dir, { recursive: true, force: true });
   const path = saveReport(report, options.resultsDir);
+  if (options.saveHistory) log(`history: ${saveHistory(path, state.history)}`);
   return { report, path };
 }
 

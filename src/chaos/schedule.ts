@@ -71,6 +71,9 @@ const FSYNC_DELAY_MS: readonly [number, number] = [10, 100];
 /** An fsync stall holds every fsync this long: far beyond any timeout of a write. */
 const FSYNC_STALL_MS: readonly [number, number] = [4_000, 8_000];
 
+/** The fsync delay of every node in the moment before a whole-cluster power loss. */
+const POWER_LOSS_FSYNC_MS: readonly [number, number] = [50, 300];
+
 export interface ScheduledFault {
   readonly kind: FaultKind;
   /** Planned start, in ms after the fault phase began. */
@@ -82,7 +85,7 @@ export interface ScheduledFault {
   readonly pick: number;
   /** Cut links silently (lost bytes) or loudly (closed connections). */
   readonly cutStyle: 'silent' | 'reset';
-  /** Network delay or fsync delay in ms, for the kinds that have one. */
+  /** Network delay or fsync delay in ms, for the kinds that have one (see `planFault`). */
   readonly delayMs: number;
 }
 
@@ -121,6 +124,9 @@ function planFault(random: SimRandom, kind: FaultKind, atMs: number): ScheduledF
   if (kind === 'network-delay') delayMs = random.int(NETWORK_DELAY_MS[0], NETWORK_DELAY_MS[1]);
   if (kind === 'fsync-delay') delayMs = random.int(FSYNC_DELAY_MS[0], FSYNC_DELAY_MS[1]);
   if (kind === 'fsync-stall') delayMs = random.int(FSYNC_STALL_MS[0], FSYNC_STALL_MS[1]);
+  if (kind === 'cluster-power-loss') {
+    delayMs = random.int(POWER_LOSS_FSYNC_MS[0], POWER_LOSS_FSYNC_MS[1]);
+  }
   return { kind, atMs, durationMs, targetLeader, pick, cutStyle, delayMs };
 }
 

@@ -28,6 +28,8 @@ const STALE_REVISION_SHARE = 0.15;
 const DELETE_SHARE = 0.2;
 const BULK_MIN_DOCS = 2;
 const BULK_MAX_DOCS = 3;
+/** Share of writes to a document the client has never seen that become a read of it. */
+const UNSEEN_READ_SHARE = 0.5;
 /** Revisions remembered per document per client. */
 const REMEMBERED_REVISIONS = 4;
 
@@ -118,6 +120,11 @@ export class ClientMemory {
     if (known.revisions.length > REMEMBERED_REVISIONS) known.revisions.shift();
   }
 
+  /** Whether the client has seen the document at all (live, missing or deleted). */
+  knows(key: string): boolean {
+    return this.#documents.has(key);
+  }
+
   /** Records that the document was seen missing or deleted. */
   sawMissing(key: string): void {
     this.#document(key).live = false;
@@ -166,8 +173,11 @@ export function planRequest(
   }
   threshold += WORKLOAD_MIX.blindCreate;
   const key = pool.take(random, 1)[0]!;
-  if (roll < threshold)
+  if (roll < threshold) {
     return { kind: 'write', write: { op: 'create', key, value: memory.nextToken() } };
+  }
+  // A client that has never seen the document looks before it writes, most of the time.
+  if (!memory.knows(key) && random.chance(UNSEEN_READ_SHARE)) return { kind: 'read', key };
   return { kind: 'write', write: planWrite(random, key, memory) };
 }
 
