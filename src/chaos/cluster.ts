@@ -66,7 +66,10 @@ export interface RaftStatus {
   readonly leader: string | null;
   readonly commit_index: number;
   readonly applied_index: number;
+  readonly last_index: number;
   readonly hash_chain: string;
+  /** On the leader: each member's replication progress. */
+  readonly progress?: Readonly<Record<string, { readonly match_index: number }>>;
 }
 
 export class ChaosCluster {

@@ -17,6 +17,10 @@ const FSYNC_FAILURE_EXIT_MS = 15_000;
 /** Exit code of a node that stops on a failed database file. */
 const FATAL_EXIT_CODE = 1;
 const REQUEST_TIMEOUT_MS = 15_000;
+const TRANSFER_ATTEMPTS = 2;
+const TRANSFER_RETRY_MS = 1_000;
+/** Entries a transfer target may lag behind the leader's last entry. */
+const TRANSFER_MAX_LAG = 10;
 /** How long the disks stay slow under load before a whole-cluster power loss. */
 const SLOW_DISK_BEFORE_POWER_LOSS_MS = 1_000;
 const COMPACTION_STARTED = 202;
@@ -270,26 +274,52 @@ export class Nemesis {
     await this.#restart(node);
   }
 
+  /**
+   * Moves the leadership to a follower that is caught up (the core refuses a lagging one, and
+   * a just-healed one may still be reconnecting), trying a second follower if the first
+   * transfer does not complete.
+   */
   async #transfer(fault: ScheduledFault, event: FaultEvent): Promise<void> {
-    const leader = await this.observer.findLeader();
-    const candidates = this.cluster.runningNodes().filter((node) => node !== leader);
-    if (leader === null || candidates.length === 0) {
-      event.result = 'skipped';
-      event.detail = 'no leader or no other running node';
-      return;
+    const details: string[] = [];
+    for (let attempt = 0; attempt < TRANSFER_ATTEMPTS; attempt++) {
+      const leader = await this.observer.findLeader();
+      const candidates = leader === null ? [] : await this.#caughtUpFollowers(leader);
+      if (leader === null || candidates.length === 0) {
+        details.push('no leader or no caught-up follower');
+        await sleep(TRANSFER_RETRY_MS);
+        continue;
+      }
+      const to = candidates[Math.floor(fault.pick * candidates.length)]!;
+      (event.targets as string[]).push(leader.name, to.name);
+      const reply = await this.cluster.http.send(
+        leader.httpPort,
+        'POST',
+        `/${this.db}/_raft/transfer`,
+        { to: to.name },
+        REQUEST_TIMEOUT_MS,
+      );
+      details.push(`${leader.name} -> ${to.name}: ${describe(reply)}`);
+      if (reply.kind === 'response' && reply.status === 200) {
+        event.detail = details.join('; ');
+        return;
+      }
+      await sleep(TRANSFER_RETRY_MS);
     }
-    const to = candidates[Math.floor(fault.pick * candidates.length)]!;
-    (event.targets as string[]).push(leader.name, to.name);
-    const reply = await this.cluster.http.send(
-      leader.httpPort,
-      'POST',
-      `/${this.db}/_raft/transfer`,
-      { to: to.name },
-      REQUEST_TIMEOUT_MS,
-    );
-    const ok = reply.kind === 'response' && reply.status === 200;
-    event.result = ok ? 'fired' : 'failed';
-    event.detail = `${leader.name} -> ${to.name}: ${describe(reply)}`;
+    event.result = 'failed';
+    event.detail = details.join('; ');
+  }
+
+  /** Running followers whose match index is within `TRANSFER_MAX_LAG` of the leader's log. */
+  async #caughtUpFollowers(leader: ChaosNode): Promise<ChaosNode[]> {
+    const status = await this.cluster.raftStatus(leader, this.db);
+    if (status === null || status.role !== 'leader' || status.progress === undefined) return [];
+    const progress = status.progress;
+    return this.cluster
+      .runningNodes()
+      .filter((node) => node !== leader)
+      .filter(
+        (node) => (progress[node.name]?.match_index ?? 0) + TRANSFER_MAX_LAG >= status.last_index,
+      );
   }
 
   async #compact(fault: ScheduledFault, event: FaultEvent): Promise<void> {
