@@ -198,7 +198,7 @@ export interface MinimumsResult {
   readonly measured: Minimums;
   readonly firedKinds: Readonly<Partial<Record<FaultKind, number>>>;
   readonly notAvailable: readonly FaultKind[];
-  /** Why the run is too weak; empty when every minimum is met. */
+  /** The minimums not met, in words; empty when every minimum is met. */
   readonly shortfalls: readonly string[];
 }
 

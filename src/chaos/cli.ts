@@ -6,6 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PLANTED_BUGS } from '../raft/index.js';
+import { killAllChildren } from './cluster.js';
 import { chaosOptions, DEFAULT_CHECK_BUDGET_MS, DEFAULT_RESULTS_DIR } from './options.js';
 import { formatSummary } from './report.js';
 import { runChaos } from './run.js';
@@ -14,6 +15,8 @@ import { FAULT_KINDS, type FaultKind } from './schedule.js';
 const EXIT_VIOLATION = 1;
 const EXIT_USAGE = 2;
 const EXIT_INCONCLUSIVE = 3;
+/** 128 + SIGINT, as shells report an interrupted command. */
+const EXIT_INTERRUPTED = 130;
 
 function positiveInteger(text: string): number {
   const value = Number(text);
@@ -117,6 +120,13 @@ const program = new Command()
     } catch (error) {
       console.error((error as Error).message);
       process.exit(EXIT_USAGE);
+    }
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        console.error(`[chaos] ${signal}: killing the node processes and stopping`);
+        killAllChildren();
+        process.exit(EXIT_INTERRUPTED);
+      });
     }
     const { report, path } = await runChaos(options, (line) => console.error(`[chaos] ${line}`));
     console.log(formatSummary(report, path));

@@ -28,6 +28,18 @@ const STATUS_TIMEOUT_MS = 1_000;
 
 export type NodeState = 'running' | 'paused' | 'down';
 
+/** Every node process started by this module and not yet exited, for `killAllChildren`. */
+const liveChildren = new Set<ChildProcess>();
+
+/**
+ * SIGKILLs every node process this process started and that still runs (stopped ones too),
+ * synchronously: for signal handlers, so that an interrupted run leaves nothing behind.
+ */
+export function killAllChildren(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
+  liveChildren.clear();
+}
+
 export interface NodeExit {
   readonly at: number;
   readonly code: number | null;
@@ -156,6 +168,8 @@ export class ChaosCluster {
       },
     });
     closeSync(log);
+    liveChildren.add(child);
+    child.once('exit', () => liveChildren.delete(child));
     node.process = child;
     node.state = 'running';
     node.starts++;
