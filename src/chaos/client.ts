@@ -4,7 +4,8 @@
  * request touched.
  *
  * How responses map to outcomes (the contract `docs/operations.md` gives clients):
- * - 2xx: done; 409 (conflict) and 404 on a write: rejected, nothing changed;
+ * - 2xx: done; 409 (conflict) and 404 on a write: rejected, nothing changed (a 404 for the
+ *   database itself only says the write was not applied);
  * - 503 `unknown_outcome`, 500, a timeout, a reset or a connection closed mid-request:
  *   unknown, the write may or may not have happened;
  * - 503 `service_unavailable` on a write ("it was not applied"), 400, or a refused
@@ -27,6 +28,8 @@ import {
 
 /** Longest pause between two requests of a client, in ms, so the nodes are not saturated. */
 const MAX_THINK_MS = 10;
+/** The reason of a 404 for the database itself, which says nothing about the document. */
+const DATABASE_MISSING_REASON = 'Database does not exist.';
 /** Pause after a refused connection (the node is down), so a client does not spin. */
 const REFUSED_BACKOFF_MS = 250;
 
@@ -130,7 +133,11 @@ export class ChaosClient {
       this.memory.sawLive(key, { token: doc.v, rev: doc._rev });
       return;
     }
-    if (response.kind === 'response' && response.status === 404) {
+    const documentMissing =
+      response.kind === 'response' &&
+      response.status === 404 &&
+      reasonOf(response) !== DATABASE_MISSING_REASON;
+    if (documentMissing) {
       this.#end(record, 'ok', '404');
       this.context.history.addCheckOp(record, key, { op: 'read' }, { found: false });
       this.memory.sawMissing(key);
@@ -270,6 +277,9 @@ function classifyWrite(response: HttpOutcome): WriteResult {
   }
   const { status } = response;
   if (status === 200 || status === 201) return { outcome: 'ok', output: null };
+  if (status === 404 && reasonOf(response) === DATABASE_MISSING_REASON) {
+    return { outcome: 'failed', output: { ok: false, reason: 'not_applied' } };
+  }
   if (status === 409 || status === 404)
     return { outcome: 'rejected', output: { ok: false, reason: 'conflict' } };
   if (status === 503 && errorName(response) === 'service_unavailable') {
@@ -298,6 +308,12 @@ function bulkOutput(rows: readonly BulkRow[], key: string): DocumentOutput | nul
   if (row.error === 'conflict' || row.error === 'not_found')
     return { ok: false, reason: 'conflict' };
   return null;
+}
+
+function reasonOf(response: HttpOutcome): string | undefined {
+  if (response.kind !== 'response') return undefined;
+  const json = response.json as { reason?: unknown } | undefined;
+  return typeof json?.reason === 'string' ? json.reason : undefined;
 }
 
 function errorName(response: HttpOutcome): string | undefined {
