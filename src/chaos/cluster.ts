@@ -25,6 +25,8 @@ const SECRET_BYTES = 32;
 const START_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 const STATUS_TIMEOUT_MS = 1_000;
+/** A node under load may take a while to answer fault control; it must not be missed. */
+const FAULT_CONTROL_TIMEOUT_MS = 5_000;
 
 export type NodeState = 'running' | 'paused' | 'down';
 
@@ -239,7 +241,13 @@ export class ChaosCluster {
     node: ChaosNode,
     change: { fsync_delay_ms?: number; fsync_fail?: boolean },
   ): Promise<HttpOutcome> {
-    return this.http.send(node.httpPort, 'PUT', '/_node/_local/_faults', change, STATUS_TIMEOUT_MS);
+    return this.http.send(
+      node.httpPort,
+      'PUT',
+      '/_node/_local/_faults',
+      change,
+      FAULT_CONTROL_TIMEOUT_MS,
+    );
   }
 
   async #waitUp(node: ChaosNode, child: ChildProcess): Promise<void> {

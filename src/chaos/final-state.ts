@@ -31,7 +31,12 @@ export interface Convergence {
   readonly detail: string;
 }
 
-/** Waits until every node has applied the same index with the same hash chain. */
+/**
+ * Waits until the replicas are settled: one leader that every node follows in one term, no
+ * entry pending on the leader, and every node at the same applied index (its commit index)
+ * with the same hash chain, twice in a row. Without the leader condition a cluster that just
+ * restarted looks settled until its new leader appends its first entry.
+ */
 export async function waitForConvergence(
   cluster: ChaosCluster,
   db: string,
@@ -39,25 +44,39 @@ export async function waitForConvergence(
 ): Promise<Convergence> {
   const started = Date.now();
   let detail = '';
+  let previous: string | null = null;
   while (Date.now() - started < timeoutMs) {
     const statuses = await Promise.all(cluster.nodes.map((node) => cluster.raftStatus(node, db)));
     detail = statuses.map((status, i) => describeStatus(cluster.nodes[i]!, status)).join('; ');
-    if (agree(statuses)) return { converged: true, elapsedMs: Date.now() - started, detail };
+    const settled = settledPoint(statuses);
+    if (settled !== null && settled === previous) {
+      return { converged: true, elapsedMs: Date.now() - started, detail };
+    }
+    previous = settled;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   return { converged: false, elapsedMs: Date.now() - started, detail };
 }
 
-function agree(statuses: readonly (RaftStatus | null)[]): boolean {
-  const first = statuses[0];
-  if (first === null || first === undefined) return false;
-  return statuses.every(
+/** The settled point (term, leader, applied index, chain) the statuses agree on, or null. */
+function settledPoint(statuses: readonly (RaftStatus | null)[]): string | null {
+  if (statuses.some((status) => status === null)) return null;
+  const all = statuses as RaftStatus[];
+  const leaders = all.filter((status) => status.role === 'leader');
+  if (leaders.length !== 1) return null;
+  const leader = leaders[0]!;
+  if (leader.last_index !== leader.commit_index) return null;
+  const agree = all.every(
     (status) =>
-      status !== null &&
-      status.applied_index === first.applied_index &&
+      status.term === leader.term &&
+      status.leader === leader.node &&
       status.commit_index === status.applied_index &&
-      status.hash_chain === first.hash_chain,
+      status.applied_index === leader.applied_index &&
+      status.hash_chain === leader.hash_chain,
   );
+  return agree
+    ? `${leader.term}/${leader.node}/${leader.applied_index}/${leader.hash_chain}`
+    : null;
 }
 
 function describeStatus(node: ChaosNode, status: RaftStatus | null): string {
