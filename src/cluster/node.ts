@@ -418,8 +418,14 @@ export class DivanNode {
           return (await open.group.propose(payload, deadline)).outcome;
         } catch (error) {
           if (error instanceof UnknownOutcomeError) throw unknownOutcome();
-          if (error instanceof NotLeaderError || error instanceof DroppedProposalError) continue;
-          throw error;
+          if (!(error instanceof NotLeaderError || error instanceof DroppedProposalError)) {
+            throw error;
+          }
+          // The core refuses proposals during a leadership transfer and right after losing
+          // leadership. Yield before retrying, or this loop starves the event loop that must
+          // send the transfer's messages and learn the new term.
+          await pause(RETRY_PAUSE_MS);
+          continue;
         }
       }
       let leader = status.leader;

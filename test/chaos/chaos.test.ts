@@ -8,10 +8,7 @@ import { defaultFaults } from '../../src/chaos/options.js';
 import { assertVerdict, chaosRun } from './support.js';
 
 const SEED = 20_261_204;
-// NOTE: leadership transfers are left out here because a leader that receives a write during
-// a transfer busy-loops until the write deadline and the transfer fails (docs/reliability.md,
-// "Findings"); the full suite keeps a run of transfers as a to-do test until that is fixed.
-const FAULTS = defaultFaults(false).filter((kind) => kind !== 'transfer');
+const FAULTS = defaultFaults(false);
 
 test('chaos run passes under every fault kind', async (t) => {
   const run = await chaosRun(t, { seed: SEED, nodes: 3, durationSec: 60, faults: FAULTS });

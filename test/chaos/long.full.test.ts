@@ -8,17 +8,12 @@ import { test } from 'node:test';
 import { defaultFaults } from '../../src/chaos/options.js';
 import { assertVerdict, chaosRun } from './support.js';
 
-// NOTE: transfers are left out of the long runs for the reason given in chaos.test.ts; the
-// last test here runs them alone as a to-do.
-const withoutTransfer = (powerLoss: boolean) =>
-  defaultFaults(powerLoss).filter((kind) => kind !== 'transfer');
-
 test('five nodes pass a long run', async (t) => {
   const run = await chaosRun(t, {
     seed: 31,
     nodes: 5,
     durationSec: 180,
-    faults: withoutTransfer(false),
+    faults: defaultFaults(false),
   });
   assertVerdict(run, 'pass');
 });
@@ -41,8 +36,6 @@ test('reads without ReadIndex are caught', async (t) => {
   assert.ok(run.report.violations.some((violation) => violation.kind === 'linearizability'));
 });
 
-test('leadership transfers under load complete', {
-  todo: 'a leader busy-loops on writes while a transfer is in progress (docs/reliability.md)',
-}, async (t) => {
+test('leadership transfers under load complete', async (t) => {
   assertVerdict(await chaosRun(t, { seed: 6, durationSec: 30, faults: ['transfer'] }), 'pass');
 });
