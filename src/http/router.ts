@@ -13,6 +13,7 @@
  * Routes CouchDB has and Divan does not yet (`_find`, `_index`, `_purge`, ...) answer 501.
  * Authorization is decided before this (see `requiredAccess`).
  */
+
 import { errors } from '../util/couch-error.js';
 import type { RequestScope } from './context.js';
 import { isValidDatabaseName, type PathSegment } from './request-target.js';
@@ -29,6 +30,7 @@ import {
   handleGetSecurity,
   handlePutRevsLimit,
   handlePutSecurity,
+  handleRaftTransfer,
 } from './routes/database.js';
 import {
   handleCopyDocument,
@@ -38,7 +40,14 @@ import {
   handlePutDocument,
 } from './routes/document.js';
 import {
+  handleDeleteNode,
+  handleListNodes,
+  handleMembership,
+  handlePutNode,
+} from './routes/membership.js';
+import {
   handleAllDbs,
+  handleFaults,
   handleNodeRaft,
   handleSystem,
   handleUp,
@@ -107,9 +116,18 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_all_dbs') return { GET: handleAllDbs };
     if (first === '_uuids') return { GET: handleUuids };
   }
+  if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
+    if (names.length === 3) return { GET: handleListNodes };
+    if (names.length === 4) {
+      const name = names[3]!;
+      return { PUT: () => handlePutNode(scope, name), DELETE: () => handleDeleteNode(scope, name) };
+    }
+  }
   if (first === '_node' && names.length === 3 && names[1] === '_local') {
     if (names[2] === '_system') return { GET: handleSystem };
     if (names[2] === '_raft') return { GET: handleNodeRaft };
+    if (names[2] === '_faults') return { GET: handleFaults, PUT: handleFaults };
   }
   if (first === '_node') throw errors.notFound('missing');
   // Not a route: CouchDB reads it as a database name.
@@ -183,6 +201,10 @@ function databaseRoute(
   if (special !== null) return special;
   if (UNIMPLEMENTED_DB_ROUTES.has(second.text)) {
     throw errors.notImplemented(`Divan does not implement ${second.text} yet.`);
+  }
+
+  if (second.text === '_raft' && segments.length === 3 && segments[2]!.text === 'transfer') {
+    return { POST: () => handleRaftTransfer(scope, db) };
   }
 
   let idBytes = second.bytes;

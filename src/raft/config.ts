@@ -23,6 +23,13 @@ export const DEFAULT_MAX_INFLIGHT_MESSAGES = 64;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_APPLY_BYTES = 16 * 1024 * 1024;
+/**
+ * How far behind the leader's last index a learner may be and still be promoted, and a voter
+ * still receive leadership. An estimate: at 1,000 writes/s and a 100 ms round trip a healthy
+ * follower trails by about 100 entries, and it catches up on the rest within one AppendEntries
+ * of the default 1 MiB cap unless entries are large.
+ */
+export const DEFAULT_CATCH_UP_LAG_ENTRIES = 100;
 
 /**
  * Faults that the simulator plants to prove its checks can fail. Each one breaks a single rule;
@@ -33,7 +40,10 @@ export type PlantedBug =
   | 'forget_vote_on_restart'
   | 'truncate_on_stale_append'
   | 'ack_before_durable'
-  | 'read_without_read_index';
+  | 'read_without_read_index'
+  | 'second_change_in_flight'
+  | 'change_before_term_commit'
+  | 'learner_votes';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'commit_previous_term',
@@ -41,6 +51,9 @@ export const PLANTED_BUGS: readonly PlantedBug[] = [
   'truncate_on_stale_append',
   'ack_before_durable',
   'read_without_read_index',
+  'second_change_in_flight',
+  'change_before_term_commit',
+  'learner_votes',
 ];
 
 /** The way a leader confirms a linearizable read. */
@@ -48,7 +61,12 @@ export type ReadMode = 'read_index' | 'lease';
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** The membership to start with when storage has no snapshot. */
+  /**
+   * The membership as of `applied`: the one the driver persisted with its applied index (from
+   * `Ready.appliedMembership`), or on a node that never applied anything, the group's initial
+   * membership (`EMPTY_MEMBERSHIP` for a node that joins an existing group). A snapshot newer
+   * than `applied` brings its own membership.
+   */
   readonly membership: Membership;
   /** The highest index the driver has applied durably; committed entries after it are replayed. */
   readonly applied: number;
@@ -71,6 +89,10 @@ export interface RaftConfig {
   readonly maxMessageBytes: number;
   /** Byte cap on the committed entries of one Ready. */
   readonly maxApplyBytes: number;
+  /** Entries a learner may trail the leader's last index by and still be promoted. */
+  readonly promotionLagEntries: number;
+  /** Entries a voter may trail the leader's last index by and still receive leadership. */
+  readonly transferLagEntries: number;
   readonly logger: RaftLogger;
   readonly plantedBugs: readonly PlantedBug[];
 }
@@ -91,6 +113,8 @@ export function resolveConfig(options: RaftOptions): RaftConfig {
     maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
     maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     maxApplyBytes: DEFAULT_MAX_APPLY_BYTES,
+    promotionLagEntries: DEFAULT_CATCH_UP_LAG_ENTRIES,
+    transferLagEntries: DEFAULT_CATCH_UP_LAG_ENTRIES,
     logger: silentRaftLogger,
     plantedBugs: [],
     ...options,
@@ -103,6 +127,8 @@ export function resolveConfig(options: RaftOptions): RaftConfig {
       `electionTicks (${config.electionTicks}) must exceed heartbeatTicks (${config.heartbeatTicks})`,
   );
   assert(config.maxInflightMessages > 0, 'maxInflightMessages must be positive');
+  assert(config.promotionLagEntries >= 0, 'promotionLagEntries must not be negative');
+  assert(config.transferLagEntries >= 0, 'transferLagEntries must not be negative');
   assert(
     config.readMode !== 'lease' || config.checkQuorum,
     'lease reads need checkQuorum, or a deposed leader could serve stale reads indefinitely',

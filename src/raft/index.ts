@@ -4,8 +4,9 @@
  * Math.random. Randomness comes from the injected `random`, time from `tick()`.
  *
  * Inputs: `step(message)`, `tick()`, `propose(data)`, `readIndex(context)`, `campaign()`,
- * `forgetLeader()`, and the reports `snapshotInstalled`, `snapshotFailed`, `reportSnapshot`,
- * `reportUnreachable`. Output: `Ready` batches, acknowledged with `advance(ready)`.
+ * `forgetLeader()`, `proposeConfChange(steps)`, `transferLeader(to)`, and the reports
+ * `snapshotInstalled`, `snapshotFailed`, `reportSnapshot`, `reportUnreachable`. Output: `Ready`
+ * batches, acknowledged with `advance(ready)`. `status()` and `promotableLearners()` read state.
  *
  * The driver contract, and why each rule exists:
  *
@@ -41,11 +42,47 @@
  * 10. Proposals are never forwarded by the core. `propose` returns `{ index, term }`; the
  *    proposal succeeded when the entry applied at `index` has `term`. If another term is
  *    applied there, or leadership is lost before apply, the outcome is unknown (the entry may
- *    still commit). `not_leader` means the entry was never appended.
+ *    still commit). `not_leader` and `transfer_in_progress` mean the entry was never appended.
+ * 11. Membership changes are proposals too: `proposeConfChange(steps)` appends a configuration
+ *    entry and returns its `{ index, term }`, or a typed rejection with nothing appended. When
+ *    the voters change, the entry is joint, and the core itself appends the entry that leaves
+ *    the joint configuration once the first commits. The change is complete when a
+ *    configuration entry that is not joint is applied. The configuration in effect is the log's
+ *    last one, committed or not (`status().membership`); connect to all its voters and learners.
+ * 12. Persist `Ready.appliedMembership`, when it is not null, in the same write as the apply:
+ *    it is the membership as of the new applied index. Pass it back as `membership`, with
+ *    `applied`, on restart; a fresh group passes its initial membership, and a node that joins
+ *    a group passes `EMPTY_MEMBERSHIP` with an empty log. Why: configuration entries after the
+ *    applied index are read from the log at start, so only the applied one must be kept.
+ *    A snapshot carries the membership as of its index (for a snapshot at the applied index,
+ *    the applied membership); the membership of a discard point at or below the applied index
+ *    is not read.
+ * 13. Carry `timeout_now` messages, the `transfer` flag of vote requests and the `commit` of
+ *    heartbeat responses on the transport. Why: without the flag a transfer's campaign stops at
+ *    the leader lease, and without the commit an idle group never goes quiet.
+ * 14. A node that lost its disk rejoins under a new id, or with a restored disk. Why: with an
+ *    empty log and no vote under an old id, it would grant its vote to a stale candidate of a
+ *    configuration in which that id was a voter.
  */
 export { RaftInvariantError } from './assert.js';
+export {
+  CONFIG_FORMAT_VERSION,
+  type ConfChangePlan,
+  type ConfChangeStep,
+  type ConfChangeType,
+  decodeMembership,
+  encodeMembership,
+  isJoint,
+  isLearner,
+  isMember,
+  type MembershipTarget,
+  membershipProblem,
+  planConfChange,
+  stepsToTarget,
+} from './conf-change.js';
 export type { PlantedBug, RaftConfig, RaftOptions, ReadMode } from './config.js';
 export {
+  DEFAULT_CATCH_UP_LAG_ENTRIES,
   DEFAULT_ELECTION_TICKS,
   DEFAULT_HEARTBEAT_TICKS,
   DEFAULT_MAX_APPLY_BYTES,
@@ -59,6 +96,8 @@ export {
 export type { RaftLogger } from './logger.js';
 export { silentRaftLogger } from './logger.js';
 export {
+  allVoters,
+  isVoter,
   jointCommitIndex,
   jointVoteResult,
   majorityCommitIndex,
@@ -69,6 +108,7 @@ export { RawNode } from './raw-node.js';
 export type { Storage } from './storage.js';
 export { ENTRY_OVERHEAD_BYTES, entrySizeBytes, MemoryStorage } from './storage.js';
 export type {
+  ConfChangeResult,
   Entry,
   EntryType,
   HardState,
@@ -84,5 +124,6 @@ export type {
   Role,
   SnapshotMeta,
   Status,
+  TransferResult,
 } from './types.js';
-export { membershipOf, message, NO_NODE } from './types.js';
+export { EMPTY_MEMBERSHIP, membershipOf, message, NO_NODE } from './types.js';

@@ -8,15 +8,22 @@
  * entry may overwrite a durable one (a follower truncating a conflicting tail): the unstable copy
  * wins until the driver persists it.
  *
+ * The log also tracks the configurations it holds (`configs`): every append, truncation and
+ * reset goes through here, so the membership in effect always matches the log's last
+ * configuration entry.
+ *
  * Invariants: applied <= applying <= committed <= lastIndex(); committed never decreases;
  * offset <= inProgress <= lastIndex() + 1; entries in [firstIndex(), offset) are durable.
  */
 import { assert } from './assert.js';
+import { MembershipHistory } from './membership-history.js';
 import type { Storage } from './storage.js';
 import { entrySizeBytes } from './storage.js';
-import type { Entry } from './types.js';
+import type { Entry, Membership } from './types.js';
 
 const NO_LIMIT = Number.POSITIVE_INFINITY;
+/** Bytes of entries read per storage call while looking for configuration entries. */
+const CONFIG_SCAN_BYTES = 1024 * 1024;
 
 export class RaftLog {
   readonly storage: Storage;
@@ -30,17 +37,38 @@ export class RaftLog {
   applying: number;
   /** Highest index the driver reported applied. */
   applied: number;
+  /** The configurations in the log from the applied index on. */
+  readonly configs: MembershipHistory;
 
-  constructor(storage: Storage, applied: number) {
+  /**
+   * Opens the log over `storage`. `membership` is the membership as of `applied`; when the
+   * snapshot is newer than `applied`, the snapshot's membership is used instead.
+   */
+  constructor(storage: Storage, applied: number, membership: Membership) {
     this.storage = storage;
     this.offset = storage.lastIndex() + 1;
     this.inProgress = this.offset;
-    const snapshotIndex = storage.snapshotMeta().index;
-    this.committed = Math.max(storage.hardState().commit, snapshotIndex);
-    assert(applied >= snapshotIndex, () => `applied ${applied} below snapshot ${snapshotIndex}`);
-    assert(applied <= this.committed, () => `applied ${applied} above commit ${this.committed}`);
-    this.applying = applied;
-    this.applied = applied;
+    const snapshot = storage.snapshotMeta();
+    this.committed = Math.max(storage.hardState().commit, snapshot.index);
+    const base = Math.max(applied, snapshot.index);
+    assert(base <= this.committed, () => `applied ${base} above commit ${this.committed}`);
+    this.applying = base;
+    this.applied = base;
+    const baseMembership = base === applied ? membership : snapshot.membership;
+    this.configs = new MembershipHistory({ index: base, membership: baseMembership });
+    this.#scanConfigs(base + 1);
+  }
+
+  /** Records the configuration entries of the durable log from `from` on. */
+  #scanConfigs(from: number): void {
+    const end = this.storage.lastIndex() + 1;
+    let next = Math.max(from, this.storage.firstIndex());
+    while (next < end) {
+      const entries = this.storage.entries(next, end, CONFIG_SCAN_BYTES);
+      assert(entries.length > 0, () => `storage returned no entries at ${next}`);
+      for (const entry of entries) this.configs.appendedOne(entry);
+      next = entries[entries.length - 1]!.index + 1;
+    }
   }
 
   firstIndex(): number {
@@ -149,6 +177,7 @@ export class RaftLog {
       first <= this.lastIndex() + 1,
       () => `append at ${first} leaves a gap after ${this.lastIndex()}`,
     );
+    this.configs.appended(entries);
     const end = this.offset + this.unstable.length;
     if (first === end && (this.unstable.length > 0 || first === this.storage.lastIndex() + 1)) {
       for (const entry of entries) this.unstable.push(entry);
@@ -169,6 +198,7 @@ export class RaftLog {
     assert(entry.index === this.lastIndex() + 1, 'appendOne must extend the log');
     if (this.unstable.length === 0) this.offset = entry.index;
     this.unstable.push(entry);
+    this.configs.appendedOne(entry);
   }
 
   /** Entries not yet handed out; marks them in progress. */
@@ -227,6 +257,7 @@ export class RaftLog {
   appliedTo(index: number): void {
     assert(index <= this.applying, () => `applied ${index} beyond applying ${this.applying}`);
     if (index > this.applied) this.applied = index;
+    this.configs.compactTo(this.applied);
   }
 
   /**
@@ -253,8 +284,8 @@ export class RaftLog {
     return entries;
   }
 
-  /** Resets the log to an installed snapshot at (index, term). */
-  restore(index: number): void {
+  /** Resets the log to an installed snapshot at `index` whose membership is `membership`. */
+  restore(index: number, membership: Membership): void {
     assert(index > this.applied, () => `snapshot ${index} at or below applied ${this.applied}`);
     this.unstable = [];
     // The storage may keep entries after the snapshot that match it; they are durable.
@@ -263,5 +294,7 @@ export class RaftLog {
     if (index > this.committed) this.committed = index;
     this.applying = index;
     this.applied = index;
+    this.configs.reset({ index, membership });
+    this.#scanConfigs(index + 1);
   }
 }

@@ -93,11 +93,18 @@ export class Progress {
   recentActive = false;
   /** The highest commit index sent to the follower, so commit advances reach it promptly. */
   sentCommit = 0;
+  /** The highest commit index the follower reported in a heartbeat response. */
+  commitAcked = 0;
   /** In replicate state: heartbeat responses in a row during which `match` did not move. */
   stalledHeartbeats = 0;
   #matchAtHeartbeat = 0;
   /** The highest read round the follower acknowledged in the current term. */
   readRoundAcked = 0;
+  /**
+   * For a peer that the latest configuration entry removed: that entry's index, which the peer
+   * must know committed before the leader stops replicating to it. 0 for members.
+   */
+  retiringAt = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflightMessages: number, maxInflightBytes: number) {
@@ -113,7 +120,9 @@ export class Progress {
     this.next = next;
     this.recentActive = true;
     this.sentCommit = 0;
+    this.commitAcked = 0;
     this.readRoundAcked = 0;
+    this.retiringAt = 0;
   }
 
   becomeProbe(): void {

@@ -1,8 +1,14 @@
 /**
- * The leader's side of Raft: per-follower progress, sending appends, snapshots and heartbeats,
- * handling their acknowledgements, advancing the commit index, and the ReadIndex queue.
- * `RawNode` owns one instance and calls it only while it leads; the state is reset on each
- * election (`reset`).
+ * The leader's side of Raft: per-member progress, sending appends, snapshots and heartbeats,
+ * handling their acknowledgements, advancing the commit index, the ReadIndex queue, and the
+ * state of a leadership transfer. `RawNode` owns one instance and calls it only while it leads;
+ * the state is reset on each election (`reset`).
+ *
+ * Progress is kept for every voter and learner, and for peers that the latest configuration
+ * entry removed until they report that entry committed (so they learn that they were removed
+ * and stop campaigning). Those retiring peers never count toward a quorum, are not reported in
+ * `status()`, and are dropped when they stay silent for an election timeout or would need a
+ * snapshot.
  *
  * Invariants: the leader's own match (`selfMatch`) is at most its durable index, so the leader
  * counts itself toward commit only once its append is durable. The commit index advances only
@@ -16,6 +22,7 @@ import { jointCommitIndex, jointVoteResult } from './quorum.js';
 import { type PendingRead, ReadQueue } from './read-queue.js';
 import { entrySizeBytes } from './storage.js';
 import type { Membership, Message, NodeId, ProgressStatus, ReadState } from './types.js';
+import { NO_NODE } from './types.js';
 
 export type MessageFields = Partial<Message> & Pick<Message, 'type' | 'to'>;
 
@@ -38,34 +45,61 @@ export interface ReplicationHost {
   membership(): Membership;
   send(fields: MessageFields): void;
   readState(state: ReadState): void;
+  /** Called after the commit index advanced. */
+  committed(): void;
+}
+
+/** A leadership transfer in progress. */
+export interface LeaderTransfer {
+  readonly target: NodeId;
+  elapsedTicks: number;
+  /** Whether TimeoutNow was sent; each heartbeat response sends it again until a new leader. */
+  timeoutNowSent: boolean;
 }
 
 export class Replication {
-  /** Per-peer progress: voters and learners other than this node. */
+  /** Per-peer progress: voters and learners other than this node, and retiring peers. */
   readonly progress = new Map<NodeId, Progress>();
   readonly reads = new ReadQueue();
   /** Invariant: the highest index of this term's log that is durable on this node. */
   selfMatch = 0;
   /** New entries or a new commit index wait to be sent at the next `flush()`. */
   broadcastPending = false;
+  /** The leadership transfer in progress, or null. Proposals are held while it is set. */
+  transfer: LeaderTransfer | null = null;
 
-  constructor(
-    readonly host: ReplicationHost,
-    peers: readonly NodeId[],
-  ) {
-    const { maxInflightMessages, maxInflightBytes } = host.config;
-    for (const id of peers) {
-      const next = host.log.lastIndex() + 1;
-      this.progress.set(id, new Progress(next, maxInflightMessages, maxInflightBytes));
-    }
-  }
+  constructor(readonly host: ReplicationHost) {}
 
-  /** Resets every follower for a new leader whose log ends at `lastIndex`. */
-  reset(lastIndex: number, durableIndex: number): void {
-    for (const progress of this.progress.values()) progress.resetForLeader(lastIndex + 1);
+  /** Resets the progress of `peers` for a new leader whose log ends at `lastIndex`. */
+  reset(lastIndex: number, durableIndex: number, peers: readonly NodeId[]): void {
+    this.progress.clear();
+    for (const id of peers) this.progress.set(id, this.#newProgress(lastIndex + 1));
     this.selfMatch = durableIndex;
     this.reads.clear();
+    this.transfer = null;
     this.broadcastPending = true;
+  }
+
+  #newProgress(next: number): Progress {
+    const { maxInflightMessages, maxInflightBytes } = this.host.config;
+    const progress = new Progress(next, maxInflightMessages, maxInflightBytes);
+    progress.resetForLeader(next);
+    return progress;
+  }
+
+  /**
+   * Follows a configuration entry at `configIndex` that made `peers` the leader's peers: new
+   * members get progress, and removed ones retire until they acknowledge the entry.
+   */
+  syncPeers(peers: readonly NodeId[], configIndex: number): void {
+    for (const id of peers) {
+      const progress = this.progress.get(id);
+      if (progress === undefined) this.progress.set(id, this.#newProgress(configIndex));
+      else progress.retiringAt = 0;
+    }
+    for (const [id, progress] of this.progress) {
+      if (!peers.includes(id)) progress.retiringAt = configIndex;
+    }
   }
 
   /** Records that this node's log is durable up to (index, term). */
@@ -99,12 +133,20 @@ export class Replication {
       progress.becomeProbe();
       progress.becomeReplicate();
     }
+    this.#maybeSendTimeoutNow(m.from, progress, false);
     this.maybeCommit();
   }
 
   handleHeartbeatResponse(m: Message, progress: Progress): void {
     if (progress.heartbeatAnswered(STALLED_HEARTBEATS_BEFORE_PROBE)) progress.becomeProbe();
+    if (m.commit > progress.commitAcked) progress.commitAcked = m.commit;
+    if (progress.retiringAt > 0 && progress.commitAcked >= progress.retiringAt) {
+      // The removed peer learned that its removal is committed, so it will not campaign again.
+      this.progress.delete(m.from);
+      return;
+    }
     if (progress.match < this.host.log.lastIndex()) this.broadcastPending = true;
+    this.#maybeSendTimeoutNow(m.from, progress, true);
     if (m.context > progress.readRoundAcked) {
       progress.readRoundAcked = m.context;
       this.#confirmReads();
@@ -136,6 +178,7 @@ export class Replication {
       this.reads.releaseWaiting(log.committed);
       this.#confirmReads();
     }
+    this.host.committed();
   }
 
   committedInTerm(): boolean {
@@ -185,6 +228,11 @@ export class Replication {
   }
 
   #sendSnapshot(to: NodeId, progress: Progress): void {
+    if (progress.retiringAt > 0) {
+      // A removed peer that fell this far behind learns nothing useful from a snapshot.
+      this.progress.delete(to);
+      return;
+    }
     const snapshot = this.host.log.storage.snapshotMeta();
     assert(snapshot.index > 0, 'a follower needs discarded entries but no snapshot exists');
     this.host.send({ type: 'snapshot', to, snapshot });
@@ -262,14 +310,20 @@ export class Replication {
     return jointVoteResult(this.host.membership(), active) === 'won';
   }
 
-  /** Returns whether the leader has nothing to send and every follower is caught up. */
+  /**
+   * Returns whether the leader has nothing to send and every follower is caught up, the commit
+   * index included. The follower must have reported that commit index: a learner that missed
+   * it would never learn it in a quiet group, because it has no election timer to wake the
+   * group with.
+   */
   canQuiesce(): boolean {
     const log = this.host.log;
     const lastIndex = log.lastIndex();
     if (log.committed !== lastIndex || this.selfMatch !== lastIndex) return false;
     if (this.reads.size > 0 || this.broadcastPending) return false;
     for (const progress of this.progress.values()) {
-      if (progress.match !== lastIndex || progress.sentCommit < lastIndex) return false;
+      if (progress.retiringAt > 0) continue;
+      if (progress.match !== lastIndex || progress.commitAcked < lastIndex) return false;
     }
     return true;
   }
@@ -297,6 +351,7 @@ export class Replication {
   status(): Map<NodeId, ProgressStatus> {
     const statuses = new Map<NodeId, ProgressStatus>();
     for (const [id, progress] of this.progress) {
+      if (progress.retiringAt > 0) continue;
       const state: ProgressState = progress.state;
       statuses.set(id, {
         match: progress.match,
@@ -307,5 +362,67 @@ export class Replication {
       });
     }
     return statuses;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Membership and leadership transfer
+
+  /** Drops retiring peers that did not answer since the last check, once per election timeout. */
+  dropSilentRetiring(): void {
+    for (const [id, progress] of this.progress) {
+      if (progress.retiringAt === 0) continue;
+      if (!progress.recentActive) this.progress.delete(id);
+      else progress.recentActive = false;
+    }
+  }
+
+  /**
+   * Returns the voter with the highest match if it has every committed entry, or NO_NODE: the
+   * successor a removed leader hands over to.
+   */
+  successor(): NodeId {
+    const membership = this.host.membership();
+    let best: NodeId = NO_NODE;
+    let bestMatch = this.host.log.committed - 1;
+    for (const id of membership.voters) {
+      const match = this.progress.get(id)?.match ?? 0;
+      if (id !== this.host.id && match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  /** Starts a leadership transfer to `target`, a voter with progress. */
+  startTransfer(target: NodeId): void {
+    const progress = this.progress.get(target);
+    assert(progress !== undefined, () => `transfer target ${target} has no progress`);
+    this.transfer = { target, elapsedTicks: 0, timeoutNowSent: false };
+    this.broadcastPending = true;
+    this.#maybeSendTimeoutNow(target, progress, false);
+  }
+
+  /** Counts a tick of the transfer; returns true when it is abandoned after an election timeout. */
+  tickTransfer(): boolean {
+    const transfer = this.transfer;
+    if (transfer === null) return false;
+    transfer.elapsedTicks++;
+    if (transfer.elapsedTicks < this.host.config.electionTicks) return false;
+    this.transfer = null;
+    return true;
+  }
+
+  /**
+   * Sends TimeoutNow to the transfer target once it has every entry: at the first
+   * acknowledgement that shows it, and again with each heartbeat response in case it was lost.
+   */
+  #maybeSendTimeoutNow(id: NodeId, progress: Progress, resend: boolean): void {
+    const transfer = this.transfer;
+    if (transfer === null || transfer.target !== id) return;
+    if (progress.match !== this.host.log.lastIndex()) return;
+    if (transfer.timeoutNowSent && !resend) return;
+    transfer.timeoutNowSent = true;
+    this.host.send({ type: 'timeout_now', to: id });
   }
 }

@@ -29,6 +29,7 @@ interface CliOptions {
   durationMs: number;
   bug?: PlantedBug;
   quiesce?: boolean;
+  membership?: boolean;
   history?: string;
 }
 
@@ -50,6 +51,11 @@ const program = new Command()
   )
   .option('--quiesce', 'let idle groups go quiet (default: every other seed)')
   .option('--no-quiesce', 'never let idle groups go quiet')
+  .option(
+    '--membership',
+    'mix membership changes and leadership transfers into every seed (default: 40% of seeds)',
+  )
+  .option('--no-membership', 'keep the initial membership in every seed')
   .option('--history <file>', 'write the client history of the last seed as JSON')
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
   .action((options: CliOptions) => {
@@ -64,6 +70,7 @@ const program = new Command()
         durationMs: options.durationMs,
         plantedBugs: options.bug === undefined ? [] : [options.bug],
         quiesce: options.quiesce,
+        membership: options.membership,
       });
       results.push(result);
       if (options.seed !== undefined) console.log(`seed ${seed} trace hash: ${result.traceHash}`);
@@ -77,7 +84,13 @@ const program = new Command()
     console.log(`first violation, seed ${firstFailure.seed}:`);
     for (const violation of firstFailure.violations) console.log(`  ${violation}`);
     console.log(
-      `replay: ${replayCommand(firstFailure.seed, { nodes, durationMs: options.durationMs, bug: options.bug, quiesce: options.quiesce })}`,
+      `replay: ${replayCommand(firstFailure.seed, {
+        nodes,
+        durationMs: options.durationMs,
+        bug: options.bug,
+        quiesce: options.quiesce,
+        membership: options.membership,
+      })}`,
     );
     if (violations > 0) process.exit(EXIT_VIOLATION);
   });

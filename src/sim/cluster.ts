@@ -6,10 +6,17 @@
  * transport's failure detection, which calls `forgetLeader` and `campaign` when the connection
  * to a leader's node is lost.
  *
+ * Nodes come from a pool of ids. The first `nodeCount` start as the group's voters; the others
+ * start only when a membership change first adds them (`provision`), with an empty disk and an
+ * empty membership. A removed node keeps running and keeps its disk if it is added again: a
+ * node with an empty disk must never reuse the id of a former voter, because it would grant
+ * its vote to a stale candidate of a configuration in which that id was a voter.
+ *
  * After every event the invariants are checked. An exception thrown by the core is recorded as
  * a violation and stops the run.
  */
 import type {
+  Membership,
   Message,
   NodeId,
   PlantedBug,
@@ -17,7 +24,7 @@ import type {
   Ready,
   SnapshotMeta,
 } from '../raft/index.js';
-import { NO_NODE, silentRaftLogger } from '../raft/index.js';
+import { EMPTY_MEMBERSHIP, membershipOf, NO_NODE, silentRaftLogger } from '../raft/index.js';
 import { EventQueue } from './event-queue.js';
 import { Invariants } from './invariants.js';
 import { SimNode } from './node.js';
@@ -37,7 +44,10 @@ export interface NetworkSettings {
 
 export interface SimClusterOptions {
   readonly seed: number;
+  /** The initial voters, `n1` to `n<nodeCount>`. */
   readonly nodeCount: number;
+  /** Node ids in the pool, `n1` to `n<poolSize>`; `nodeCount` when left out. */
+  readonly poolSize?: number;
   readonly tickMs: number;
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -88,6 +98,7 @@ export class SimCluster {
   readonly #fetches = new Map<NodeId, number>();
   #fetchSequence = 0;
   #stopped = false;
+  readonly #initial: Membership;
 
   constructor(options: SimClusterOptions) {
     this.options = options;
@@ -95,8 +106,19 @@ export class SimCluster {
     this.#networkRandom = this.random.fork(1);
     this.#diskRandom = this.random.fork(2);
     this.invariants = new Invariants(() => this.nodes);
-    const ids = Array.from({ length: options.nodeCount }, (_, i) => `n${i + 1}`);
-    const logger = options.logger ?? silentRaftLogger;
+    const poolSize = Math.max(options.poolSize ?? options.nodeCount, options.nodeCount);
+    const ids = Array.from({ length: poolSize }, (_, i) => `n${i + 1}`);
+    this.#initial = membershipOf(ids.slice(0, options.nodeCount));
+    for (const [i, id] of ids.entries()) {
+      const bootstrap = i < options.nodeCount ? this.#initial : EMPTY_MEMBERSHIP;
+      this.nodes.push(this.#newNode(id, bootstrap, this.random.fork(10 + i)));
+    }
+    for (const node of this.nodes.slice(0, options.nodeCount)) node.start();
+    for (const node of this.nodes) this.#scheduleTicks(node);
+  }
+
+  #newNode(id: NodeId, bootstrap: Membership, random: SimRandom): SimNode {
+    const options = this.options;
     const settings = {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
@@ -106,30 +128,43 @@ export class SimCluster {
       plantedBugs: options.plantedBugs,
       maxMessageBytes: options.maxMessageBytes,
     };
-    for (const [i, id] of ids.entries()) {
-      const node = new SimNode(
-        id,
-        ids,
-        options.stateMachine(),
-        this.random.fork(10 + i),
-        settings,
-        {
-          now: () => this.now,
-          schedule: (delayMs, run) => this.#scheduleOn(node, delayMs, run),
-          send: (m) => this.send(m),
-          fetchSnapshot: (target, from, requested) => this.#fetchSnapshot(target, from, requested),
-          diskLatencyMs: (target) => this.#diskLatency(target),
-          afterWrite: (target, ready) => this.afterWrite?.(target, ready),
-          invariants: this.invariants,
-          logger,
-        },
-      );
-      this.nodes.push(node);
+    const node: SimNode = new SimNode(id, bootstrap, options.stateMachine(), random, settings, {
+      now: () => this.now,
+      schedule: (delayMs, run) => this.#scheduleOn(node, delayMs, run),
+      send: (m) => this.send(m),
+      fetchSnapshot: (target, from, requested) => this.#fetchSnapshot(target, from, requested),
+      diskLatencyMs: (target) => this.#diskLatency(target),
+      afterWrite: (target, ready) => this.afterWrite?.(target, ready),
+      invariants: this.invariants,
+      logger: options.logger ?? silentRaftLogger,
+    });
+    return node;
+  }
+
+  /** The group's initial membership. */
+  get initialMembership(): Membership {
+    return this.#initial;
+  }
+
+  /** Nodes that were started at least once: the only ones clients and faults aim at. */
+  provisionedNodes(): SimNode[] {
+    return this.nodes.filter((node) => node.provisioned);
+  }
+
+  /**
+   * Makes `id` ready to join the group: starts it with an empty disk if it never ran, and
+   * restarts it with its disk if it ran before and is down.
+   */
+  provision(id: NodeId): SimNode {
+    const node = this.node(id);
+    if (node.provisioned) {
+      this.restart(node);
+      return node;
     }
-    for (const node of this.nodes) {
-      node.start();
-      this.#scheduleTicks(node);
-    }
+    this.trace.add(`${this.now}|provision|${id}`);
+    node.start();
+    node.drain();
+    return node;
   }
 
   get violations(): readonly string[] {
@@ -283,7 +318,7 @@ export class SimCluster {
       const source = this.node(from);
       const term = source.storage.term(source.applied);
       if (!source.up || source.applied < requested.index || term === undefined) return;
-      const meta = { index: source.applied, term, membership: source.raw!.membership };
+      const meta = { index: source.applied, term, membership: source.appliedMembership };
       const bytes = source.stateMachine.snapshot();
       this.sendOther(from, node.id, () => finish(meta, bytes));
     });
@@ -302,7 +337,7 @@ export class SimCluster {
   }
 
   restart(node: SimNode): void {
-    if (node.up) return;
+    if (node.up || !node.provisioned) return;
     this.trace.add(`${this.now}|restart|${node.id}`);
     node.start();
     node.drain();

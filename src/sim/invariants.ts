@@ -2,17 +2,32 @@
  * Safety invariants the simulator checks after every event, from an omniscient view of all
  * nodes. Each violation is recorded as a sentence naming the nodes, terms and indexes.
  *
- * - Election safety: at most one leader per term.
+ * - Election safety: at most one leader per term, across old and new configurations and
+ *   including nodes that were removed but keep running.
  * - Log matching: two logs holding an entry with the same index and term hold the same entry and
  *   the same entries before it (checked through a hash chain over each durable log).
  * - Leader completeness: the log of a leader of term T contains every entry committed in a
  *   term below T.
  * - State machine safety: every node applies the same entry at the same index.
  * - Applied never goes backwards on a node, across crashes and snapshot installs included.
- * - Durability: an entry once committed stays durable on a majority of nodes, so no
- *   acknowledged write can be lost.
+ * - Durability: an entry once committed stays durable on a majority of each voter set of the
+ *   configuration that vouches for it (see `#durabilityConfig`), so no acknowledged write and
+ *   no committed configuration can be lost.
+ *
+ * The checks of membership changes (one at a time, learners never counted, configurations
+ * applied alike) are in `config-invariants.ts`.
  */
-import type { Entry, MemoryStorage, NodeId, RawNode, SnapshotMeta } from '../raft/index.js';
+import type {
+  Entry,
+  HardState,
+  Membership,
+  MemoryStorage,
+  NodeId,
+  RawNode,
+  SnapshotMeta,
+} from '../raft/index.js';
+import { isJoint } from '../raft/index.js';
+import { ConfigInvariants } from './config-invariants.js';
 import { hashBytes } from './trace.js';
 
 const MAX_VIOLATIONS = 20;
@@ -28,6 +43,8 @@ interface CommittedEntry {
   readonly term: number;
   /** The lowest leader term in which the entry was known committed. */
   commitTerm: number;
+  /** The configuration of the leader that committed it. */
+  readonly config: Membership;
 }
 
 export class Invariants {
@@ -43,6 +60,7 @@ export class Invariants {
   readonly #committed = new Map<number, CommittedEntry>();
   #maxCommitted = 0;
   elections = 0;
+  readonly configs = new ConfigInvariants((message) => this.fail(message));
 
   constructor(readonly nodes: () => readonly NodeView[]) {}
 
@@ -65,19 +83,26 @@ export class Invariants {
       if (this.#leaderTerms.get(node.id) !== raw.term) {
         this.#leaderTerms.set(node.id, raw.term);
         this.#checkCompleteness(node.id, raw);
+        this.configs.checkElection(node.id, raw);
       }
       this.#recordCommits(raw);
+      this.configs.checkLeaderAppends(node.id, raw, this.#maxCommitted);
     }
   }
 
   #recordCommits(raw: RawNode): void {
     const commit = raw.log.committed;
-    for (let index = this.#maxCommitted + 1; index <= commit; index++) {
+    const from = this.#maxCommitted + 1;
+    for (let index = from; index <= commit; index++) {
       const term = raw.log.term(index);
       if (term === undefined) continue;
-      this.#committed.set(index, { term, commitTerm: raw.term });
+      this.#committed.set(index, { term, commitTerm: raw.term, config: raw.membership });
+      this.configs.onCommitted(index, term);
     }
     if (commit > this.#maxCommitted) this.#maxCommitted = commit;
+    // The acknowledgements the leader counted are durable, so what it just committed must be
+    // durable on a majority now. A quorum that counted a learner or a removed node fails here.
+    for (let index = from; index <= commit; index++) this.#checkDurable(index, 'commit');
   }
 
   #checkCompleteness(id: NodeId, raw: RawNode): void {
@@ -97,6 +122,7 @@ export class Invariants {
   /** Records entries that became durable on `id`, checking log matching. */
   onPersist(id: NodeId, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
+    this.configs.onPersist(entries);
     const chain = this.#chainOf(id);
     const first = entries[0]!.index;
     for (const index of [...chain.keys()]) if (index >= first) chain.delete(index);
@@ -125,7 +151,12 @@ export class Invariants {
     chain.set(meta.index, base);
   }
 
+  onHardState(id: NodeId, hardState: HardState): void {
+    this.configs.onHardState(id, hardState);
+  }
+
   onApply(id: NodeId, entry: Entry): void {
+    this.configs.onApply(id, entry);
     const last = this.#appliedIndex.get(id) ?? 0;
     if (entry.index !== last + 1) {
       this.fail(`${id} applied index ${entry.index} after ${last}`);
@@ -164,18 +195,38 @@ export class Invariants {
   #checkDurable(index: number, cause: NodeId): void {
     const entry = this.#committed.get(index);
     if (entry === undefined) return;
-    const nodes = this.nodes();
-    let holders = 0;
-    for (const node of nodes) {
-      const snapshotIndex = node.storage.snapshotMeta().index;
-      if (snapshotIndex >= index || node.storage.term(index) === entry.term) holders++;
-    }
-    if (holders <= nodes.length / 2) {
+    const config = this.#durabilityConfig(index, entry);
+    const sets = isJoint(config) ? [config.voters, config.votersOutgoing] : [config.voters];
+    for (const voters of sets) {
+      let holders = 0;
+      for (const id of voters) {
+        const storage = this.#nodeView(id)?.storage;
+        if (storage === undefined) continue;
+        if (storage.snapshotMeta().index >= index || storage.term(index) === entry.term) holders++;
+      }
+      if (holders > voters.length / 2) continue;
+      const after = cause === 'commit' ? 'when it committed' : `after ${cause} lost it`;
       this.fail(
         `durability: committed index ${index} (term ${entry.term}) is durable on ${holders} of ` +
-          `${nodes.length} nodes after ${cause} lost it`,
+          `voters ${voters.join(', ')} ${after}`,
       );
+      return;
     }
+  }
+
+  /**
+   * The configuration whose voters must hold a committed entry. A committed configuration
+   * entry at or after the entry's index vouches for it: its commit put everything before it on
+   * a majority of each of its voter sets. A later entry relies on the configuration of the
+   * leader that committed it.
+   */
+  #durabilityConfig(index: number, entry: CommittedEntry): Membership {
+    const latest = this.configs.latestCommitted();
+    return latest !== undefined && latest.index >= index ? latest.membership : entry.config;
+  }
+
+  #nodeView(id: NodeId): NodeView | undefined {
+    return this.nodes().find((node) => node.id === id);
   }
 
   /** Checks that an acknowledged write, applied at (index, term), is what every node applied. */

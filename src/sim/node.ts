@@ -1,14 +1,18 @@
 /**
  * A simulated node: a RawNode with the driver the cluster will have. Each Ready goes to a
  * simulated disk queue and becomes durable, in order, after the disk latency. One durable write
- * carries the Ready's entries, hard state and the apply of its committed entries. Messages that
- * wait for persistence leave only then. A crash loses every write still queued.
+ * carries the Ready's entries, hard state and the apply of its committed entries, with the
+ * membership as of the applied index. Messages that wait for persistence leave only then. A
+ * crash loses every write still queued.
  *
  * The node also keeps proposal waiters (resolved when the entry at their index applies with
  * their term, unknown otherwise) and read waiters (served once applied reaches the read index).
+ * It records the configuration entries it applied, so that a compaction point and a snapshot
+ * carry the membership as of their own index.
  */
 import type {
   Entry,
+  Membership,
   Message,
   NodeId,
   PlantedBug,
@@ -16,7 +20,7 @@ import type {
   Ready,
   SnapshotMeta,
 } from '../raft/index.js';
-import { MemoryStorage, membershipOf, RawNode } from '../raft/index.js';
+import { decodeMembership, MemoryStorage, RawNode } from '../raft/index.js';
 import type { Invariants } from './invariants.js';
 import type { SimRandom } from './random.js';
 import type { StateMachine } from './state-machine.js';
@@ -64,6 +68,12 @@ interface ReadWaiter {
   readonly serve: () => void;
 }
 
+/** A configuration entry this node applied. */
+interface AppliedConfig {
+  readonly index: number;
+  readonly membership: Membership;
+}
+
 /** Entries retained after a compaction, so short outages do not need a snapshot. */
 const RETAINED_ENTRIES = 20;
 /** Compact once this many applied entries are retained. */
@@ -73,6 +83,10 @@ export class SimNode {
   raw: RawNode | null = null;
   readonly storage: MemoryStorage;
   applied = 0;
+  /** The membership as of `applied`, persisted with it and handed to the core on restart. */
+  appliedMembership: Membership;
+  /** Whether the node was ever started; nodes of the pool beyond the initial ones wait. */
+  provisioned = false;
   /** Changes on every restart, so callbacks of an earlier life are ignored. */
   incarnation = 0;
   pausedUntil = 0;
@@ -83,16 +97,20 @@ export class SimNode {
   #readCallbacks = new Map<string, () => void>();
   #reads: ReadWaiter[] = [];
   #waiterTerm = 0;
+  /** Configuration entries applied after the storage's snapshot point, in index order. */
+  #appliedConfigs: AppliedConfig[] = [];
 
   constructor(
     readonly id: NodeId,
-    readonly ids: readonly NodeId[],
+    /** The membership this node starts with: the initial voters, or empty for a joining node. */
+    readonly bootstrap: Membership,
     readonly stateMachine: StateMachine,
     readonly random: SimRandom,
     readonly settings: RaftSettings,
     readonly env: NodeEnvironment,
   ) {
-    this.storage = new MemoryStorage(membershipOf(ids));
+    this.storage = new MemoryStorage(bootstrap);
+    this.appliedMembership = bootstrap;
   }
 
   get up(): boolean {
@@ -101,10 +119,11 @@ export class SimNode {
 
   start(): void {
     this.incarnation++;
+    this.provisioned = true;
     this.raw = new RawNode(
       {
         id: this.id,
-        membership: membershipOf(this.ids),
+        membership: this.appliedMembership,
         applied: this.applied,
         random: () => this.random.next(),
         electionTicks: this.settings.electionTicks,
@@ -213,11 +232,14 @@ export class SimNode {
     if (ready === undefined) return;
     this.storage.append(ready.entries);
     this.env.invariants.onPersist(this.id, ready.entries);
-    if (ready.hardState !== null) this.storage.setHardState(ready.hardState);
+    if (ready.hardState !== null) {
+      this.storage.setHardState(ready.hardState);
+      this.env.invariants.onHardState(this.id, ready.hardState);
+    }
     for (const entry of ready.committedEntries) this.#apply(entry);
     for (const m of ready.messagesAfterPersist) this.env.send(m);
     raw.advance(ready);
-    this.#maybeCompact(raw);
+    this.#maybeCompact();
     if (ready.snapshot !== null) this.env.fetchSnapshot(this, ready.snapshotFrom, ready.snapshot);
     this.#checkLeadership();
     this.drain();
@@ -226,7 +248,12 @@ export class SimNode {
 
   #apply(entry: Entry): void {
     this.env.invariants.onApply(this.id, entry);
-    const result = entry.data.byteLength > 0 ? this.stateMachine.apply(entry.data) : undefined;
+    const isCommand = entry.type === 'normal' && entry.data.byteLength > 0;
+    const result = isCommand ? this.stateMachine.apply(entry.data) : undefined;
+    if (entry.type === 'config') {
+      this.appliedMembership = decodeMembership(entry.data);
+      this.#appliedConfigs.push({ index: entry.index, membership: this.appliedMembership });
+    }
     this.applied = entry.index;
     const waiter = this.#waiters.get(entry.index);
     if (waiter === undefined) return;
@@ -236,11 +263,22 @@ export class SimNode {
     } else waiter.done({ kind: 'unknown', reason: `index ${entry.index} applied another term` });
   }
 
-  #maybeCompact(raw: RawNode): void {
+  #maybeCompact(): void {
     const retained = this.applied - this.storage.firstIndex() + 1;
     if (retained < COMPACTION_THRESHOLD) return;
-    this.storage.compact(this.applied - RETAINED_ENTRIES, raw.membership);
+    const point = this.applied - RETAINED_ENTRIES;
+    this.storage.compact(point, this.#membershipAt(point));
+    this.#appliedConfigs = this.#appliedConfigs.filter((config) => config.index > point);
     this.env.invariants.onSnapshot(this.id, this.storage.snapshotMeta());
+  }
+
+  /** The membership as of an applied index at or after the storage's snapshot point. */
+  #membershipAt(index: number): Membership {
+    for (let i = this.#appliedConfigs.length - 1; i >= 0; i--) {
+      const config = this.#appliedConfigs[i]!;
+      if (config.index <= index) return config.membership;
+    }
+    return this.storage.snapshotMeta().membership;
   }
 
   /** Installs a fetched snapshot, or reports the failure, if the request is still current. */
@@ -254,6 +292,8 @@ export class SimNode {
     this.stateMachine.restore(bytes);
     this.storage.installSnapshot(meta);
     this.applied = meta.index;
+    this.appliedMembership = meta.membership;
+    this.#appliedConfigs = [];
     this.env.invariants.onSnapshot(this.id, meta);
     this.env.invariants.onAppliedIndex(this.id, meta.index, 'snapshot install');
     this.#failWaitersUpTo(meta.index);

@@ -1,8 +1,9 @@
 /**
  * One simulator run from one seed. A cluster runs a client workload while a nemesis injects
- * faults, and the invariants are checked after every event. Then every fault is healed and the
- * cluster must converge to equal state on every node. Last, the client history is checked for
- * linearizability.
+ * faults, and the invariants are checked after every event. In membership runs a second
+ * nemesis changes the membership and transfers leadership over a pool of seven node ids. Then
+ * every fault is healed and the cluster must converge to equal state on every member, in the
+ * last committed configuration. Last, the client history is checked for linearizability.
  */
 import {
   checkHistory,
@@ -11,8 +12,17 @@ import {
   kvModel,
   type Operation,
 } from '../check/index.js';
-import { NO_NODE, type PlantedBug, type Ready } from '../raft/index.js';
+import {
+  isJoint,
+  isMember,
+  type Membership,
+  NO_NODE,
+  type PlantedBug,
+  type Ready,
+} from '../raft/index.js';
 import { type NetworkSettings, SimCluster } from './cluster.js';
+import { describe } from './config-invariants.js';
+import { MembershipNemesis } from './membership-nemesis.js';
 import type { SimNode } from './node.js';
 import { SimRandom } from './random.js';
 import { KvStateMachine } from './state-machine.js';
@@ -29,6 +39,8 @@ export interface RunOptions {
   readonly faults?: boolean;
   /** The nemesis: `mixed` faults or leader `churn`; by default chosen per seed. */
   readonly nemesis?: 'mixed' | 'churn';
+  /** Whether membership changes and transfers run too; by default chosen per seed. */
+  readonly membership?: boolean;
   readonly checkBudgetMs?: number;
 }
 
@@ -59,6 +71,11 @@ const DEFAULT_CHECK_BUDGET_MS = 20_000;
 const SETTINGS_SEED_MASK = 0x5eed;
 const PRE_VOTE_RATE = 0.7;
 const CHECK_QUORUM_RATE = 0.7;
+/** Seeds that run the membership nemesis, drawn from their own stream of the seed. */
+const MEMBERSHIP_RATE = 0.4;
+const MEMBERSHIP_SEED_MASK = 0x3e3b;
+/** Node ids available to membership runs: n1 to n7. */
+export const SIM_POOL_SIZE = 7;
 /** Probability that a node crashes right after persisting a vote for another node. */
 const VOTE_CRASH_RATE = 0.5;
 
@@ -77,9 +94,13 @@ export function runSeed(options: RunOptions): RunResult {
   const settingsRandom = new SimRandom(options.seed ^ SETTINGS_SEED_MASK);
   const preVote = settingsRandom.chance(PRE_VOTE_RATE);
   const checkQuorum = settingsRandom.chance(CHECK_QUORUM_RATE);
+  const membership =
+    options.membership ??
+    new SimRandom(options.seed ^ MEMBERSHIP_SEED_MASK).chance(MEMBERSHIP_RATE);
   const cluster = new SimCluster({
     seed: options.seed,
     nodeCount: options.nodeCount,
+    poolSize: membership ? SIM_POOL_SIZE : options.nodeCount,
     tickMs: SIM_TICK_MS,
     electionTicks: SIM_ELECTION_TICKS,
     heartbeatTicks: SIM_HEARTBEAT_TICKS,
@@ -107,6 +128,9 @@ export function runSeed(options: RunOptions): RunResult {
   const churn =
     options.nemesis === undefined ? settingsRandom.chance(CHURN_RATE) : options.nemesis === 'churn';
   if (options.faults !== false) new Nemesis(cluster, options.durationMs, churn).start();
+  if (membership) {
+    new MembershipNemesis(cluster, options.durationMs, cluster.random.fork(5)).start();
+  }
   cluster.runUntil(options.durationMs);
   workload.finish();
   if (cluster.violations.length === 0) healAndConverge(cluster);
@@ -139,37 +163,74 @@ export function runSeed(options: RunOptions): RunResult {
   };
 }
 
-/** Ends every fault and requires one leader and equal applied state on every node. */
+/**
+ * Ends every fault and requires one leader, a configuration that is committed and not joint,
+ * and equal applied state on every member. Nodes that were removed may lag behind.
+ */
 function healAndConverge(cluster: SimCluster): void {
   cluster.heal();
-  for (const node of cluster.nodes) {
+  for (const node of cluster.provisionedNodes()) {
     node.pausedUntil = 0;
     node.slowDiskUntil = 0;
     cluster.restart(node);
   }
+  const members = (): SimNode[] => {
+    const membership = cluster.leader()?.raw?.membership;
+    if (membership === undefined) return [];
+    return cluster.nodes.filter((node) => isMember(membership, node.id));
+  };
   const converged = (): boolean => {
-    const leader = cluster.leader();
-    if (leader === undefined) return false;
-    const commit = leader.raw!.log.committed;
-    if (commit !== leader.raw!.log.lastIndex()) return false;
-    return cluster.nodes.every((node) => node.up && node.applied === commit);
+    const raw = cluster.leader()?.raw;
+    if (raw == null) return false;
+    const commit = raw.log.committed;
+    if (commit !== raw.log.lastIndex() || isJoint(raw.membership)) return false;
+    return members().every((node) => node.up && node.applied === commit);
   };
   if (!cluster.runUntilTrue(converged, CONVERGENCE_LIMIT_MS)) {
     if (cluster.violations.length > 0) return;
-    const states = cluster.nodes.map((node) => describeNode(node)).join('; ');
+    const states = cluster
+      .provisionedNodes()
+      .map((node) => describeNode(node))
+      .join('; ');
     cluster.invariants.fail(`no convergence ${CONVERGENCE_LIMIT_MS} ms after healing: ${states}`);
     return;
   }
-  const digests = new Set(cluster.nodes.map((node) => node.stateMachine.digest()));
+  const digests = new Set(members().map((node) => node.stateMachine.digest()));
   if (digests.size !== 1)
     cluster.invariants.fail('replicas applied the same index but differ in state');
+  checkFinalMembership(cluster, members());
+}
+
+/**
+ * No committed configuration is lost: after convergence every member is in the leader's
+ * configuration, which is the last committed one (or the initial one if none committed).
+ */
+function checkFinalMembership(cluster: SimCluster, members: readonly SimNode[]): void {
+  const leader = cluster.leader()!;
+  const expected: Membership =
+    cluster.invariants.configs.latestCommitted()?.membership ?? cluster.initialMembership;
+  const final = describe(leader.raw!.membership);
+  if (final !== describe(expected)) {
+    cluster.invariants.fail(
+      `configuration: the leader ends in ${final}, the last committed is ${describe(expected)}`,
+    );
+  }
+  for (const node of members) {
+    const own = describe(node.raw!.membership);
+    if (own !== final) {
+      cluster.invariants.fail(`configuration: ${node.id} ends in ${own}, the leader in ${final}`);
+    }
+  }
 }
 
 function describeNode(node: SimNode): string {
   const raw = node.raw;
   if (raw === null) return `${node.id} down`;
   const status = raw.status();
-  return `${node.id} ${status.role} term ${status.term} commit ${status.commit} applied ${node.applied} last ${status.lastIndex}`;
+  return (
+    `${node.id} ${status.role} term ${status.term} commit ${status.commit} ` +
+    `applied ${node.applied} last ${status.lastIndex} ${describe(status.membership)}`
+  );
 }
 
 /** Injects one fault at a time at random intervals and undoes each after a random while. */
@@ -237,7 +298,8 @@ class Nemesis {
     const cluster = this.cluster;
     const leader = cluster.leader();
     // Half the node faults hit the leader, where most of the interesting transitions start.
-    const node = leader !== undefined && random.chance(0.5) ? leader : random.pick(cluster.nodes);
+    const nodes = cluster.provisionedNodes();
+    const node = leader !== undefined && random.chance(0.5) ? leader : random.pick(nodes);
     const roll = random.next();
     if (roll < 0.25) this.#crash(node);
     else if (roll < 0.35) this.#isolate(node);
@@ -258,10 +320,28 @@ class Nemesis {
 
   #crash(node: SimNode, downMs: readonly [number, number] = [50, 1500], kind = 'crash'): void {
     const cluster = this.cluster;
-    const down = cluster.nodes.filter((candidate) => !candidate.up).length;
-    if (!node.up || down + 1 > (cluster.nodes.length - 1) / 2) return;
+    if (!node.up || !this.#keepsQuorum(node)) return;
     cluster.crash(node, kind);
     cluster.schedule(this.#random.int(downMs[0], downMs[1]), () => cluster.restart(node));
+  }
+
+  /**
+   * Returns whether a majority of each voter set stays up after `node` crashes, so that the
+   * group can still make progress. Voters are those of the leader's configuration, or the
+   * initial ones.
+   */
+  #keepsQuorum(node: SimNode): boolean {
+    const cluster = this.cluster;
+    const membership = cluster.leader()?.raw?.membership ?? cluster.initialMembership;
+    const sets = isJoint(membership)
+      ? [membership.voters, membership.votersOutgoing]
+      : [membership.voters];
+    for (const voters of sets) {
+      let down = voters.filter((id) => !cluster.node(id).up).length;
+      if (voters.includes(node.id)) down++;
+      if (down > (voters.length - 1) / 2) return false;
+    }
+    return true;
   }
 
   #isolate(node: SimNode): void {
@@ -273,7 +353,7 @@ class Nemesis {
   #partition(): void {
     const cluster = this.cluster;
     cluster.countFault('partition');
-    const ids = cluster.nodes.map((node) => node.id);
+    const ids = cluster.provisionedNodes().map((node) => node.id);
     const side = new Set(ids.filter(() => this.#random.chance(0.5)));
     for (const from of ids) {
       for (const to of ids) {
@@ -286,8 +366,9 @@ class Nemesis {
   #oneWay(): void {
     const cluster = this.cluster;
     cluster.countFault('one-way partition');
-    const from = this.#random.pick(cluster.nodes).id;
-    const to = this.#random.pick(cluster.nodes.filter((node) => node.id !== from)).id;
+    const nodes = cluster.provisionedNodes();
+    const from = this.#random.pick(nodes).id;
+    const to = this.#random.pick(nodes.filter((node) => node.id !== from)).id;
     cluster.cutLink(from, to);
     cluster.schedule(this.#random.int(100, 1500), () => cluster.heal());
   }

@@ -32,7 +32,13 @@ export function printSummary(results: readonly RunResult[], print: (line: string
 /** Returns the command that replays one seed with the same settings. */
 export function replayCommand(
   seed: number,
-  options: { nodes: number; durationMs: number; bug?: PlantedBug; quiesce?: boolean },
+  options: {
+    nodes: number;
+    durationMs: number;
+    bug?: PlantedBug;
+    quiesce?: boolean;
+    membership?: boolean;
+  },
 ): string {
   const parts = [
     'npm run sim --',
@@ -42,5 +48,8 @@ export function replayCommand(
   ];
   if (options.bug !== undefined) parts.push(`--bug ${options.bug}`);
   if (options.quiesce !== undefined) parts.push(options.quiesce ? '--quiesce' : '--no-quiesce');
+  if (options.membership !== undefined) {
+    parts.push(options.membership ? '--membership' : '--no-membership');
+  }
   return parts.join(' ');
 }

@@ -109,7 +109,7 @@ export class Workload {
     ) {
       return this.cluster.node(hint);
     }
-    return this.random.pick(this.cluster.nodes);
+    return this.random.pick(this.cluster.provisionedNodes());
   }
 
   #attempt(pending: PendingOperation, node: SimNode, attempt: number): void {
@@ -186,7 +186,9 @@ export class Workload {
     const [min, max] = RETRY_DELAY_MS;
     const delay = this.random.int(min, max) * attempt;
     const target =
-      leader !== NO_NODE ? this.cluster.node(leader) : this.random.pick(this.cluster.nodes);
+      leader !== NO_NODE
+        ? this.cluster.node(leader)
+        : this.random.pick(this.cluster.provisionedNodes());
     this.cluster.schedule(delay, () => this.#attempt(pending, target, attempt + 1));
   }
 

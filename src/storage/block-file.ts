@@ -245,6 +245,11 @@ export class BlockFile {
     return this.#committed.payload;
   }
 
+  /** End of the newest durable header: the file's bytes before it never change. */
+  get committedEnd(): number {
+    return this.#committed.end;
+  }
+
   /** Commit counter of the newest durable header. */
   get generation(): number {
     return this.#committed.generation;

@@ -356,13 +356,43 @@ export class MemoryBackend implements HttpBackend {
     return raftStatusOf(database.updateSeq);
   }
 
+  async transferLeader(db: string, to: string): Promise<string> {
+    this.database(db);
+    if (to !== 'n1') throw errors.badRequest(`${to} is not a member of this group`);
+    return to;
+  }
+
+  async membership(): Promise<{ all_nodes: string[]; cluster_nodes: string[] }> {
+    return { all_nodes: ['n1'], cluster_nodes: ['n1'] };
+  }
+
+  async listNodes(): Promise<{ name: string; peer: string; http: string }[]> {
+    return [{ name: 'n1', peer: '127.0.0.1:6984', http: '127.0.0.1:5984' }];
+  }
+
+  async addNode(): Promise<'added' | 'present'> {
+    return 'present';
+  }
+
+  async removeNode(): Promise<'removed' | 'missing'> {
+    return 'missing';
+  }
+
+  async faults(): Promise<null> {
+    return null;
+  }
+
   async nodeRaftStatus(): Promise<NodeRaftStatus> {
     const groups = [...this.databases.keys()].map((db) => ({ db, role: 'leader' as const }));
     return { ...raftStatusOf(this.databases.size), groups };
   }
 
   async nodeStats(): Promise<NodeStats> {
-    return { openDatabaseFiles: this.databases.size, raftGroups: this.databases.size + 1 };
+    return {
+      openDatabaseFiles: this.databases.size,
+      raftGroups: this.databases.size + 1,
+      details: {},
+    };
   }
 }
 

@@ -6,13 +6,14 @@
  */
 import type {
   Entry,
+  Membership,
   Message,
   NodeId,
   RaftOptions,
   ReadState,
   Ready,
 } from '../../src/raft/index.js';
-import { MemoryStorage, membershipOf, RawNode } from '../../src/raft/index.js';
+import { EMPTY_MEMBERSHIP, MemoryStorage, membershipOf, RawNode } from '../../src/raft/index.js';
 
 export interface TestNode {
   readonly id: NodeId;
@@ -23,6 +24,8 @@ export interface TestNode {
   readStates: ReadState[];
   /** Readies taken but not yet persisted, for tests of pipelining. */
   pending: Ready[];
+  /** The membership as of the applied index, as a driver persists it; used on restart. */
+  appliedMembership: Membership;
 }
 
 /** A deterministic generator for tests: a linear congruential sequence. */
@@ -46,28 +49,39 @@ export class TestCluster {
   constructor(count: number, options: Partial<RaftOptions> = {}) {
     this.ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
     this.options = options;
-    for (const [i, id] of this.ids.entries()) {
-      const storage = new MemoryStorage(membershipOf(this.ids));
-      this.nodes.set(id, {
-        id,
-        raw: this.#newRaw(id, storage, 0, i),
-        storage,
-        applied: [],
-        readStates: [],
-        pending: [],
-      });
-    }
+    const initial = membershipOf(this.ids);
+    for (const [i, id] of this.ids.entries()) this.#addNode(id, initial, i);
   }
 
-  #newRaw(id: NodeId, storage: MemoryStorage, applied: number, seed: number): RawNode {
+  #addNode(id: NodeId, membership: Membership, seed: number): void {
+    const storage = new MemoryStorage(membership);
+    this.nodes.set(id, {
+      id,
+      raw: this.#newRaw(id, storage, 0, seed, membership),
+      storage,
+      applied: [],
+      readStates: [],
+      pending: [],
+      appliedMembership: membership,
+    });
+  }
+
+  /** Starts a node that joins the group: empty log, empty membership. */
+  addNode(id: NodeId): TestNode {
+    this.ids.push(id);
+    this.#addNode(id, EMPTY_MEMBERSHIP, this.ids.length);
+    return this.node(id);
+  }
+
+  #newRaw(
+    id: NodeId,
+    storage: MemoryStorage,
+    applied: number,
+    seed: number,
+    membership: Membership,
+  ): RawNode {
     return new RawNode(
-      {
-        id,
-        membership: membershipOf(this.ids),
-        random: seededRandom(seed + 1),
-        applied,
-        ...this.options,
-      },
+      { id, membership, random: seededRandom(seed + 1), applied, ...this.options },
       storage,
     );
   }
@@ -119,11 +133,13 @@ export class TestCluster {
     node.storage.append(ready.entries);
     if (ready.hardState !== null) node.storage.setHardState(ready.hardState);
     node.applied.push(...ready.committedEntries);
+    if (ready.appliedMembership !== null) node.appliedMembership = ready.appliedMembership;
     node.readStates.push(...ready.readStates);
     this.queue.push(...ready.messagesAfterPersist);
     node.raw.advance(ready);
     if (ready.snapshot !== null) {
       node.storage.installSnapshot(ready.snapshot);
+      node.appliedMembership = ready.snapshot.membership;
       node.raw.snapshotInstalled(ready.snapshot);
     }
   }
@@ -201,6 +217,7 @@ export class TestCluster {
       node.storage,
       Math.max(applied, node.storage.snapshotMeta().index),
       seed,
+      node.appliedMembership,
     );
     this.queue = this.queue.filter((m) => m.to !== id);
   }
@@ -216,7 +233,7 @@ export class TestCluster {
   appliedTexts(id: NodeId): string[] {
     const decoder = new TextDecoder();
     return this.node(id)
-      .applied.filter((entry) => entry.data.byteLength > 0)
+      .applied.filter((entry) => entry.type === 'normal' && entry.data.byteLength > 0)
       .map((entry) => decoder.decode(entry.data));
   }
 

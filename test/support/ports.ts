@@ -24,3 +24,24 @@ export async function freePorts(count: number): Promise<number[]> {
   while (ports.size < count) ports.add(await freePort());
   return [...ports];
 }
+
+/** Returns the first of `count` consecutive ports that were all free a moment ago. */
+export async function freePortRange(count: number): Promise<number> {
+  const MIN_PORT = 20_000;
+  const SPAN = 30_000;
+  const ATTEMPTS = 50;
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const base = MIN_PORT + Math.floor(Math.random() * SPAN);
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}

@@ -134,3 +134,15 @@ export async function handlePutSecurity(scope: RequestScope, db: string): Promis
 export async function handleDatabaseRaft(scope: RequestScope, db: string): Promise<void> {
   scope.sendJson(200, await scope.backend.raftStatus(db));
 }
+
+/** `POST /{db}/_raft/transfer` with `{"to": NODE}`: moves the group's leadership to NODE. */
+export async function handleRaftTransfer(scope: RequestScope, db: string): Promise<void> {
+  const scanned = scope.jsonObjectBody();
+  const member = scanned.members.find((candidate) => candidate.key === 'to');
+  const to = member === undefined ? undefined : decodeMember(scanned, member);
+  if (typeof to !== 'string' || to.length === 0) {
+    throw errors.badRequest('The body must be {"to": NODE} with the name of a member node.');
+  }
+  const leader = await scope.backend.transferLeader(db, to);
+  scope.sendJson(200, { ok: true, leader });
+}

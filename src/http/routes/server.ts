@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { compareCodePoints } from '../../document/collate.js';
+import { decodeMember } from '../../document/json.js';
 import { errors } from '../../util/couch-error.js';
+import type { FaultSettings } from '../backend.js';
 import type { RequestScope } from '../context.js';
 
 /** The CouchDB release whose API Divan follows, reported as `version` by `GET /`. */
@@ -103,7 +105,33 @@ export async function handleSystem(scope: RequestScope): Promise<void> {
     },
     open_database_files: stats.openDatabaseFiles,
     raft_groups: stats.raftGroups,
+    divan: stats.details,
   });
+}
+
+/** `GET`/`PUT /_node/_local/_faults`: test-only file fault control; 404 unless enabled. */
+export async function handleFaults(scope: RequestScope): Promise<void> {
+  let change: FaultSettings | null = null;
+  if (scope.method === 'PUT') {
+    const body = scope.jsonObjectBody();
+    const fields: Record<string, unknown> = {};
+    for (const member of body.members) fields[member.key] = decodeMember(body, member);
+    const delay = fields.fsync_delay_ms;
+    const fail = fields.fsync_fail;
+    if (delay !== undefined && (typeof delay !== 'number' || !(delay >= 0))) {
+      throw errors.badRequest('fsync_delay_ms must be a non-negative number of milliseconds.');
+    }
+    if (fail !== undefined && typeof fail !== 'boolean') {
+      throw errors.badRequest('fsync_fail must be true or false.');
+    }
+    change = {
+      ...(delay === undefined ? {} : { fsync_delay_ms: delay as number }),
+      ...(fail === undefined ? {} : { fsync_fail: fail as boolean }),
+    };
+  }
+  const settings = await scope.backend.faults(change);
+  if (settings === null) throw errors.notFound('missing');
+  scope.sendJson(200, settings);
 }
 
 export async function handleNodeRaft(scope: RequestScope): Promise<void> {

@@ -1,0 +1,307 @@
+/**
+ * `divan cluster`: runs a local cluster of real node processes in the foreground.
+ *
+ * The data directory holds everything needed to start the same cluster again: `cluster.json`
+ * (node names and ports), `cluster.secret` (the peer secret), `admin.txt` (the server admin) and
+ * one data directory and log file per node. Ctrl-C or SIGTERM stops every node cleanly.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, parseAdmin, parseAdminFile } from '../cluster/config.js';
+
+export interface ClusterOptions {
+  nodes: number;
+  data: string;
+  host: string;
+  port: number;
+  peerPort?: number;
+  admin?: string;
+  logRetentionEntries?: number;
+  logRetentionBytes?: number;
+}
+
+interface TopologyNode {
+  name: string;
+  http: number;
+  peer: number;
+  /** Added to the running cluster: starts with `--join` instead of `--members`. */
+  joined?: boolean;
+}
+
+interface Topology {
+  host: string;
+  nodes: TopologyNode[];
+}
+
+const STOP_GRACE_MS = 10_000;
+const READY_POLL_MS = 200;
+const READY_TIMEOUT_MS = 60_000;
+const SECRET_BYTES = 32;
+const GENERATED_PASSWORD_BYTES = 18;
+
+/** Starts (or restarts) the local cluster and resolves when every node has stopped. */
+export async function runCluster(options: ClusterOptions): Promise<number> {
+  const dataDir = resolve(options.data);
+  mkdirSync(dataDir, { recursive: true });
+  const topology = loadOrCreateTopology(dataDir, options);
+  const secretFile = ensureSecret(dataDir);
+  const admin = ensureAdmin(dataDir, options.admin);
+
+  const children = new Map<string, ChildProcess>();
+  const pidFile = join(dataDir, 'cluster.pid');
+  writeFileSync(pidFile, `${process.pid}\n`);
+  let stopping = false;
+  const stopAll = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log('stopping all nodes');
+    await Promise.all([...children.values()].map((child) => stopChild(child)));
+  };
+  process.on('SIGINT', () => void stopAll());
+  process.on('SIGTERM', () => void stopAll());
+
+  const exits: Promise<void>[] = [];
+  const launch = (node: TopologyNode) => {
+    const child = spawnNode(dataDir, topology, node, secretFile, options);
+    children.set(node.name, child);
+    exits.push(
+      new Promise((resolveExit) => {
+        child.on('exit', (code, signal) => {
+          children.delete(node.name);
+          if (!stopping) {
+            const how = signal === null ? `code ${code}` : `signal ${signal}`;
+            console.log(`node ${node.name} exited with ${how}; log: ${logPath(dataDir, node)}`);
+          }
+          resolveExit();
+        });
+      }),
+    );
+  };
+  for (const node of topology.nodes) launch(node);
+  // `divan cluster add` appends a node to cluster.json and sends SIGHUP: start the new ones.
+  process.on('SIGHUP', () => {
+    const current = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as Topology;
+    for (const node of current.nodes) {
+      if (topology.nodes.some((known) => known.name === node.name)) continue;
+      topology.nodes.push(node);
+      console.log(`starting added node ${node.name} on http://${topology.host}:${node.http}/`);
+      launch(node);
+    }
+  });
+
+  await Promise.all(topology.nodes.map((node) => waitUntilUp(topology.host, node.http)));
+  printSummary(topology, admin, dataDir);
+  // Wait for every node, including nodes added while waiting.
+  for (let waited = 0; waited < exits.length; ) {
+    waited = exits.length;
+    await Promise.all(exits);
+  }
+  rmSync(pidFile, { force: true });
+  return stopping ? 0 : 1;
+}
+
+/**
+ * `divan cluster add`: adds a node to the running local cluster in `data`. The node is started
+ * by that cluster's `divan cluster` process and joins through the first node.
+ */
+export async function addClusterNode(data: string): Promise<number> {
+  const dataDir = resolve(data);
+  const topologyPath = join(dataDir, 'cluster.json');
+  const pidPath = join(dataDir, 'cluster.pid');
+  if (!existsSync(topologyPath) || !existsSync(pidPath)) {
+    throw new ConfigError(
+      `no running cluster in ${dataDir}: start it with divan cluster --data ${data}`,
+    );
+  }
+  const pid = Number(readFileSync(pidPath, 'utf8').trim());
+  const topology = JSON.parse(readFileSync(topologyPath, 'utf8')) as Topology;
+  const used = new Set(topology.nodes.map((node) => node.name));
+  let number = topology.nodes.length + 1;
+  while (used.has(`n${number}`)) number++;
+  const node: TopologyNode = {
+    name: `n${number}`,
+    http: Math.max(...topology.nodes.map((known) => known.http)) + 1,
+    peer: Math.max(...topology.nodes.map((known) => known.peer)) + 1,
+    joined: true,
+  };
+  topology.nodes.push(node);
+  writeFileSync(topologyPath, `${JSON.stringify(topology, null, 2)}\n`);
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch {
+    throw new ConfigError(`the cluster process ${pid} of ${dataDir} is not running`);
+  }
+  const up = await waitUntilUp(topology.host, node.http);
+  if (!up) return 1;
+  console.log(
+    `added ${node.name}: http://${topology.host}:${node.http}/  peer ${topology.host}:${node.peer}`,
+  );
+  console.log('it joins every database as a learner and becomes a voter once caught up');
+  return 0;
+}
+
+function loadOrCreateTopology(dataDir: string, options: ClusterOptions): Topology {
+  const path = join(dataDir, 'cluster.json');
+  if (existsSync(path)) {
+    const topology = JSON.parse(readFileSync(path, 'utf8')) as Topology;
+    const started = topology.nodes.filter((node) => node.joined !== true).length;
+    if (started !== options.nodes) {
+      throw new ConfigError(
+        `${dataDir} holds a cluster started with ${started} nodes, not ${options.nodes}: use another --data directory for a new cluster`,
+      );
+    }
+    return topology;
+  }
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 9) {
+    throw new ConfigError(`invalid --nodes ${options.nodes}: expected 1 to 9`);
+  }
+  const peerBase = options.peerPort ?? options.port + 1000;
+  const nodes = Array.from({ length: options.nodes }, (_, i) => ({
+    name: `n${i + 1}`,
+    http: options.port + i,
+    peer: peerBase + i,
+  }));
+  const topology = { host: options.host, nodes };
+  writeFileSync(path, `${JSON.stringify(topology, null, 2)}\n`);
+  return topology;
+}
+
+function ensureSecret(dataDir: string): string {
+  const path = join(dataDir, 'cluster.secret');
+  if (!existsSync(path)) {
+    writeFileSync(path, `${randomBytes(SECRET_BYTES).toString('hex')}\n`, { mode: 0o600 });
+  }
+  return path;
+}
+
+function ensureAdmin(
+  dataDir: string,
+  flag: string | undefined,
+): { name: string; password: string } {
+  const path = join(dataDir, 'admin.txt');
+  if (flag !== undefined) {
+    const admin = parseAdmin(flag);
+    writeFileSync(path, `${admin.name}:${admin.password}\n`, { mode: 0o600 });
+    return admin;
+  }
+  if (existsSync(path)) {
+    const [admin] = parseAdminFile(readFileSync(path, 'utf8'));
+    if (admin === undefined) throw new ConfigError(`${path} names no admin`);
+    return admin;
+  }
+  const admin = {
+    name: 'admin',
+    password: randomBytes(GENERATED_PASSWORD_BYTES).toString('base64url'),
+  };
+  writeFileSync(path, `${admin.name}:${admin.password}\n`, { mode: 0o600 });
+  console.log(`generated server admin password (also in ${path}, mode 0600):`);
+  console.log(`  ${admin.name}:${admin.password}`);
+  return admin;
+}
+
+function spawnNode(
+  dataDir: string,
+  topology: Topology,
+  node: TopologyNode,
+  secretFile: string,
+  options: ClusterOptions,
+): ChildProcess {
+  const nodeDir = join(dataDir, node.name);
+  mkdirSync(nodeDir, { recursive: true });
+  const members = topology.nodes
+    .filter((member) => member.joined !== true)
+    .map((member) => `${member.name}@${topology.host}:${member.peer}`)
+    .join(',');
+  const first = topology.nodes[0]!;
+  const membership =
+    node.joined === true
+      ? ['--join', `http://${topology.host}:${first.http}`]
+      : ['--members', members];
+  const args = [
+    divanBin(),
+    'start',
+    '--name',
+    node.name,
+    '--data',
+    nodeDir,
+    '--http',
+    `${topology.host}:${node.http}`,
+    '--peer',
+    `${topology.host}:${node.peer}`,
+    ...membership,
+    '--secret-file',
+    secretFile,
+    '--admin-file',
+    join(dataDir, 'admin.txt'),
+  ];
+  if (options.logRetentionEntries !== undefined) {
+    args.push('--log-retention-entries', String(options.logRetentionEntries));
+  }
+  if (options.logRetentionBytes !== undefined) {
+    args.push('--log-retention-bytes', String(options.logRetentionBytes));
+  }
+  const log = openSync(logPath(dataDir, node), 'a');
+  return spawn(process.execPath, args, { stdio: ['ignore', log, log] });
+}
+
+function logPath(dataDir: string, node: TopologyNode): string {
+  return join(dataDir, node.name, 'divan.log');
+}
+
+function divanBin(): string {
+  // dist/src/cli/cluster.js -> bin/divan.js
+  return resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/divan.js');
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitUntilUp(host: string, port: number): Promise<boolean> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await isUp(host, port)) return true;
+    await new Promise((resolveWait) => setTimeout(resolveWait, READY_POLL_MS));
+  }
+  console.log(`node on port ${port} did not answer /_up within ${READY_TIMEOUT_MS / 1000} s`);
+  return false;
+}
+
+function isUp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveUp) => {
+    const req = request({ host, port, path: '/_up', method: 'GET' }, (res) => {
+      res.resume();
+      resolveUp(res.statusCode === 200);
+    });
+    req.on('error', () => resolveUp(false));
+    req.end();
+  });
+}
+
+function printSummary(
+  topology: Topology,
+  admin: { name: string; password: string },
+  dataDir: string,
+): void {
+  console.log(`Divan cluster of ${topology.nodes.length} nodes is up (data in ${dataDir}):`);
+  for (const node of topology.nodes) {
+    console.log(
+      `  ${node.name}  http://${topology.host}:${node.http}/  peer ${topology.host}:${node.peer}`,
+    );
+  }
+  const first = topology.nodes[0]!;
+  console.log(`server admin: ${admin.name}:${admin.password}`);
+  console.log(
+    `try: curl -u '${admin.name}:${admin.password}' http://${topology.host}:${first.http}/`,
+  );
+  console.log('press Ctrl-C to stop all nodes');
+}

@@ -1,0 +1,131 @@
+/**
+ * The `divan` command line: `start` runs one node, `cluster` a local cluster of node processes,
+ * `status` prints the Raft state of a cluster's groups.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../cluster/config.js';
+import { addClusterNode, runCluster } from './cluster.js';
+import { runJoin, runLeave, runTransfer } from './remote.js';
+import { runStart, type StartFlags } from './start.js';
+import { runStatus } from './status.js';
+
+function integer(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`'${value}' is not a non-negative integer`);
+  }
+  return parsed;
+}
+
+const program = new Command()
+  .name('divan')
+  .description('A CouchDB-compatible document database replicated with Raft')
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+program
+  .command('start')
+  .description('run one node of a cluster')
+  .option('--config <file>', 'JSON file with any of the options below (flags win)')
+  .option('--name <name>', 'node name, unique in the cluster (env DIVAN_NAME)')
+  .option('--data <dir>', 'data directory of this node (env DIVAN_DATA)')
+  .option('--http <host:port>', 'HTTP API address (env DIVAN_HTTP)')
+  .option('--peer <host:port>', 'peer address other nodes connect to (env DIVAN_PEER)')
+  .option('--members <list>', 'voters of a new cluster: name@host:port,... (env DIVAN_MEMBERS)')
+  .option('--join <url>', 'join the running cluster of the node at URL (env DIVAN_JOIN)')
+  .option('--secret-file <file>', 'file holding the cluster secret (env DIVAN_SECRET_FILE)')
+  .option('--admin <name:password>', 'server admin (env DIVAN_ADMIN)')
+  .option('--admin-file <file>', 'file of server admins, one name:password per line')
+  .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
+  .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
+  .option('--max-open-databases <n>', 'database files kept open at once', integer)
+  .option('--fault-control', 'test-only: serve /_node/_local/_faults to change file faults')
+  .option(
+    '--unsafe-ack-before-fsync',
+    'test-only planted bug: acknowledge appends before fsync; never use it for data you keep',
+  )
+  .option(
+    '--planted-bug <name>',
+    'test-only: plant a Raft core bug (repeatable), e.g. read_without_read_index',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .action(async (flags: StartFlags) => {
+    await runStart(flags);
+  });
+
+const cluster = program
+  .command('cluster')
+  .description('run a local cluster of node processes in the foreground')
+  .enablePositionalOptions()
+  .option('--nodes <n>', 'number of nodes', integer, 3)
+  .option('--data <dir>', 'data directory of the cluster', '.divan/cluster')
+  .option('--host <host>', 'address every node listens on', '127.0.0.1')
+  .option(
+    '--port <port>',
+    'HTTP port of the first node; the others take the next ports',
+    integer,
+    5984,
+  )
+  .option('--peer-port <port>', 'peer port of the first node (default: --port + 1000)', integer)
+  .option('--admin <name:password>', 'server admin (default: generated, saved in DATA/admin.txt)')
+  .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
+  .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
+  .action(async (options) => {
+    process.exitCode = await runCluster(options);
+  });
+
+cluster
+  .command('add')
+  .description('add a node to the local cluster running on DIR (it joins every database)')
+  .option('--data <dir>', 'data directory of the running cluster', '.divan/cluster')
+  .action(async (options: { data: string }) => {
+    process.exitCode = await addClusterNode(options.data);
+  });
+
+program
+  .command('join')
+  .description('add a member node to a running cluster (the node then joins every group)')
+  .argument('<url>', 'URL of any node, with credentials: http://admin:password@127.0.0.1:5984')
+  .argument('<name>', 'name of the node to add')
+  .requiredOption('--peer <host:port>', 'peer address of the node to add')
+  .option('--http <host:port>', 'HTTP address of the node to add')
+  .action(async (url: string, name: string, options: { peer: string; http?: string }) => {
+    process.exitCode = await runJoin(url, name, options);
+  });
+
+program
+  .command('leave')
+  .description('remove a member node from a running cluster')
+  .argument('<url>', 'URL of any node, with credentials')
+  .argument('<name>', 'name of the node to remove')
+  .action(async (url: string, name: string) => {
+    process.exitCode = await runLeave(url, name);
+  });
+
+program
+  .command('transfer')
+  .description("move the leadership of a database's group to another node")
+  .argument('<url>', 'URL of any node, with credentials')
+  .argument('<db>', 'database name')
+  .argument('<node>', 'name of the node that should lead')
+  .action(async (url: string, db: string, node: string) => {
+    process.exitCode = await runTransfer(url, db, node);
+  });
+
+program
+  .command('status')
+  .description("print the Raft state of a cluster's groups")
+  .argument('<url>', 'URL of any node, with credentials: http://admin:password@127.0.0.1:5984')
+  .action(async (url: string) => {
+    process.exitCode = await runStatus(url);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`divan: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}

@@ -1,0 +1,184 @@
+/**
+ * The Raft core's view of one group's durable log: the `Storage` the core reads, kept by the
+ * group driver next to the database file.
+ *
+ * The file is the durable copy. This store mirrors what the file holds after each durable
+ * commit: the hard state, the discard point (snapshot metadata) and the retained entries. Terms
+ * of every retained entry stay in memory; payloads stay in memory only within a byte budget,
+ * newest first, and older ones are read back from the file on demand (reads are synchronous).
+ *
+ * Invariant: firstIndex() === snapshot.index + 1, and `#terms[i]` is the term of index
+ * snapshot.index + 1 + i. Only durable state is visible: the driver calls the mutators after
+ * the commit that wrote it has been synced.
+ */
+import type { Entry, HardState, Membership, SnapshotMeta, Storage } from '../raft/index.js';
+import { entrySizeBytes } from '../raft/index.js';
+import { assert } from '../util/assert.js';
+
+/** Reads entries [from, to) back from the database file. */
+export type LogReader = (from: number, to: number) => Entry[];
+
+export class LogStore implements Storage {
+  #hardState: HardState;
+  #snapshot: SnapshotMeta;
+  #terms: number[] = [];
+  /** Payload cache aligned with `#terms`; undefined where evicted. */
+  #cached: (Entry | undefined)[] = [];
+  /** Index of the oldest cached entry; everything from it to the last index is cached. */
+  #cachedFrom: number;
+  #cachedBytes = 0;
+  /** Bytes of all retained entries, for the retention caps. */
+  #retainedBytes = 0;
+  readonly #sizes: number[] = [];
+
+  constructor(
+    hardState: HardState,
+    snapshot: SnapshotMeta,
+    entries: readonly Entry[],
+    private readonly readFromFile: LogReader,
+    private readonly cacheBudgetBytes: number,
+  ) {
+    this.#hardState = hardState;
+    this.#snapshot = snapshot;
+    this.#cachedFrom = snapshot.index + 1;
+    this.append(entries);
+  }
+
+  hardState(): HardState {
+    return this.#hardState;
+  }
+
+  snapshotMeta(): SnapshotMeta {
+    return this.#snapshot;
+  }
+
+  firstIndex(): number {
+    return this.#snapshot.index + 1;
+  }
+
+  lastIndex(): number {
+    return this.#snapshot.index + this.#terms.length;
+  }
+
+  term(index: number): number | undefined {
+    const offset = this.#snapshot.index;
+    if (index === offset) return this.#snapshot.term;
+    if (index < offset || index > offset + this.#terms.length) return undefined;
+    return this.#terms[index - offset - 1];
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    assert(lo >= this.firstIndex(), () => `entries: ${lo} was discarded`);
+    assert(hi <= this.lastIndex() + 1, () => `entries: ${hi} is past the last index`);
+    const offset = this.#snapshot.index + 1;
+    let end = lo;
+    let sizeBytes = 0;
+    while (end < hi) {
+      sizeBytes += this.#sizes[end - offset]!;
+      if (sizeBytes > maxBytes && end > lo) break;
+      end++;
+    }
+    if (lo >= this.#cachedFrom) {
+      return this.#cached.slice(lo - offset, end - offset) as Entry[];
+    }
+    const fromFile = this.readFromFile(lo, Math.min(end, this.#cachedFrom));
+    assert(
+      fromFile.length === Math.min(end, this.#cachedFrom) - lo,
+      () => `log read of [${lo}, ${end}) returned ${fromFile.length} entries`,
+    );
+    if (end <= this.#cachedFrom) return fromFile;
+    return fromFile.concat(this.#cached.slice(this.#cachedFrom - offset, end - offset) as Entry[]);
+  }
+
+  /** Bytes of the retained entries (payloads and per-entry overhead). */
+  get retainedBytes(): number {
+    return this.#retainedBytes;
+  }
+
+  /** The index at or below which entries must go so that at most `maxEntries`/`maxBytes` remain. */
+  capPoint(maxEntries: number, maxBytes: number): number {
+    let point = Math.max(this.#snapshot.index, this.lastIndex() - maxEntries);
+    let bytes = this.#retainedBytes;
+    const offset = this.#snapshot.index + 1;
+    for (let index = offset; index <= point; index++) bytes -= this.#sizes[index - offset]!;
+    while (bytes > maxBytes && point < this.lastIndex()) {
+      point++;
+      bytes -= this.#sizes[point - offset]!;
+    }
+    return point;
+  }
+
+  /** Replaces everything with an installed snapshot's state: no entries after `snapshot`. */
+  reset(hardState: HardState, snapshot: SnapshotMeta): void {
+    this.#hardState = hardState;
+    this.#snapshot = snapshot;
+    this.#terms = [];
+    this.#sizes.length = 0;
+    this.#cached = [];
+    this.#cachedFrom = snapshot.index + 1;
+    this.#cachedBytes = 0;
+    this.#retainedBytes = 0;
+  }
+
+  setHardState(hardState: HardState): void {
+    this.#hardState = hardState;
+  }
+
+  /** Appends durable entries; the first may overwrite the log from its index on. */
+  append(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const first = entries[0]!.index;
+    assert(first > this.#snapshot.index, () => `append at ${first} overlaps the discard point`);
+    assert(first <= this.lastIndex() + 1, () => `append at ${first} leaves a gap`);
+    this.#truncateFrom(first);
+    if (this.#cachedFrom > first) this.#cachedFrom = first;
+    for (const entry of entries) {
+      const size = entrySizeBytes(entry);
+      this.#terms.push(entry.term);
+      this.#sizes.push(size);
+      this.#cached.push(entry);
+      this.#cachedBytes += size;
+      this.#retainedBytes += size;
+    }
+    this.#evict();
+  }
+
+  /** Discards entries up to and including `index`, recording it as the discard point. */
+  discard(index: number, membership: Membership): void {
+    if (index <= this.#snapshot.index) return;
+    assert(index <= this.lastIndex(), () => `discard at ${index} past last ${this.lastIndex()}`);
+    const term = this.term(index)!;
+    const count = index - this.#snapshot.index;
+    for (let i = 0; i < count; i++) {
+      this.#retainedBytes -= this.#sizes[i]!;
+      if (this.#cached[i] !== undefined) this.#cachedBytes -= this.#sizes[i]!;
+    }
+    this.#terms.splice(0, count);
+    this.#sizes.splice(0, count);
+    this.#cached.splice(0, count);
+    this.#snapshot = { index, term, membership };
+    if (this.#cachedFrom <= index) this.#cachedFrom = index + 1;
+  }
+
+  #truncateFrom(first: number): void {
+    const keep = first - this.#snapshot.index - 1;
+    for (let i = keep; i < this.#terms.length; i++) {
+      this.#retainedBytes -= this.#sizes[i]!;
+      if (this.#cached[i] !== undefined) this.#cachedBytes -= this.#sizes[i]!;
+    }
+    this.#terms.length = Math.min(this.#terms.length, keep);
+    this.#sizes.length = this.#terms.length;
+    this.#cached.length = this.#terms.length;
+  }
+
+  /** Drops the oldest cached payloads until the cache fits its budget; keeps the newest one. */
+  #evict(): void {
+    const offset = this.#snapshot.index + 1;
+    while (this.#cachedBytes > this.cacheBudgetBytes && this.#cachedFrom < this.lastIndex()) {
+      const slot = this.#cachedFrom - offset;
+      this.#cachedBytes -= this.#sizes[slot]!;
+      this.#cached[slot] = undefined;
+      this.#cachedFrom++;
+    }
+  }
+}

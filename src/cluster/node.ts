@@ -1,0 +1,1082 @@
+/**
+ * A Divan node: one process of a cluster. It hosts one Raft group per database (each over its
+ * own database file) plus the `_dbs` system group that records which databases exist, talks to
+ * the other nodes over the peer transport, and serves the HTTP API through `NodeBackend`.
+ *
+ * What it owns:
+ * - Groups: opened on demand (a request or a message for a database in the catalog), closed
+ *   least recently used past `maxOpenDatabases` when quiet and not leading; never created
+ *   because a message arrived. Messages name groups by uuid, so a message for a deleted
+ *   incarnation is dropped. Messages for a uuid the catalog does not know yet (a group created
+ *   a moment ago elsewhere) wait briefly for the catalog to catch up.
+ * - Time: one timer ticks every open group.
+ * - Failover: when the connection to a node closes, every group that node led forgets it and
+ *   campaigns after a short random delay, so an idle (quiet) group elects a new leader at once.
+ * - Writes: a command is proposed on the group's leader, forwarded over the peer transport when
+ *   the leader is another node; a retry always carries the same request id, so a command is
+ *   applied once whatever the retries.
+ *
+ * Files: `DATA/_dbs.couch` and `DATA/databases/<uuid>.couch`.
+ */
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { request as httpRequest } from 'undici';
+import {
+  type AppliedEntry,
+  type Command,
+  DatabaseFile,
+  decodeOutcome,
+  documentsCommand,
+  type EntryOutcome,
+  encodeCommand,
+  encodeOutcome,
+  installSnapshot,
+} from '../engine/index.js';
+import {
+  EMPTY_MEMBERSHIP,
+  type HardState,
+  type Membership,
+  type Message,
+  NO_NODE,
+  type NodeId,
+  PLANTED_BUGS,
+  type PlantedBug,
+  type SnapshotMeta,
+  stepsToTarget,
+} from '../raft/index.js';
+import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
+import { errors, isCouchError } from '../util/couch-error.js';
+import type { Logger } from '../util/log.js';
+import { Catalog, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
+import type { NodeConfig } from './config.js';
+import {
+  DroppedProposalError,
+  type GroupFile,
+  NotLeaderError,
+  RaftGroup,
+  UnknownOutcomeError,
+} from './group.js';
+import { fetchSnapshot, type SnapshotChunkRequest, SnapshotServer } from './snapshots.js';
+import { RequestError, Transport } from './transport/index.js';
+import { decodeGroupMessage, encodeGroupMessage, type GroupMessage, isBulk } from './wire.js';
+
+export const DBS_GROUP = '_dbs';
+
+/** An open group with its file. */
+export interface OpenGroup {
+  readonly id: string;
+  readonly name: string;
+  /** The group's file; replaced when a snapshot is installed. */
+  file: DatabaseFile;
+  readonly group: RaftGroup<AppliedEntry>;
+  lastUsedAt: number;
+}
+
+/** A proposal forwarded to the leader's node. */
+interface ProposeRequest {
+  readonly kind: 'propose';
+  readonly group: string;
+  readonly timeoutMs: number;
+  readonly command: Uint8Array;
+}
+
+/** A leadership transfer forwarded to the leader's node. */
+interface TransferRequest {
+  readonly kind: 'transfer';
+  readonly group: string;
+  readonly to: string;
+  readonly timeoutMs: number;
+}
+
+/** The outcome of a transfer: the leader at the end, or the reason it could not start. */
+export type TransferReply =
+  | { readonly status: 'ok'; readonly leader: string }
+  | { readonly status: 'not_leader'; readonly leader: string }
+  | {
+      readonly status: 'rejected';
+      readonly error: string;
+      readonly reason: string;
+      readonly code: number;
+    }
+  | { readonly status: 'unknown_group' };
+
+type ProposeReply =
+  | { readonly status: 'ok'; readonly outcome: Uint8Array }
+  | { readonly status: 'not_leader'; readonly leader: string }
+  | { readonly status: 'dropped' | 'unknown' | 'unknown_group' };
+
+const BOOT_ID_BYTES = 6;
+/** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
+const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/** Pause between attempts to join a cluster. */
+const JOIN_RETRY_MS = 1_000;
+/** Every this many ticks, group leaders move their group toward the cluster's members. */
+const RECONCILE_TICKS = 5;
+/** Groups opened at once when every group must follow a membership change. */
+const OPEN_ALL_CONCURRENCY = 8;
+/** A reopened group without a leader campaigns after a delay in this range (ms). */
+const REOPEN_CAMPAIGN_MIN_MS = 100;
+const REOPEN_CAMPAIGN_MAX_MS = 1_000;
+/** How long messages for a group the catalog does not know yet are kept. */
+const PENDING_MESSAGE_TTL_MS = 3_000;
+const MAX_PENDING_MESSAGES = 10_000;
+/** Pause between attempts of a write whose leader is unknown or moving. */
+const RETRY_PAUSE_MS = 20;
+/** How long one wait for a leader lasts before the write loop looks again. */
+const LEADER_WAIT_MS = 1_000;
+/** A snapshot transfer that has not finished by then is abandoned and asked for again. */
+const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+/** The leader caps the wait of a forwarded proposal at this many ms. */
+const MAX_FORWARD_TIMEOUT_MS = 60_000;
+
+export class DivanNode {
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  readonly faults: FaultStack;
+  readonly catalog = new Catalog();
+  readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
+  readonly clusterUuid: string;
+  transport!: Transport;
+  readonly snapshots: SnapshotServer;
+
+  readonly #fileSystem: FileSystem;
+  readonly #groups = new Map<string, OpenGroup>();
+  readonly #opening = new Map<string, Promise<OpenGroup>>();
+  readonly #pending = new Map<string, { messages: Message[]; firstAt: number }>();
+  #pendingCount = 0;
+  /** Forwarded proposals sent again after a failed or inconclusive attempt. */
+  forwardRetries = 0;
+  /** Raft messages handed to the transport, by type (heartbeats included). */
+  readonly messagesSent: Record<string, number> = {};
+  #requestCounter = 0;
+  #ticksSinceReconcile = 0;
+  /** Peer addresses learned from the node named by `--join`, until `_dbs` lists the members. */
+  readonly #joinPeers = new Map<string, string>();
+  /** Every peer address this process has learned, by node name. */
+  readonly #knownPeers = new Map<string, string>();
+  #bootstrapping = false;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #reconcileChain: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #dbs!: OpenGroup;
+  readonly #plantedBugs: PlantedBug[];
+
+  constructor(config: NodeConfig, logger: Logger, faults?: FaultStack) {
+    this.config = config;
+    this.log = logger;
+    this.faults = faults ?? fileSystemFromEnv(process.env);
+    this.#fileSystem = this.faults.fileSystem;
+    this.clusterUuid = clusterUuidOf(config.secret);
+    this.snapshots = new SnapshotServer(logger.child({ component: 'snapshots' }));
+    this.#plantedBugs = plantedBugsOf(config);
+  }
+
+  /** The voters the cluster started with (empty on a node that joined later). */
+  get membership(): Membership {
+    return {
+      voters: this.config.members.map((member) => member.name),
+      learners: [],
+      votersOutgoing: [],
+    };
+  }
+
+  /** The member nodes every group converges to: the `node:` documents of `_dbs`. */
+  get memberNames(): string[] {
+    return [...this.catalog.nodes.keys()].sort();
+  }
+
+  get openGroups(): ReadonlyMap<string, OpenGroup> {
+    return this.#groups;
+  }
+
+  get dbs(): OpenGroup {
+    return this.#dbs;
+  }
+
+  async start(): Promise<void> {
+    await this.#fileSystem.mkdir(join(this.config.dataDir, 'databases'));
+    this.transport = new Transport({
+      nodeId: this.config.name,
+      listen: `${this.config.peer.host}:${this.config.peer.port}`,
+      peers: Object.fromEntries(
+        this.config.members
+          .filter((member) => member.name !== this.config.name)
+          .map((member) => [member.name, `${member.peer.host}:${member.peer.port}`]),
+      ),
+      secret: this.config.secret,
+      limits: { maxMessageBytes: this.config.maxRequestBytes + 1024 * 1024 },
+      logger: this.log.child({ component: 'transport' }),
+    });
+    this.transport.onMessage((from, payload) => this.#onMessage(from, payload));
+    this.transport.onRequest((from, payload) => this.#onRequest(from, payload));
+    this.transport.on('peer-down', (peer) => this.#onPeerDown(peer));
+
+    const dbsFile = await this.#openOrCreateFile(
+      join(this.config.dataDir, '_dbs.couch'),
+      DBS_GROUP,
+      null,
+      this.membership.voters.includes(this.config.name) ? this.membership : EMPTY_MEMBERSHIP,
+    );
+    this.#dbs = this.#startGroup(DBS_GROUP, DBS_GROUP, dbsFile);
+    this.#groups.set(DBS_GROUP, this.#dbs);
+    dbsFile.onUpdate(() => this.#refreshCatalog());
+    this.#refreshCatalog();
+    await this.transport.start();
+
+    this.#updatePeers();
+    const fresh = dbsFile.hardState.term === 0 && dbsFile.applied.index === 0;
+    if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
+    else if (!fresh) this.#campaignSoon(this.#dbs);
+    this.#tickTimer = setInterval(() => this.#tick(), this.config.tickMs);
+    if (this.config.join !== undefined) void this.#join(this.config.join);
+    this.log.info(
+      {
+        peer: `${this.config.peer.host}:${this.config.peer.port}`,
+        members: this.membership.voters,
+      },
+      'node started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+    await this.#reconcileChain.catch(() => undefined);
+    await this.transport.stop();
+    await this.snapshots.close();
+    await Promise.all([...this.#opening.values()].map((opening) => opening.catch(() => null)));
+    for (const open of this.#groups.values()) {
+      await open.group.close();
+      await open.file.close();
+    }
+    this.#groups.clear();
+  }
+
+  /** Returns a request id for a new command: node name, boot id and a counter. */
+  nextRequestId(): string {
+    this.#requestCounter += 1;
+    return `${this.config.name}-${this.bootId}-${this.#requestCounter.toString(36)}`;
+  }
+
+  /** Returns the open group of a database, opening it if the catalog lists it; else dbNotFound. */
+  async groupOf(name: string): Promise<OpenGroup> {
+    const entry = this.catalog.get(name);
+    if (entry === undefined) throw errors.dbNotFound();
+    return this.#openGroup(entry);
+  }
+
+  /** Opens (or returns) the group of a catalog entry; the file must exist or be creatable. */
+  async #openGroup(entry: DatabaseEntry): Promise<OpenGroup> {
+    const open = this.#groups.get(entry.uuid);
+    if (open !== undefined) {
+      open.lastUsedAt = Date.now();
+      return open;
+    }
+    const opening = this.#opening.get(entry.uuid);
+    if (opening !== undefined) return opening;
+    const promise = this.#loadGroup(entry).finally(() => this.#opening.delete(entry.uuid));
+    this.#opening.set(entry.uuid, promise);
+    return promise;
+  }
+
+  async #loadGroup(entry: DatabaseEntry): Promise<OpenGroup> {
+    if (this.#stopped) throw errors.unavailable('the node is stopping');
+    const file = await this.#openOrCreateFile(
+      this.#databasePath(entry.uuid),
+      entry.name,
+      entry.uuid,
+      this.#initialMembership(entry),
+    );
+    if (this.catalog.byUuid(entry.uuid) === undefined) {
+      await file.close();
+      throw errors.dbNotFound();
+    }
+    const open = this.#startGroup(entry.uuid, entry.name, file);
+    this.#groups.set(entry.uuid, open);
+    this.#flushPending(entry.uuid, open);
+    // The first candidate of a new group campaigns at once instead of after a timeout.
+    if (entry.candidate === this.config.name && file.hardState.term === 0) open.group.campaign();
+    else if (file.hardState.term > 0) this.#campaignSoon(open);
+    return open;
+  }
+
+  async #openOrCreateFile(
+    path: string,
+    name: string,
+    uuid: string | null,
+    membership: Membership,
+  ): Promise<DatabaseFile> {
+    const options = { fileSystem: this.#fileSystem };
+    if (await this.#fileSystem.exists(path)) return DatabaseFile.open(path, options);
+    return DatabaseFile.create(path, {
+      ...options,
+      name,
+      ...(uuid === null ? {} : { uuid }),
+      membership,
+    });
+  }
+
+  /**
+   * The membership a new file of `entry`'s group starts with: the voters its creation named,
+   * when this node is one of them; otherwise none, because this node joins the group later and
+   * learns its membership from the log or a snapshot.
+   */
+  #initialMembership(entry: DatabaseEntry): Membership {
+    const voters = entry.voters.length > 0 ? entry.voters : this.membership.voters;
+    if (!voters.includes(this.config.name)) return EMPTY_MEMBERSHIP;
+    return { voters: [...voters], learners: [], votersOutgoing: [] };
+  }
+
+  #databasePath(uuid: string): string {
+    return join(this.config.dataDir, 'databases', `${uuid}.couch`);
+  }
+
+  #startGroup(id: string, name: string, file: DatabaseFile): OpenGroup {
+    const logger = this.log.child({ db: name, group: id });
+    let open: OpenGroup;
+    const group = new RaftGroup<AppliedEntry>({
+      node: this.config.name,
+      name,
+      file: groupFileOf(file),
+      send: (to, message) => this.#send(id, to, message),
+      random: Math.random,
+      logger,
+      retentionEntries: this.config.logRetentionEntries,
+      retentionBytes: this.config.logRetentionBytes,
+      plantedBugs: this.#plantedBugs,
+      onFatal: (error) => this.#onFatal(name, error),
+      installSnapshot: (requested, from, hardState) =>
+        this.#installSnapshot(open, requested, from, hardState),
+    });
+    open = { id, name, file, group, lastUsedAt: Date.now() };
+    return open;
+  }
+
+  /**
+   * Fetches `open`'s snapshot from `from` and installs it in place of its file. The old file
+   * stays in place and open until the new one is complete and synced.
+   */
+  async #installSnapshot(
+    open: OpenGroup,
+    requested: SnapshotMeta,
+    from: NodeId,
+    hardState: HardState,
+  ): Promise<{ file: GroupFile<AppliedEntry>; meta: SnapshotMeta }> {
+    const livePath = open.file.path;
+    const receivedPath = `${livePath}.snapshot`;
+    const deadline = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    const fetched = await fetchSnapshot({
+      transport: this.transport,
+      fileSystem: this.#fileSystem,
+      group: open.id,
+      leader: from,
+      path: receivedPath,
+      deadline,
+      log: this.log.child({ db: open.name, group: open.id }),
+    });
+    if (fetched.index < requested.index) {
+      throw new Error(
+        `snapshot at ${fetched.index} is older than the requested ${requested.index}`,
+      );
+    }
+    await open.file.close();
+    let file: DatabaseFile;
+    try {
+      file = await installSnapshot(receivedPath, livePath, {
+        hardState,
+        fileSystem: this.#fileSystem,
+      });
+    } catch (error) {
+      open.file = await DatabaseFile.open(livePath, { fileSystem: this.#fileSystem });
+      throw error;
+    }
+    open.file = file;
+    if (open.id === DBS_GROUP) {
+      file.onUpdate(() => this.#refreshCatalog());
+      this.#refreshCatalog();
+    }
+    return { file: groupFileOf(file), meta: file.snapshotMeta() };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Writes
+
+  /**
+   * Proposes a command to a group and resolves with its outcome once applied. Forwards to the
+   * leader's node when this node does not lead, retrying with the same request id until
+   * `deadline`; then fails with 503 (unknown outcome when the command may have been applied).
+   */
+  async propose(groupId: string, command: Command, deadline: number): Promise<EntryOutcome> {
+    const payload = encodeCommand(command);
+    let maybeApplied = false;
+    while (Date.now() < deadline) {
+      const open = await this.#groupById(groupId);
+      const status = open.group.status();
+      if (status.role === 'leader') {
+        try {
+          return (await open.group.propose(payload, deadline)).outcome;
+        } catch (error) {
+          if (error instanceof UnknownOutcomeError) throw unknownOutcome();
+          if (!(error instanceof NotLeaderError || error instanceof DroppedProposalError)) {
+            throw error;
+          }
+          // The core refuses proposals during a leadership transfer and right after losing
+          // leadership. Yield before retrying, or this loop starves the event loop that must
+          // send the transfer's messages and learn the new term.
+          await pause(RETRY_PAUSE_MS);
+          continue;
+        }
+      }
+      let leader = status.leader;
+      if (leader === NO_NODE) {
+        leader = await open.group.waitForLeader(Math.min(deadline, Date.now() + LEADER_WAIT_MS));
+      }
+      if (leader === NO_NODE || leader === this.config.name) {
+        await pause(RETRY_PAUSE_MS);
+        continue;
+      }
+      const forwarded = await this.#forward(leader, groupId, payload, deadline);
+      if (forwarded.outcome !== undefined) return forwarded.outcome;
+      maybeApplied ||= forwarded.maybeApplied;
+      this.forwardRetries++;
+      await pause(RETRY_PAUSE_MS);
+    }
+    if (maybeApplied) throw unknownOutcome();
+    throw errors.unavailable('no leader accepted the write in time; it was not applied');
+  }
+
+  async #forward(
+    leader: NodeId,
+    groupId: string,
+    payload: Uint8Array,
+    deadline: number,
+  ): Promise<{ outcome?: EntryOutcome; maybeApplied: boolean }> {
+    const timeoutMs = Math.max(1, deadline - Date.now());
+    const request: ProposeRequest = {
+      kind: 'propose',
+      group: groupId,
+      timeoutMs,
+      command: payload,
+    };
+    try {
+      const reply = (await this.transport.request(leader, request, { timeoutMs })) as ProposeReply;
+      if (reply.status === 'ok')
+        return { outcome: decodeOutcome(reply.outcome), maybeApplied: true };
+      return { maybeApplied: reply.status === 'unknown' };
+    } catch (error) {
+      if (error instanceof RequestError) return { maybeApplied: !error.notSent };
+      throw error;
+    }
+  }
+
+  async #onRequest(from: string, payload: unknown): Promise<unknown> {
+    const kind = (payload as { kind?: unknown } | null)?.kind;
+    if (kind === 'transfer') {
+      return this.#onTransferRequest(from, payload as Partial<TransferRequest>);
+    }
+    if (kind === 'snapshot') {
+      return this.#onSnapshotRequest(from, payload as Partial<SnapshotChunkRequest>);
+    }
+    const request = payload as Partial<ProposeRequest> | null;
+    if (
+      request === null ||
+      typeof request !== 'object' ||
+      request.kind !== 'propose' ||
+      typeof request.group !== 'string' ||
+      typeof request.timeoutMs !== 'number' ||
+      !(request.command instanceof Uint8Array)
+    ) {
+      this.log.warn({ from }, 'malformed forwarded request dropped');
+      return { status: 'unknown_group' };
+    }
+    let open: OpenGroup;
+    try {
+      open = await this.#groupById(request.group);
+    } catch {
+      return { status: 'unknown_group' };
+    }
+    const timeoutMs = Math.min(Math.max(request.timeoutMs, 1), MAX_FORWARD_TIMEOUT_MS);
+    try {
+      const applied = await open.group.propose(request.command, Date.now() + timeoutMs);
+      return { status: 'ok', outcome: encodeOutcome(applied.outcome) };
+    } catch (error) {
+      if (error instanceof NotLeaderError) return { status: 'not_leader', leader: error.leader };
+      if (error instanceof DroppedProposalError) return { status: 'dropped' };
+      if (error instanceof UnknownOutcomeError) return { status: 'unknown' };
+      throw error;
+    }
+  }
+
+  /**
+   * Moves the leadership of a group to `to` and resolves with the leader at the end. Forwards to
+   * the leader's node when this node does not lead; rejections carry an HTTP status and reason.
+   */
+  async transferLeader(groupId: string, to: string, deadline: number): Promise<TransferReply> {
+    while (Date.now() < deadline) {
+      const open = await this.#groupById(groupId);
+      const status = open.group.status();
+      if (status.role === 'leader') {
+        const reply = await this.#transferHere(open, to, deadline);
+        if (reply.status !== 'not_leader') return reply;
+        continue;
+      }
+      const leader =
+        status.leader !== NO_NODE
+          ? status.leader
+          : await open.group.waitForLeader(Math.min(deadline, Date.now() + LEADER_WAIT_MS));
+      if (leader === to) return { status: 'ok', leader };
+      if (leader === NO_NODE || leader === this.config.name) {
+        await pause(RETRY_PAUSE_MS);
+        continue;
+      }
+      const timeoutMs = Math.max(1, deadline - Date.now());
+      const request: TransferRequest = { kind: 'transfer', group: groupId, to, timeoutMs };
+      try {
+        const reply = (await this.transport.request(leader, request, {
+          timeoutMs,
+        })) as TransferReply;
+        if (reply.status === 'ok' || reply.status === 'rejected') return reply;
+      } catch (error) {
+        if (!(error instanceof RequestError)) throw error;
+      }
+      await pause(RETRY_PAUSE_MS);
+    }
+    const open = await this.#groupById(groupId);
+    const leader = open.group.status().leader;
+    if (leader === to) return { status: 'ok', leader };
+    return {
+      status: 'rejected',
+      code: 503,
+      error: 'service_unavailable',
+      reason: `leadership did not move to ${to} in time; the leader is ${leader || 'unknown'}`,
+    };
+  }
+
+  async #transferHere(open: OpenGroup, to: string, deadline: number): Promise<TransferReply> {
+    const result = open.group.transferLeader(to);
+    if (!result.ok) {
+      switch (result.reason) {
+        case 'not_leader':
+          return { status: 'not_leader', leader: result.leader };
+        case 'already_leader':
+          return { status: 'ok', leader: to };
+        case 'transfer_in_progress':
+          if (result.target !== to) {
+            return rejected(
+              409,
+              'conflict',
+              `a leadership transfer to ${result.target} is in progress`,
+            );
+          }
+          break;
+        case 'not_a_voter':
+          return rejected(
+            400,
+            'bad_request',
+            result.learner
+              ? `${to} is a learner of this group; only voters can lead`
+              : `${to} is not a member of this group`,
+          );
+        case 'lagging':
+          return rejected(
+            503,
+            'service_unavailable',
+            `${to} is behind the leader (entry ${result.match} of ${result.lastIndex}); try again once it has caught up`,
+          );
+      }
+    }
+    const leader = await open.group.waitForLeader(deadline, to);
+    if (leader === to) return { status: 'ok', leader };
+    return rejected(503, 'service_unavailable', `leadership did not move to ${to} in time`);
+  }
+
+  async #onSnapshotRequest(from: string, request: Partial<SnapshotChunkRequest>) {
+    if (
+      typeof request.group !== 'string' ||
+      typeof request.offset !== 'number' ||
+      !Number.isSafeInteger(request.offset) ||
+      request.offset < 0 ||
+      (request.id !== null && typeof request.id !== 'string')
+    ) {
+      this.log.warn({ from }, 'malformed snapshot request dropped');
+      return { status: 'unknown_group' as const };
+    }
+    let file: DatabaseFile | null = null;
+    if (request.id === null) {
+      try {
+        file = (await this.#groupById(request.group)).file;
+      } catch {
+        file = null;
+      }
+    }
+    return this.snapshots.serve(request as SnapshotChunkRequest, file);
+  }
+
+  async #onTransferRequest(
+    from: string,
+    request: Partial<TransferRequest>,
+  ): Promise<TransferReply> {
+    if (
+      typeof request.group !== 'string' ||
+      typeof request.to !== 'string' ||
+      typeof request.timeoutMs !== 'number'
+    ) {
+      this.log.warn({ from }, 'malformed transfer request dropped');
+      return { status: 'unknown_group' };
+    }
+    let open: OpenGroup;
+    try {
+      open = await this.#groupById(request.group);
+    } catch {
+      return { status: 'unknown_group' };
+    }
+    const timeoutMs = Math.min(Math.max(request.timeoutMs, 1), MAX_FORWARD_TIMEOUT_MS);
+    return this.#transferHere(open, request.to, Date.now() + timeoutMs);
+  }
+
+  /** The open group with `id` (`_dbs` or a database uuid); dbNotFound when none exists. */
+  async #groupById(id: string): Promise<OpenGroup> {
+    if (id === DBS_GROUP) return this.#dbs;
+    const entry = this.catalog.byUuid(id);
+    if (entry === undefined) throw errors.dbNotFound();
+    return this.#openGroup(entry);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Messages
+
+  #send(groupId: string, to: NodeId, message: Message): void {
+    this.messagesSent[message.type] = (this.messagesSent[message.type] ?? 0) + 1;
+    const lane = isBulk(message) ? 'bulk' : 'control';
+    const sent = this.transport.send(to, lane, encodeGroupMessage(groupId, message));
+    if (!sent && message.type === 'append') {
+      this.#groups.get(groupId)?.group.raw.reportUnreachable(to);
+    }
+  }
+
+  #onMessage(from: string, payload: unknown): void {
+    const decoded = decodeGroupMessage(payload);
+    if (
+      decoded === null ||
+      decoded.message.from !== from ||
+      decoded.message.to !== this.config.name
+    ) {
+      this.log.debug({ from }, 'malformed or misaddressed peer message dropped');
+      return;
+    }
+    this.#deliver(decoded);
+  }
+
+  #deliver({ group, message }: GroupMessage): void {
+    const open = this.#groups.get(group);
+    if (open !== undefined) {
+      open.group.step(message);
+      return;
+    }
+    const entry = this.catalog.byUuid(group);
+    if (entry !== undefined) {
+      this.#queuePending(group, message);
+      this.#openGroup(entry).catch((error: unknown) => {
+        if (!isCouchError(error)) this.log.error({ err: error, group }, 'opening a group failed');
+      });
+      return;
+    }
+    if (this.catalog.isDeleted(group)) return;
+    this.#queuePending(group, message);
+  }
+
+  #queuePending(group: string, message: Message): void {
+    if (this.#pendingCount >= MAX_PENDING_MESSAGES) return;
+    let pending = this.#pending.get(group);
+    if (pending === undefined) {
+      pending = { messages: [], firstAt: Date.now() };
+      this.#pending.set(group, pending);
+    }
+    pending.messages.push(message);
+    this.#pendingCount++;
+  }
+
+  #flushPending(group: string, open: OpenGroup): void {
+    const pending = this.#pending.get(group);
+    if (pending === undefined) return;
+    this.#pending.delete(group);
+    this.#pendingCount -= pending.messages.length;
+    for (const message of pending.messages) open.group.step(message);
+  }
+
+  #onPeerDown(peer: string): void {
+    for (const open of this.#groups.values()) {
+      if (open.group.status().leader !== peer) continue;
+      open.group.forgetLeader();
+      setTimeout(() => {
+        const status = open.group.status();
+        if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
+      }, randomInt(FAILOVER_CAMPAIGN_SPREAD_MS));
+    }
+  }
+
+  /**
+   * Campaigns after a short random delay if the group still has no leader, so a group reopened
+   * after a restart elects at once instead of after an election timeout. Pre-vote keeps
+   * this harmless when a leader exists, and the pre-vote wakes that leader if it was quiet, so
+   * its heartbeat tells this node who leads.
+   */
+  #campaignSoon(open: OpenGroup): void {
+    setTimeout(
+      () => {
+        if (this.#stopped || this.#groups.get(open.id) !== open) return;
+        const status = open.group.status();
+        if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
+      },
+      randomInt(REOPEN_CAMPAIGN_MIN_MS, REOPEN_CAMPAIGN_MAX_MS),
+    );
+  }
+
+  #tick(): void {
+    for (const open of this.#groups.values()) open.group.tick();
+    if (++this.#ticksSinceReconcile >= RECONCILE_TICKS) {
+      this.#ticksSinceReconcile = 0;
+      this.#bootstrapMembers();
+      this.#recordOwnAddresses();
+      for (const open of this.#groups.values()) this.#reconcileMembership(open);
+    }
+    const now = Date.now();
+    for (const [group, pending] of this.#pending) {
+      if (now - pending.firstAt < PENDING_MESSAGE_TTL_MS) continue;
+      this.#pending.delete(group);
+      this.#pendingCount -= pending.messages.length;
+    }
+    this.#closeIdleGroups();
+    this.snapshots.expire(now);
+  }
+
+  /** Closes least recently used groups past the cap; only quiet, idle followers are closed. */
+  #closeIdleGroups(): void {
+    const excess = this.#groups.size - 1 - this.config.maxOpenDatabases;
+    if (excess <= 0) return;
+    const candidates = [...this.#groups.values()]
+      .filter((open) => open.id !== DBS_GROUP && open.group.idle)
+      .filter((open) => {
+        const status = open.group.status();
+        return status.role === 'follower' && status.quiet;
+      })
+      .sort((a, b) => a.lastUsedAt - b.lastUsedAt)
+      .slice(0, excess);
+    for (const open of candidates) {
+      this.#groups.delete(open.id);
+      void open.group.close().then(() => open.file.close());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Membership
+
+  /**
+   * Points the transport at every node this process has known as a member: the `node:`
+   * documents and the addresses it was started with, which win (so a proxy named in `--members`
+   * stays in the path). Removed nodes stay reachable until the process restarts, because the
+   * leader still tells a removed node that its removal committed, and a reply to a request the
+   * removed node forwarded must still reach it.
+   */
+  #updatePeers(): void {
+    for (const [name, peer] of this.#joinPeers) this.#knownPeers.set(name, peer);
+    for (const node of this.catalog.nodes.values()) this.#knownPeers.set(node.name, node.peer);
+    for (const member of this.config.members) {
+      this.#knownPeers.set(member.name, `${member.peer.host}:${member.peer.port}`);
+    }
+    const peers = Object.fromEntries(this.#knownPeers);
+    delete peers[this.config.name];
+    this.transport.setPeers(peers);
+  }
+
+  /**
+   * Asks the cluster at `url` to add this node as a member, retrying until it accepts. The
+   * request is idempotent, so a node restarted with the same `--join` asks again harmlessly.
+   */
+  async #join(url: string): Promise<void> {
+    const admin = this.config.admins[0];
+    if (admin === undefined || admin.password.startsWith('-pbkdf2')) {
+      this.log.error('--join needs a server admin with a clear password (--admin NAME:PASSWORD)');
+      return;
+    }
+    const authorization = `Basic ${Buffer.from(`${admin.name}:${admin.password}`).toString('base64')}`;
+    const base = url.replace(/\/+$/, '');
+    const self = {
+      peer: `${this.config.peer.host}:${this.config.peer.port}`,
+      http: `${this.config.http.host}:${this.config.http.port}`,
+    };
+    while (!this.#stopped) {
+      try {
+        const listed = await httpRequest(`${base}/_node/_local/_nodes`, {
+          headers: { authorization },
+        });
+        const body = (await listed.body.json()) as { nodes?: { name: string; peer: string }[] };
+        if (listed.statusCode !== 200 || !Array.isArray(body.nodes)) {
+          throw new Error(`listing the members returned ${listed.statusCode}`);
+        }
+        for (const node of body.nodes) this.#joinPeers.set(node.name, node.peer);
+        this.#updatePeers();
+        const added = await httpRequest(`${base}/_node/_local/_nodes/${this.config.name}`, {
+          method: 'PUT',
+          headers: { authorization, 'content-type': 'application/json' },
+          body: JSON.stringify(self),
+        });
+        const reply = await added.body.text();
+        if (added.statusCode === 200 || added.statusCode === 201) {
+          this.log.info({ via: base }, 'joined the cluster');
+          return;
+        }
+        throw new Error(`adding this node returned ${added.statusCode}: ${reply}`);
+      } catch (error) {
+        this.log.warn({ err: error, via: base }, 'joining the cluster failed; retrying');
+        await pause(JOIN_RETRY_MS);
+      }
+    }
+  }
+
+  /**
+   * Records the starting voters as member documents, once, on the first `_dbs` leader: from
+   * then on the documents alone define the members, so a removed node never comes back because
+   * an old `--members` list still names it.
+   */
+  #bootstrapMembers(): void {
+    if (this.#bootstrapping || this.catalog.nodes.size > 0 || this.config.members.length === 0) {
+      return;
+    }
+    if (this.#dbs.group.status().role !== 'leader') return;
+    this.#bootstrapping = true;
+    const docs = this.config.members.map((member) => ({
+      id: nodeDocId(member.name),
+      revisions: { start: 0, ids: [] },
+      deleted: false,
+      attachments: null,
+      body: nodeBody(
+        `${member.peer.host}:${member.peer.port}`,
+        member.name === this.config.name ? `${this.config.http.host}:${this.config.http.port}` : '',
+      ),
+    }));
+    this.propose(
+      DBS_GROUP,
+      documentsCommand(this.nextRequestId(), { newEdits: true, docs }),
+      Date.now() + this.config.writeTimeoutMs,
+    )
+      .catch((error: unknown) => this.log.warn({ err: error }, 'recording the members failed'))
+      .finally(() => {
+        this.#bootstrapping = false;
+      });
+  }
+
+  /**
+   * Corrects this node's member document when its addresses differ from the ones it runs with
+   * (the bootstrap records only peer addresses of other nodes, and a node may move).
+   */
+  #recordOwnAddresses(): void {
+    const own = this.catalog.nodes.get(this.config.name);
+    const peer = `${this.config.peer.host}:${this.config.peer.port}`;
+    const http = `${this.config.http.host}:${this.config.http.port}`;
+    if (own === undefined || (own.peer === peer && own.http === http) || this.#bootstrapping) {
+      return;
+    }
+    const snapshot = this.#dbs.file.snapshot();
+    let rev: { pos: number; id: string } | null;
+    try {
+      const record = snapshot.document(nodeDocId(this.config.name));
+      rev = record === null || record.deleted ? null : record.winner;
+    } finally {
+      snapshot.close();
+    }
+    if (rev === null) return;
+    this.#bootstrapping = true;
+    const doc = {
+      id: nodeDocId(this.config.name),
+      revisions: { start: rev.pos, ids: [rev.id] },
+      deleted: false,
+      attachments: null,
+      body: nodeBody(peer, http),
+    };
+    this.propose(
+      DBS_GROUP,
+      documentsCommand(this.nextRequestId(), { newEdits: true, docs: [doc] }),
+      Date.now() + this.config.writeTimeoutMs,
+    )
+      .catch((error: unknown) => this.log.warn({ err: error }, 'recording this node failed'))
+      .finally(() => {
+        this.#bootstrapping = false;
+      });
+  }
+
+  /**
+   * Moves a group this node leads one step toward the cluster's members: new members join as
+   * learners, caught-up learners become voters, and only then do voters that left go, so the
+   * group never has fewer voters than needed while a replacement catches up.
+   */
+  #reconcileMembership(open: OpenGroup): void {
+    const members = this.memberNames;
+    if (members.length === 0) return;
+    const status = open.group.status();
+    if (status.role !== 'leader' || status.membership.votersOutgoing.length > 0) return;
+    const current = status.membership;
+    const promotable = new Set(open.group.raw.promotableLearners());
+    const voters = current.voters.filter((node) => members.includes(node));
+    for (const node of current.learners) {
+      if (members.includes(node) && promotable.has(node)) voters.push(node);
+    }
+    const catchingUp = members.some((node) => !voters.includes(node));
+    if (catchingUp) {
+      for (const node of current.voters) if (!voters.includes(node)) voters.push(node);
+    }
+    if (voters.length === 0) return;
+    const learners = members.filter((node) => !voters.includes(node));
+    const steps = stepsToTarget(current, { voters, learners });
+    if (steps.length === 0) return;
+    const result = open.group.proposeConfChange(steps);
+    if (result.ok) {
+      this.log.info({ db: open.name, steps, index: result.index }, 'membership change proposed');
+    } else {
+      this.log.debug({ db: open.name, steps, reason: result.reason }, 'membership change deferred');
+    }
+  }
+
+  /** Opens every database group, so that each one's leader moves it to the new members. */
+  async #openAllGroups(): Promise<void> {
+    const entries = this.catalog.names().map((name) => this.catalog.get(name)!);
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length && !this.#stopped) {
+        const entry = entries[next++]!;
+        await this.#openGroup(entry).catch((error: unknown) => {
+          if (!isCouchError(error)) this.log.warn({ err: error, db: entry.name }, 'opening failed');
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: OPEN_ALL_CONCURRENCY }, worker));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Catalog
+
+  /**
+   * Follows `_dbs` after each apply: the catalog changes at once (so reads see databases
+   * exactly as `_dbs` has applied them), while opening and removing files happens after, in
+   * order. A new group is opened here only when this node is its first candidate or messages
+   * for it are waiting; other nodes open it when its first message or request arrives.
+   */
+  #refreshCatalog(): void {
+    if (this.#stopped) return;
+    const snapshot = this.#dbs.file.snapshot();
+    let changes: ReturnType<Catalog['refresh']>;
+    try {
+      changes = this.catalog.refresh(snapshot);
+    } finally {
+      snapshot.close();
+    }
+    if (changes.nodesChanged) {
+      this.#updatePeers();
+      this.#afterCatalog(() => this.#openAllGroups());
+    }
+    for (const entry of changes.deleted) {
+      this.#pending.delete(entry.uuid);
+      this.#afterCatalog(() => this.#removeDatabase(entry));
+    }
+    for (const entry of changes.created) {
+      if (entry.candidate !== this.config.name && !this.#pending.has(entry.uuid)) continue;
+      this.#afterCatalog(async () => {
+        if (this.catalog.byUuid(entry.uuid) !== undefined) await this.#openGroup(entry);
+      });
+    }
+  }
+
+  #afterCatalog(action: () => Promise<void>): void {
+    this.#reconcileChain = this.#reconcileChain.then(action).catch((error: unknown) => {
+      if (!isCouchError(error)) this.log.error({ err: error }, 'catalog change failed');
+    });
+  }
+
+  async #removeDatabase(entry: DatabaseEntry): Promise<void> {
+    const opening = this.#opening.get(entry.uuid);
+    if (opening !== undefined) await opening.catch(() => null);
+    const open = this.#groups.get(entry.uuid);
+    if (open !== undefined) {
+      this.#groups.delete(entry.uuid);
+      await open.group.close();
+      await open.file.close();
+    }
+    const path = this.#databasePath(entry.uuid);
+    if (await this.#fileSystem.exists(path)) {
+      await this.#fileSystem.unlink(path);
+      this.log.info({ db: entry.name, group: entry.uuid }, 'database deleted');
+    }
+  }
+
+  #onFatal(name: string, error: unknown): void {
+    this.log.fatal({ err: error, db: name }, 'a database file failed; the node stops');
+    process.emitWarning(`divan: database file of ${name} failed`);
+    process.exitCode = 1;
+    setImmediate(() => process.exit(1));
+  }
+}
+
+/** Adapts the engine's database file to the group driver's `GroupFile`. */
+function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
+  return {
+    raftState: () => ({
+      hardState: file.hardState,
+      appliedIndex: file.applied.index,
+      appliedTerm: file.applied.term,
+      discardedIndex: file.discarded.index,
+      discardedTerm: file.discarded.term,
+      membership: file.membership,
+    }),
+    readLogEntries: (from, to) => {
+      const last = Math.min(to - 1, file.logExtent().lastIndex);
+      return last < from ? [] : file.readLogEntries(from, last);
+    },
+    stage: (commit) =>
+      file.stage({
+        ...(commit.truncateAfter === undefined ? {} : { truncateAfter: commit.truncateAfter }),
+        append: commit.append,
+        ...(commit.hardState === undefined ? {} : { hardState: commit.hardState }),
+        ...(commit.membership === undefined ? {} : { membership: commit.membership }),
+        apply: commit.apply.map((entry) => ({ index: entry.index, term: entry.term })),
+        ...(commit.discardUpTo === undefined ? {} : { discardUpTo: commit.discardUpTo }),
+      }),
+    hashChain: () => file.hashChain.toString('hex'),
+  };
+}
+
+function unknownOutcome() {
+  return errors.unknownOutcome(
+    'The write may or may not have been applied: the leader changed or the request timed out before its outcome was known. Read the document to find out.',
+  );
+}
+
+/** The core bugs a test run planted, checked against the known names. */
+function plantedBugsOf(config: NodeConfig): PlantedBug[] {
+  const bugs = new Set<PlantedBug>();
+  if (config.unsafeAckBeforeFsync === true) bugs.add('ack_before_durable');
+  for (const name of config.plantedBugs ?? []) {
+    if (!(PLANTED_BUGS as readonly string[]).includes(name)) {
+      throw new Error(`unknown planted bug '${name}': expected one of ${PLANTED_BUGS.join(', ')}`);
+    }
+    bugs.add(name as PlantedBug);
+  }
+  return [...bugs];
+}
+
+function rejected(code: number, error: string, reason: string): TransferReply {
+  return { status: 'rejected', code, error, reason };
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Derives the cluster's uuid from the cluster secret, so every node reports the same one. */
+function clusterUuidOf(secret: Buffer): string {
+  return createHashHex(Buffer.concat([Buffer.from('divan cluster uuid\0'), secret])).slice(0, 32);
+}
+
+function createHashHex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}

@@ -1,0 +1,64 @@
+/**
+ * Starts a node and its HTTP API: the entry point `divan start`, tests and benchmarks use.
+ */
+import type { FastifyInstance } from 'fastify';
+import {
+  type AdminCredential,
+  createHttpServer,
+  hashPassword,
+  parsePasswordHash,
+} from '../http/index.js';
+import type { FaultStack } from '../storage/io.js';
+import type { Logger } from '../util/log.js';
+import { NodeBackend } from './backend.js';
+import type { NodeConfig } from './config.js';
+import { DivanNode } from './node.js';
+
+export interface RunningNode {
+  readonly node: DivanNode;
+  readonly http: FastifyInstance;
+  stop(): Promise<void>;
+}
+
+/** Starts the node, then its HTTP listener; `stop` closes both, HTTP first. */
+export async function startNode(
+  config: NodeConfig,
+  logger: Logger,
+  faults?: FaultStack,
+): Promise<RunningNode> {
+  const admins = await adminCredentials(config);
+  const node = new DivanNode(config, logger, faults);
+  await node.start();
+  const http = createHttpServer({
+    backend: new NodeBackend(node),
+    admins,
+    limits: {
+      maxRequestBodyBytes: config.maxRequestBytes,
+      maxDocumentBytes: config.maxDocumentBytes,
+    },
+    logger: logger.child({ component: 'http' }),
+  });
+  await http.listen({ host: config.http.host, port: config.http.port });
+  logger.info({ http: `${config.http.host}:${config.http.port}` }, 'http listening');
+  return {
+    node,
+    http,
+    stop: async () => {
+      await http.close();
+      await node.stop();
+    },
+  };
+}
+
+/** Hashes clear passwords once at start-up; stored `-pbkdf2-` hashes are used as they are. */
+async function adminCredentials(config: NodeConfig): Promise<AdminCredential[]> {
+  return Promise.all(
+    config.admins.map(async (admin) => ({
+      name: admin.name,
+      passwordHash:
+        parsePasswordHash(admin.password) === null
+          ? await hashPassword(admin.password)
+          : admin.password,
+    })),
+  );
+}

@@ -1,0 +1,414 @@
+/**
+ * Commands: what a Raft log entry of a database carries. A command is the client's request,
+ * not its outcome: revision ids, sequences and conflicts are computed when the entry is
+ * applied, identically on every replica. Anything random or time-based (generated document
+ * ids) is fixed by the node that received the request before the command is built. Every
+ * command carries that node's request id (node name, boot id and counter), so a retried
+ * request is recognised and gets its first outcome back.
+ *
+ * Encoding, version 1 (integers are unsigned LEB128 varints from src/document/bytes.ts unless
+ * noted; a string is a varint byte length and UTF-8 bytes):
+ *
+ *   payload   := version:u8 kind:u8 requestId:string fields segmentCount:varint segment*
+ *   segment   := length:u32be bytes
+ *
+ * Document bodies, attachment objects and the security object are segments. They come at the
+ * end of the payload, in the order the fields name them. So the engine can store each one as a
+ * record of its own and rebuild the payload byte for byte (`splitCommand`). `fields` per kind:
+ *
+ *   documents     flags:u8 (bit 0: new_edits) count:varint document*
+ *                 document := id:string revStart:varint revCount:varint revId:string*
+ *                             flags:u8 (bit 0: deleted, bit 1: has attachments)
+ *                 segments: per document its body, then its `_attachments` object if flagged
+ *   local_put     id:string revStart:varint revCount:varint revId:string*   segments: body
+ *   local_delete  id:string revStart:varint revCount:varint revId:string*   segments: none
+ *   revs_limit    limit:varint                                              segments: none
+ *   security      (no fields)                                segments: the security object
+ *   noop          (no fields)                                               segments: none
+ *
+ * Kinds 7 and up are free for purge and attachment commands. Decoding rejects an unknown
+ * version or kind, unknown flag bits, strings that are not UTF-8, trailing bytes, overlong
+ * varints and segment counts that do not match the fields, with `CommandFormatError`; the
+ * engine applies such an entry as a rejected command. This module checks structure only: ids,
+ * revisions and JSON are checked when the command is applied.
+ */
+import { isUtf8 } from 'node:buffer';
+import { ByteReader, ByteWriter } from '../document/bytes.js';
+import type { RevPath } from '../document/rev.js';
+import { assert, InvariantError } from '../util/assert.js';
+
+export const COMMAND_FORMAT_VERSION = 1;
+
+const KIND_CODES = {
+  documents: 1,
+  local_put: 2,
+  local_delete: 3,
+  revs_limit: 4,
+  security: 5,
+  noop: 6,
+} as const;
+
+export type CommandKind = keyof typeof KIND_CODES;
+
+const KINDS_BY_CODE = new Map<number, CommandKind>(
+  Object.entries(KIND_CODES).map(([kind, code]) => [code, kind as CommandKind]),
+);
+
+const FLAG_NEW_EDITS = 1;
+const FLAG_DELETED = 1;
+const FLAG_HAS_ATTACHMENTS = 2;
+const SEGMENT_LENGTH_BYTES = 4;
+const MAX_SEGMENT_BYTES = 0xffff_ffff;
+
+/** One document of a `documents` command, as the HTTP layer parsed it. */
+export interface CommandDocument {
+  readonly id: string;
+  /** `_rev` or `_revisions`; `{start: 0, ids: []}` when the document named neither. */
+  readonly revisions: RevPath;
+  readonly deleted: boolean;
+  /** The stored body: a minified JSON object without special members. */
+  readonly body: Buffer;
+  /** The `_attachments` object as raw JSON, or null. */
+  readonly attachments: Buffer | null;
+}
+
+interface CommandBase {
+  /** Chosen by the node that received the request: node name, boot id and counter. */
+  readonly requestId: string;
+}
+
+/** PUT, POST, DELETE, COPY and `_bulk_docs` (`all_or_nothing` is not supported). */
+export interface DocumentsCommand extends CommandBase {
+  readonly kind: 'documents';
+  readonly newEdits: boolean;
+  readonly docs: readonly CommandDocument[];
+}
+
+export interface LocalPutCommand extends CommandBase {
+  readonly kind: 'local_put';
+  readonly id: string;
+  readonly revisions: RevPath;
+  readonly body: Buffer;
+}
+
+export interface LocalDeleteCommand extends CommandBase {
+  readonly kind: 'local_delete';
+  readonly id: string;
+  readonly revisions: RevPath;
+}
+
+export interface RevsLimitCommand extends CommandBase {
+  readonly kind: 'revs_limit';
+  readonly limit: number;
+}
+
+export interface SecurityCommand extends CommandBase {
+  readonly kind: 'security';
+  /** The `_security` object as raw JSON. */
+  readonly security: Buffer;
+}
+
+export interface NoopCommand extends CommandBase {
+  readonly kind: 'noop';
+}
+
+export type Command =
+  | DocumentsCommand
+  | LocalPutCommand
+  | LocalDeleteCommand
+  | RevsLimitCommand
+  | SecurityCommand
+  | NoopCommand;
+
+/** A payload that is not a valid command of a version this code reads. */
+export class CommandFormatError extends Error {
+  override readonly name = 'CommandFormatError';
+}
+
+/** A payload cut into its fixed part and its segments; `joinCommand` reverses the cut. */
+export interface SplitCommand {
+  /** Every byte before the first segment, the segment count included. */
+  readonly prefix: Buffer;
+  /** The segments' bytes, without their length prefixes, in payload order. */
+  readonly segments: readonly Buffer[];
+}
+
+function writeString(writer: ByteWriter, text: string): void {
+  const length = Buffer.byteLength(text);
+  writer.writeVarint(length);
+  writer.writeUtf8(text, length);
+}
+
+function writeRevisions(writer: ByteWriter, revisions: RevPath): void {
+  writer.writeVarint(revisions.start);
+  writer.writeVarint(revisions.ids.length);
+  for (const id of revisions.ids) writeString(writer, id);
+}
+
+/** Returns the segments of a command in payload order. */
+export function commandSegments(command: Command): Buffer[] {
+  switch (command.kind) {
+    case 'documents': {
+      const segments: Buffer[] = [];
+      for (const doc of command.docs) {
+        segments.push(doc.body);
+        if (doc.attachments !== null) segments.push(doc.attachments);
+      }
+      return segments;
+    }
+    case 'local_put':
+      return [command.body];
+    case 'security':
+      return [command.security];
+    default:
+      return [];
+  }
+}
+
+function writeFields(writer: ByteWriter, command: Command): void {
+  switch (command.kind) {
+    case 'documents':
+      writer.writeByte(command.newEdits ? FLAG_NEW_EDITS : 0);
+      writer.writeVarint(command.docs.length);
+      for (const doc of command.docs) {
+        writeString(writer, doc.id);
+        writeRevisions(writer, doc.revisions);
+        const flags =
+          (doc.deleted ? FLAG_DELETED : 0) | (doc.attachments !== null ? FLAG_HAS_ATTACHMENTS : 0);
+        writer.writeByte(flags);
+      }
+      return;
+    case 'local_put':
+    case 'local_delete':
+      writeString(writer, command.id);
+      writeRevisions(writer, command.revisions);
+      return;
+    case 'revs_limit':
+      writer.writeVarint(command.limit);
+      return;
+    case 'security':
+    case 'noop':
+      return;
+  }
+}
+
+/** Encodes a command as a log entry payload. */
+export function encodeCommand(command: Command): Buffer {
+  const segments = commandSegments(command);
+  const writer = new ByteWriter(
+    64 + segments.reduce((sum, segment) => sum + SEGMENT_LENGTH_BYTES + segment.length, 0),
+  );
+  writer.writeByte(COMMAND_FORMAT_VERSION);
+  writer.writeByte(KIND_CODES[command.kind]);
+  writeString(writer, command.requestId);
+  writeFields(writer, command);
+  writer.writeVarint(segments.length);
+  const lengthBytes = Buffer.allocUnsafe(SEGMENT_LENGTH_BYTES);
+  for (const segment of segments) {
+    assert(segment.length <= MAX_SEGMENT_BYTES, 'a command segment fits a u32 length');
+    lengthBytes.writeUInt32BE(segment.length, 0);
+    writer.writeBytes(lengthBytes);
+    writer.writeBytes(segment);
+  }
+  return writer.finish();
+}
+
+/** Reads one command; `segments` are consumed in payload order. */
+class FieldReader {
+  readonly #reader: ByteReader;
+
+  constructor(reader: ByteReader) {
+    this.#reader = reader;
+  }
+
+  /** Reads a flags byte, rejecting bits outside `known`. */
+  flags(known: number): number {
+    const flags = this.#reader.readByte();
+    if ((flags & ~known) !== 0) throw new CommandFormatError(`unknown flags ${flags}`);
+    return flags;
+  }
+
+  varint(): number {
+    return this.#reader.readVarint();
+  }
+
+  string(): string {
+    const bytes = this.#reader.readBytes(this.#reader.readVarint());
+    if (!isUtf8(bytes)) throw new CommandFormatError('a string is not valid UTF-8');
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  }
+
+  revisions(): RevPath {
+    const start = this.varint();
+    const count = this.varint();
+    if (count > this.#reader.remaining) throw new CommandFormatError('revision count too large');
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) ids.push(this.string());
+    return { start, ids };
+  }
+}
+
+interface CommandFields {
+  readonly build: (segments: readonly Buffer[]) => Command;
+  readonly segmentCount: number;
+}
+
+function readDocumentsFields(fields: FieldReader, requestId: string): CommandFields {
+  const newEdits = (fields.flags(FLAG_NEW_EDITS) & FLAG_NEW_EDITS) !== 0;
+  const count = fields.varint();
+  const heads: Array<{ id: string; revisions: RevPath; deleted: boolean; attached: boolean }> = [];
+  let segmentCount = 0;
+  for (let i = 0; i < count; i++) {
+    const id = fields.string();
+    const revisions = fields.revisions();
+    const flags = fields.flags(FLAG_DELETED | FLAG_HAS_ATTACHMENTS);
+    const attached = (flags & FLAG_HAS_ATTACHMENTS) !== 0;
+    heads.push({ id, revisions, deleted: (flags & FLAG_DELETED) !== 0, attached });
+    segmentCount += attached ? 2 : 1;
+  }
+  const build = (segments: readonly Buffer[]): Command => {
+    let next = 0;
+    const docs = heads.map((head) => {
+      const body = segments[next++]!;
+      const attachments = head.attached ? segments[next++]! : null;
+      return { id: head.id, revisions: head.revisions, deleted: head.deleted, body, attachments };
+    });
+    return { kind: 'documents', requestId, newEdits, docs };
+  };
+  return { build, segmentCount };
+}
+
+function readFields(kind: CommandKind, fields: FieldReader, requestId: string): CommandFields {
+  switch (kind) {
+    case 'documents':
+      return readDocumentsFields(fields, requestId);
+    case 'local_put': {
+      const id = fields.string();
+      const revisions = fields.revisions();
+      return {
+        segmentCount: 1,
+        build: (segments) => ({ kind, requestId, id, revisions, body: segments[0]! }),
+      };
+    }
+    case 'local_delete': {
+      const id = fields.string();
+      const revisions = fields.revisions();
+      return { segmentCount: 0, build: () => ({ kind, requestId, id, revisions }) };
+    }
+    case 'revs_limit': {
+      const limit = fields.varint();
+      return { segmentCount: 0, build: () => ({ kind, requestId, limit }) };
+    }
+    case 'security':
+      return {
+        segmentCount: 1,
+        build: (segments) => ({ kind, requestId, security: segments[0]! }),
+      };
+    case 'noop':
+      return { segmentCount: 0, build: () => ({ kind, requestId }) };
+  }
+}
+
+interface ParsedPayload {
+  readonly fields: CommandFields;
+  readonly prefixEnd: number;
+  readonly segments: Buffer[];
+}
+
+/** Parses a payload's structure, translating the byte reader's assertions into format errors. */
+function parsePayload(bytes: Uint8Array): ParsedPayload {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const reader = new ByteReader(buffer);
+  try {
+    const version = reader.readByte();
+    if (version !== COMMAND_FORMAT_VERSION) {
+      throw new CommandFormatError(`unknown command format version ${version}`);
+    }
+    const code = reader.readByte();
+    const kind = KINDS_BY_CODE.get(code);
+    if (kind === undefined) throw new CommandFormatError(`unknown command kind ${code}`);
+    const fieldReader = new FieldReader(reader);
+    const requestId = fieldReader.string();
+    const fields = readFields(kind, fieldReader, requestId);
+    const segmentCount = reader.readVarint();
+    if (segmentCount !== fields.segmentCount) {
+      throw new CommandFormatError(
+        `command has ${segmentCount} segments where its fields name ${fields.segmentCount}`,
+      );
+    }
+    const prefixEnd = reader.position;
+    const segments: Buffer[] = [];
+    for (let i = 0; i < segmentCount; i++) {
+      const length = Buffer.from(reader.readBytes(SEGMENT_LENGTH_BYTES)).readUInt32BE(0);
+      const start = reader.position;
+      reader.readBytes(length);
+      segments.push(buffer.subarray(start, start + length));
+    }
+    if (reader.remaining !== 0) {
+      throw new CommandFormatError(`${reader.remaining} bytes after the command`);
+    }
+    return { fields, prefixEnd, segments };
+  } catch (error) {
+    if (error instanceof InvariantError) throw new CommandFormatError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Decodes a log entry payload. Segments share memory with `bytes`. Throws CommandFormatError
+ * for anything `encodeCommand` could not have written.
+ */
+export function decodeCommand(bytes: Uint8Array): Command {
+  const parsed = parsePayload(bytes);
+  return parsed.fields.build(parsed.segments);
+}
+
+/**
+ * Decodes a payload and cuts it into its prefix and segments, for storing the segments as
+ * records of their own. Throws CommandFormatError like `decodeCommand`.
+ */
+export function splitCommand(bytes: Uint8Array): { command: Command; split: SplitCommand } {
+  const parsed = parsePayload(bytes);
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return {
+    command: parsed.fields.build(parsed.segments),
+    split: { prefix: buffer.subarray(0, parsed.prefixEnd), segments: parsed.segments },
+  };
+}
+
+/** Rebuilds the payload bytes that `splitCommand` cut, byte for byte. */
+export function joinCommand(split: SplitCommand): Buffer {
+  let total = split.prefix.length;
+  for (const segment of split.segments) total += SEGMENT_LENGTH_BYTES + segment.length;
+  const bytes = Buffer.allocUnsafe(total);
+  let offset = split.prefix.copy(bytes, 0);
+  for (const segment of split.segments) {
+    offset = bytes.writeUInt32BE(segment.length, offset);
+    offset += segment.copy(bytes, offset);
+  }
+  return bytes;
+}
+
+/** The parts of the HTTP layer's `WriteDocument` that a command carries. */
+export interface DocumentWriteInput {
+  readonly id: string;
+  readonly revisions: RevPath;
+  readonly deleted: boolean;
+  readonly body: Buffer;
+  readonly attachments: { readonly raw: Buffer } | null;
+}
+
+/** Builds the `documents` command of a write request (the HTTP layer's `WriteRequest`). */
+export function documentsCommand(
+  requestId: string,
+  request: { readonly docs: readonly DocumentWriteInput[]; readonly newEdits: boolean },
+): DocumentsCommand {
+  const docs = request.docs.map((doc) => ({
+    id: doc.id,
+    revisions: doc.revisions,
+    deleted: doc.deleted,
+    body: doc.body,
+    attachments: doc.attachments?.raw ?? null,
+  }));
+  return { kind: 'documents', requestId, newEdits: request.newEdits, docs };
+}
