@@ -344,7 +344,6 @@ export async function assertIdenticalReplicas(
   const reference = nodes[0]!;
   const allDocs = await read(reference, '_all_docs?stable=false&include_docs=true');
   const changes = await read(reference, '_changes?stable=false&style=all_docs');
-  const chain = (await cluster.raft(reference, db)).hash_chain;
   for (const node of nodes.slice(1)) {
     assert.equal(
       await read(node, '_all_docs?stable=false&include_docs=true'),
@@ -356,6 +355,33 @@ export async function assertIdenticalReplicas(
       changes,
       `_changes of ${node.name}`,
     );
-    assert.equal((await cluster.raft(node, db)).hash_chain, chain, `hash_chain of ${node.name}`);
   }
+  await assertSameHashChains(cluster, db, nodes);
+}
+
+/**
+ * Checks that the nodes' hash chains agree. An entry may still be applying on some node (a
+ * new leader's empty entry, say), so this waits until every node has applied the same index;
+ * two nodes seen at one index with different chains fail at once, since that is divergence.
+ */
+async function assertSameHashChains(
+  cluster: TestCluster,
+  db: string,
+  nodes: readonly TestNode[],
+): Promise<void> {
+  let divergence: string | null = null;
+  await waitFor(`every node of ${db} at one applied index`, async () => {
+    const statuses = await Promise.all(nodes.map((node) => cluster.raft(node, db)));
+    const chainAt = new Map<number, RaftStatus>();
+    for (const status of statuses) {
+      const seen = chainAt.get(status.applied_index);
+      if (seen !== undefined && seen.hash_chain !== status.hash_chain) {
+        divergence = `hash_chain of ${status.node} differs from ${seen.node}'s at applied index ${status.applied_index}: ${status.hash_chain} != ${seen.hash_chain}`;
+        return true;
+      }
+      chainAt.set(status.applied_index, status);
+    }
+    return chainAt.size === 1;
+  });
+  assert.equal(divergence, null, divergence ?? '');
 }
