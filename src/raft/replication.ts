@@ -189,15 +189,17 @@ export class Replication {
   /** Sends what followers lack: read rounds, new entries, probes and commit advances. */
   flush(): void {
     if (this.reads.needsRound()) this.broadcastHeartbeat(this.reads.startRound(), false);
-    if (!this.broadcastPending) return;
-    this.broadcastPending = false;
-    const committed = this.host.log.committed;
-    for (const [id, progress] of this.progress) {
-      this.#sendAppends(id, progress);
-      if (Math.min(committed, progress.match) > progress.sentCommit) {
-        this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
+    if (this.broadcastPending) {
+      this.broadcastPending = false;
+      const committed = this.host.log.committed;
+      for (const [id, progress] of this.progress) {
+        this.#sendAppends(id, progress);
+        if (Math.min(committed, progress.match) > progress.sentCommit) {
+          this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
+        }
       }
     }
+    // A lone voter is its own quorum: its new round is confirmed here, as no reply will come.
     this.#confirmReads();
   }
 

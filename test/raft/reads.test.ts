@@ -21,6 +21,16 @@ test('read index waits for a heartbeat round', () => {
   assert.deepEqual(cluster.node('n1').readStates, [{ index, context: 'r1' }]);
 });
 
+test('single voter serves a read at once', () => {
+  const cluster = new TestCluster(1);
+  assert.ok(cluster.elect('n1'));
+  const { index } = cluster.propose('n1', 'a');
+  cluster.stabilize();
+  assert.equal(cluster.raw('n1').readIndex('only').ok, true);
+  cluster.process('n1');
+  assert.deepEqual(cluster.node('n1').readStates, [{ index, context: 'only' }]);
+});
+
 test('many reads share one heartbeat round', () => {
   const cluster = new TestCluster(3);
   assert.ok(cluster.elect('n1'));
