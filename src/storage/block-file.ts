@@ -12,8 +12,15 @@
  * Commit disciplines (`CommitDiscipline`, recorded in each header):
  * - two-fsync: write the data, fsync, write the header, fsync.
  * - one-fsync: write the data and the header, fsync once. The header carries the CRC32C of
- *   every physical byte since the previous header, and open verifies it, so a header whose
- *   data did not all reach the disk is rejected.
+ *   every physical byte since the previous synced header, and open verifies it, so a header
+ *   whose data did not all reach the disk is rejected.
+ *
+ * A one-fsync commit may skip its fsync (`sync: false`), for state that can be rebuilt, such
+ * as a Raft group's applied state. Its header is written but not synced: it is durable only
+ * once a later commit syncs, and until then `header` and `committedEnd` still describe the
+ * last synced commit. Its region does not restart the checksum: the next header's region spans
+ * every unsynced header back to the last synced one, so a reopen never trusts a header whose
+ * earlier unsynced regions did not all reach the disk.
  *
  * Invariants: bytes below `#end` are never rewritten, except that opening for writing cuts a
  * torn tail after the newest valid header. A failed write or fsync is fatal for the handle: it
@@ -90,7 +97,18 @@ export interface BlockFileStats {
   bytesWritten: number;
   fsyncs: number;
   commits: number;
+  /** Commits that skipped their fsync (`sync: false`); also counted in `commits`. */
+  unsyncedCommits: number;
   recordsRead: number;
+}
+
+/** Options of one `commit`. */
+export interface CommitOptions {
+  /**
+   * False to write the header without an fsync (one-fsync only; a two-fsync handle always
+   * syncs). The commit then resolves once its bytes are written, not once they are durable.
+   */
+  readonly sync?: boolean;
 }
 
 /** A buffer that appends fill, and the count of its chunks not yet written and drained. */
@@ -165,6 +183,7 @@ export class BlockFile {
     bytesWritten: 0,
     fsyncs: 0,
     commits: 0,
+    unsyncedCommits: 0,
     recordsRead: 0,
   };
 
@@ -370,10 +389,12 @@ export class BlockFile {
   /**
    * Commits every record appended before this call: they become durable, then a header
    * holding `header` (opaque bytes) that a reopen returns. Commits resolve in call order.
+   * With `sync: false` the header is only written; a later synced commit makes it durable.
    * Rejects with FileFailedError if a write or fsync fails, and the handle is then closed.
    * On a failed, closed or read-only handle it rejects at once.
    */
-  commit(header: Uint8Array): Promise<void> {
+  commit(header: Uint8Array, options: CommitOptions = {}): Promise<void> {
+    const sync = options.sync !== false || this.#discipline === 'two-fsync';
     try {
       this.#checkWritable();
     } catch (error) {
@@ -403,9 +424,17 @@ export class BlockFile {
       generation: this.#generation,
       payload: Uint8Array.from(header),
     };
-    this.#regionStart = this.#end;
-    this.#regionChecksum = 0;
+    if (sync) {
+      this.#regionStart = this.#end;
+      this.#regionChecksum = 0;
+    }
     return this.#enqueue(async () => {
+      if (!sync) {
+        await this.#writesBefore(committed.end);
+        this.stats.commits += 1;
+        this.stats.unsyncedCommits += 1;
+        return;
+      }
       if (this.#discipline === 'two-fsync') {
         await this.#writesBefore(position);
         await this.#sync();
@@ -498,7 +527,7 @@ export class BlockFile {
 
   /**
    * Seals the unsealed part of the buffer as a chunk, adds it to the region checksum
-   * (`commit` resets the checksum after sealing a header) and starts its write unless
+   * (a synced `commit` resets the checksum after sealing its header) and starts its write unless
    * `holdWrite` is set. Returns the chunk, or undefined if nothing was unsealed.
    */
   #seal(holdWrite = false): Chunk | undefined {

@@ -297,6 +297,7 @@ for (const discipline of disciplines) {
       { weight: 1, arbitrary: fc.constant(LARGE_RECORD_BYTES) },
       { weight: 3, arbitrary: fc.constant(MEDIUM_RECORD_BYTES) },
       { weight: 3, arbitrary: fc.constant('commit' as const) },
+      { weight: 2, arbitrary: fc.constant('unsynced' as const) },
       { weight: 2, arbitrary: fc.constant('await' as const) },
       { weight: 4, arbitrary: fc.constant('read' as const) },
     );
@@ -320,11 +321,14 @@ for (const discipline of disciplines) {
             if (typeof step === 'number') {
               const bytes = payload(step, records.length);
               records.push([file.append(bytes), bytes]);
-            } else if (step === 'commit') {
+            } else if (step === 'commit' || step === 'unsynced') {
+              // An unsynced commit (two-fsync handles sync it anyway) is durable only once a
+              // later commit syncs, so only a synced one raises what the crash must keep.
+              const sync = step === 'commit' || discipline === 'two-fsync';
               const commit = counts.length;
               counts.push(records.length);
-              const done = file.commit(Buffer.from(`c${commit}`)).then(() => {
-                acknowledged = Math.max(acknowledged, commit);
+              const done = file.commit(Buffer.from(`c${commit}`), { sync }).then(() => {
+                if (sync) acknowledged = Math.max(acknowledged, commit);
               });
               // A commit in flight at the crash fails; the recovered state is checked below.
               done.catch(() => undefined);
@@ -342,7 +346,7 @@ for (const discipline of disciplines) {
             await Promise.allSettled(pending);
           } else {
             await Promise.all(pending);
-            assert.equal(acknowledged, called, 'every commit resolves');
+            assert.ok(acknowledged <= called, 'every commit resolves');
           }
           await file.close();
 
@@ -548,4 +552,31 @@ test('reads into a node cache equal plain reads', async (t) => {
     ),
     { numRuns: scaled(40, 400) },
   );
+});
+
+test('a synced header never covers a lost unsynced region', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'unsynced.db');
+  const file = await BlockFile.create(path, Buffer.from('c0'), { discipline: 'one-fsync' });
+  file.append(payload(100, 1));
+  await file.commit(Buffer.from('c1'));
+  const lost = file.append(payload(3 * BLOCK_SIZE, 2));
+  await file.commit(Buffer.from('c2'), { sync: false });
+  assert.equal(Buffer.from(file.header).toString(), 'c1', 'an unsynced header is not durable yet');
+  assert.equal(file.stats.unsyncedCommits, 1);
+  file.append(payload(100, 3));
+  await file.commit(Buffer.from('c3'));
+  assert.equal(Buffer.from(file.header).toString(), 'c3');
+  await file.close();
+
+  // As if the unsynced region never reached the disk while the later header did.
+  const bytes = readFileSync(path);
+  bytes[lost + BLOCK_SIZE] = (bytes[lost + BLOCK_SIZE]! + 1) % 256;
+  writeFileSync(path, bytes);
+  const reopened = await BlockFile.open(path, { readOnly: true });
+  try {
+    assert.equal(Buffer.from(reopened.header).toString(), 'c1');
+  } finally {
+    await reopened.close();
+  }
 });
