@@ -108,7 +108,9 @@ export async function main(args: string[]): Promise<void> {
     if (options.profile) await profileMain(options, dir);
     else await benchmarkMain(options, dir, peers);
   } finally {
+    progress('stopping every server');
     await Promise.all(peers.map((peer) => peer.system?.close()));
+    progress('stopped every server');
     process.removeListener('exit', killAllChildren);
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);

@@ -23,6 +23,7 @@ import { Pool } from 'undici';
 import { assert } from '../../src/util/assert.js';
 import { progress } from '../report.js';
 import { LatencyHistogram, type LatencySummary } from './histogram.js';
+import { within } from './timeout.js';
 
 const MS_PER_SECOND = 1000;
 const PROGRESS_INTERVAL_MS = 2000;
@@ -254,7 +255,11 @@ export async function runLoad(operation: Operation, options: LoadOptions): Promi
     const work = options.mode === 'closed' ? closedLoop(run) : openLoop(run);
     // Requests in flight at the deadline get their timeout, and then some slack, to finish.
     const hardLimitMs = options.maxSeconds * MS_PER_SECOND + 2 * options.requestTimeoutMs + 1000;
-    const finished = await Promise.race([work.then(() => true), sleep(hardLimitMs, false)]);
+    const finished = await within(
+      work.then(() => true),
+      hardLimitMs,
+      false,
+    );
     endMs = performance.now();
     if (!finished) progress(`${options.label}: requests still in flight at the hard limit`);
   } finally {

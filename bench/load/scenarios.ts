@@ -33,6 +33,7 @@ import {
   type ResponseEvent,
   runLoad,
 } from './generator.js';
+import { within } from './timeout.js';
 import { KeySequence, valueFor } from './workload.js';
 
 const MS_PER_SECOND = 1000;
@@ -273,10 +274,11 @@ export class ScenarioRunner {
         waiting = { killedAtMs, resolve: resolveFirst };
         this.#down.add(leader);
         await leader.process.stop('SIGKILL');
-        const doneAtMs = await Promise.race([
+        const doneAtMs = await within(
           firstSuccess,
-          sleep(this.sizes.failoverWaitSeconds * MS_PER_SECOND, null),
-        ]);
+          this.sizes.failoverWaitSeconds * MS_PER_SECOND,
+          null,
+        );
         waiting = null;
         const recovery = doneAtMs === null ? null : doneAtMs - killedAtMs;
         recoveriesMs.push(recovery);
