@@ -123,9 +123,8 @@ export interface CatchUpResult {
   readonly snapshotsReceived: number;
 }
 
-/** The scenarios of one system, sharing its key sequence and what scenario 2 wrote. */
+/** The scenarios of one system; scenario 4 reads the keys scenario 2 wrote. */
 export class ScenarioRunner {
-  readonly #keys = new KeySequence();
   /** Keys of acknowledged scenario-2 writes, for scenario 4. */
   readonly #written: string[] = [];
   readonly #down = new Set<BenchNode>();
@@ -151,9 +150,13 @@ export class ScenarioRunner {
     return live[client % live.length]!;
   }
 
-  #writes(namespaceOf: (index: number) => string, nodeOf: (client: number) => BenchNode) {
+  /** Single writes, each of a new key: every call draws a new key prefix. */
+  #writes(
+    namespaceOf: (index: number) => string,
+    nodeOf: (client: number) => BenchNode,
+    keys = new KeySequence(),
+  ) {
     const system = this.system;
-    const keys = this.#keys;
     const operation: Operation = {
       successStatus: system.writeStatus,
       build: (index, client) =>
@@ -174,13 +177,15 @@ export class ScenarioRunner {
 
   /** Scenario 2: writes from many clients over all nodes; keeps the keys for scenario 4. */
   async spreadWrites(): Promise<RunRecord> {
+    const keys = new KeySequence();
     const operation = this.#writes(
       () => this.database,
       (client) => this.#nodeFor(client),
+      keys,
     );
     const keep = (event: ResponseEvent) => {
       if (event.ok && this.#written.length < MAX_READ_KEYS) {
-        this.#written.push(this.#keys.key(event.index));
+        this.#written.push(keys.key(event.index));
       }
     };
     return this.#measured('2', [this.database], operation, 'closed', this.sizes.clients, {
@@ -203,12 +208,13 @@ export class ScenarioRunner {
   async bulkWrites(): Promise<RunRecord> {
     const system = this.system;
     const size = this.sizes.bulkDocuments;
+    const sequence = new KeySequence();
     const operation: Operation = {
       successStatus: system.bulkStatus,
       itemsPerRequest: size,
       countItems: (body) => system.countBulk(body),
       build: (index, client) => {
-        const keys = Array.from({ length: size }, (_, j) => this.#keys.key(index * size + j));
+        const keys = Array.from({ length: size }, (_, j) => sequence.key(index * size + j));
         const values = keys.map((_, j) => valueFor(index * size + j));
         return system.bulkRequest(this.#nodeFor(client), this.database, keys, values);
       },
