@@ -54,6 +54,8 @@ import { BenchReport, type Direction, progress } from './report.js';
 const SYSTEMS = ['divan', 'etcd', 'pouchdb', 'divan-1'] as const;
 type SystemName = (typeof SYSTEMS)[number];
 const PEERS: readonly SystemName[] = ['etcd', 'pouchdb', 'divan-1'];
+/** Peers with Raft terms, so with leader changes to compare. */
+const REPLICATED_PEERS: readonly SystemName[] = ['etcd', 'divan-1'];
 const SCENARIOS = ['1', '2', '2-open', '3', '4', '5', '6', '7'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** Scenarios that kill or stop nodes: only systems with several nodes run them. */
@@ -63,6 +65,7 @@ const DATABASE = 'bench';
 const OPEN_LOOP_RATE_FRACTION = 0.7;
 const FSYNC_PROBE_WRITES = 2000;
 const FSYNC_PROBE_SECONDS = 3;
+const FSYNC_PROBE_SECONDS_QUICK = 1;
 const PROFILE_SCENARIOS: readonly ScenarioName[] = ['1', '2', '3'];
 const PROFILE_TOP_FUNCTIONS = 25;
 const PROFILE_PRINTED_LAYERS = 12;
@@ -121,7 +124,11 @@ export async function main(args: string[]): Promise<void> {
 async function benchmarkMain(options: Options, dir: string, peers: Peer[]): Promise<void> {
   const report = new BenchReport(options.quick ? 'cluster-quick' : 'cluster');
   const machine = machineFacts();
-  const fsync = measureFsync(dir, FSYNC_PROBE_WRITES, FSYNC_PROBE_SECONDS);
+  const fsync = measureFsync(
+    dir,
+    FSYNC_PROBE_WRITES,
+    options.quick ? FSYNC_PROBE_SECONDS_QUICK : FSYNC_PROBE_SECONDS,
+  );
   progress(
     `fsync probe in ${dir}: ${Math.round(fsync.perSecond)}/s, p50 ${fsync.latency.p50Ms.toFixed(3)} ms, ` +
       `p99 ${fsync.latency.p99Ms.toFixed(3)} ms (4 KiB append + fdatasync)`,
@@ -182,13 +189,19 @@ async function runScenarios(options: Options, peers: readonly Peer[]): Promise<R
   const results: Results = { runs: new Map(), failovers: new Map(), catchUps: new Map() };
   const runners = new Map<SystemName, ScenarioRunner>();
   const many = ScenarioRunner.manyDatabases(options.sizes.databases);
-  for (const peer of peers) {
-    if (peer.system === null) continue;
-    progress(`${peer.name}: creating the databases`);
-    await peer.system.createNamespaces(
-      options.scenarios.includes('5') ? [DATABASE, ...many] : [DATABASE],
-    );
-    runners.set(peer.name, new ScenarioRunner(peer.system, options.sizes, DATABASE));
+  const namespaces = options.scenarios.includes('5') ? [DATABASE, ...many] : [DATABASE];
+  const live = peers.filter((peer) => peer.system !== null);
+  progress(`creating ${namespaces.length} database(s) on ${live.map((p) => p.name).join(', ')}`);
+  // Set-up, not measured: every system creates its databases at once.
+  const create = async (peer: Peer) => {
+    const startMs = performance.now();
+    await peer.system!.createNamespaces(namespaces);
+    const seconds = (performance.now() - startMs) / MS_PER_SECOND;
+    progress(`${peer.name}: databases created in ${seconds.toFixed(1)} s`);
+  };
+  await Promise.all(live.map(create));
+  for (const peer of live) {
+    runners.set(peer.name, new ScenarioRunner(peer.system!, options.sizes, DATABASE));
     results.runs.set(peer.name, new Map());
   }
   for (const scenario of options.scenarios) {
@@ -299,6 +312,12 @@ function printComparisons(
       'lower-is-better',
       (run) => run.cpuSecondsPerThousand,
     );
+    line(scenario, 'CPU seconds of all nodes', 's', 'lower-is-better', (run) =>
+      sum(run.usage.map((node) => node.cpuSeconds)),
+    );
+    line(scenario, 'CPU seconds of the busiest node', 's', 'lower-is-better', (run) =>
+      Math.max(0, ...run.usage.map((node) => node.cpuSeconds)),
+    );
     line(
       scenario,
       'peak resident memory of a node',
@@ -306,12 +325,20 @@ function printComparisons(
       'lower-is-better',
       (run) => run.maxPeakResidentBytes / MIB,
     );
-    const divan = results.runs.get('divan')?.get(scenario);
-    if (divan?.leaderChanges !== undefined && divan.leaderChanges !== null) {
-      report.measure(scenario, 'leader changes', 'elections', divan.leaderChanges);
-    }
+    line(
+      scenario,
+      'leader changes',
+      'elections',
+      'lower-is-better',
+      (run) => run.leaderChanges ?? 0,
+      REPLICATED_PEERS,
+    );
   }
   printRunDetails(results);
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
 }
 
 function manyToOne(results: Results, system: SystemName): number {
@@ -435,6 +462,17 @@ function printCatchUp(report: BenchReport, results: Results, peers: readonly Pee
     peers,
     'etcd',
     etcd?.run.load.itemsPerSecond,
+  );
+  compareOrNote(
+    report,
+    '7',
+    'writes the follower missed',
+    'writes',
+    'higher-is-better',
+    divan.run.load.items,
+    peers,
+    'etcd',
+    etcd?.run.load.items,
   );
   report.measure('7', 'snapshots the follower received', 'snapshots', divan.snapshotsReceived);
   if (etcd !== undefined) {

@@ -34,7 +34,7 @@ const PASSWORD_BYTES = 12;
 const START_TIMEOUT_MS = 30_000;
 const LEADER_TIMEOUT_MS = 30_000;
 /** Databases created at once by `createNamespaces`. */
-const CREATE_CONCURRENCY = 8;
+const CREATE_CONCURRENCY = 32;
 const CREATE_TIMEOUT_MS = 60_000;
 const HTTP_CREATED = 201;
 const HTTP_PRECONDITION_FAILED = 412;
