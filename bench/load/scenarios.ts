@@ -88,11 +88,11 @@ export const FULL_SIZES: ScenarioSizes = {
 /** Short versions of every scenario, for `--quick`. */
 export const QUICK_SIZES: ScenarioSizes = {
   ...FULL_SIZES,
-  runSeconds: 1,
+  runSeconds: 0.75,
   databases: 10,
-  failoverKills: 2,
+  failoverKills: 1,
   failoverWaitSeconds: 5,
-  catchUpWrites: 2000,
+  catchUpWrites: 1000,
   catchUpWriteSeconds: 30,
   catchUpWaitSeconds: 30,
   requestTimeoutMs: 3000,
