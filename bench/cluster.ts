@@ -635,18 +635,30 @@ async function profileMain(options: Options, dir: string): Promise<void> {
         const role = node.name === leaderName ? 'leader' : 'follower';
         const summary = summariseProfile(file, PROFILE_TOP_FUNCTIONS);
         summaries.push({ scenario, node: node.name, role, summary });
-        printProfile(scenario, node.name, role, summary);
+        const cpuSeconds = runs.at(-1)?.usage.find((usage) => usage.node === node.name)?.cpuSeconds;
+        printProfile(scenario, node.name, role, summary, cpuSeconds ?? null);
       }
     }
   }
   report.save({ sizes: options.sizes, runs, profiles: summaries, profileDir: options.profileDir });
 }
 
-function printProfile(scenario: string, node: string, role: string, summary: ProfileSummary): void {
+/**
+ * Prints one node's profile summary. The profile spans the node's whole life, start-up
+ * included; `cpuSeconds` is the node's CPU time from /proc during the measured run only.
+ */
+function printProfile(
+  scenario: string,
+  node: string,
+  role: string,
+  summary: ProfileSummary,
+  cpuSeconds: number | null,
+): void {
   const busy = summary.durationMs > 0 ? (summary.busyMs / summary.durationMs) * 100 : 0;
+  const cpu = cpuSeconds === null ? '' : `; ${cpuSeconds.toFixed(1)} s CPU in the run (/proc)`;
   console.log(
     `\nscenario ${scenario}, ${node} (${role}): ${(summary.busyMs / 1000).toFixed(1)} s busy of ` +
-      `${(summary.durationMs / 1000).toFixed(1)} s (${busy.toFixed(0)}%)`,
+      `${(summary.durationMs / 1000).toFixed(1)} s (${busy.toFixed(0)}%)${cpu}`,
   );
   console.log('  self time by layer, % of busy:');
   for (const layer of summary.layers.slice(0, PROFILE_PRINTED_LAYERS)) {
