@@ -114,7 +114,8 @@ export async function main(args: string[]): Promise<void> {
     else await benchmarkMain(options, dir, peers);
   } finally {
     progress('stopping every server');
-    await Promise.all(peers.map((peer) => peer.system?.close()));
+    // The data is removed next, so a graceful shutdown would only cost time.
+    await Promise.all(peers.map((peer) => peer.system?.close('SIGKILL')));
     progress('stopped every server');
     process.removeListener('exit', killAllChildren);
     process.removeListener('SIGINT', interrupted);

@@ -264,8 +264,8 @@ export class DivanCluster implements BenchSystem {
     await this.#startNode(node);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.process.stop('SIGTERM')));
+  async close(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.process.stop(signal)));
     rmSync(this.options.dir, { recursive: true, force: true });
   }
 }

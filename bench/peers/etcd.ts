@@ -272,8 +272,8 @@ export class EtcdCluster implements BenchSystem {
     await this.#startNode(member);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.process.stop('SIGTERM')));
+  async close(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.process.stop(signal)));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

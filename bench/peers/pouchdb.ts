@@ -148,8 +148,8 @@ export class PouchServer implements BenchSystem {
     );
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.process.stop('SIGTERM')));
+  async close(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.process.stop(signal)));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -70,8 +70,11 @@ export interface BenchSystem {
   terms(namespaces: readonly string[]): Promise<number>;
   /** Starts a stopped node again on the same data and waits until it serves. */
   restart(node: BenchNode): Promise<void>;
-  /** Stops every node and removes the system's data. */
-  close(): Promise<void>;
+  /**
+   * Stops every node with `signal` (SIGTERM when absent, then SIGKILL after a grace time)
+   * and removes the system's data.
+   */
+  close(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export interface ControlResponse {
