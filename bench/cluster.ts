@@ -19,10 +19,9 @@
  * by layer and the top functions (JSON in bench/results/cluster-profile-<time>.json).
  *
  * Options:
- *   --quick                 short runs of every scenario: 0.75 s runs, 10 databases in
- *                           scenario 5, 1 kill, 1,000 catch-up writes, 3 s request timeout
- *                           (about 50 s in all on an idle 2-core machine)
- *   --seconds S             length of each run of scenarios 1 to 5 (10; 0.75 with --quick)
+ *   --quick                 short runs of every scenario: 0.5 s runs, 10 databases in
+ *                           scenario 5, 1 kill, 1,000 catch-up writes, 2 s request timeout
+ *   --seconds S             length of each run of scenarios 1 to 5 (10; 0.5 with --quick)
  *   --kills N               leader kills in scenario 6 (20; 1 with --quick)
  *   --catch-up-writes N     writes a follower misses in scenario 7 (100,000; 1,000 with --quick)
  *   --systems LIST          systems to run, of divan,etcd,pouchdb,divan-1 (all)

@@ -88,14 +88,14 @@ export const FULL_SIZES: ScenarioSizes = {
 /** Short versions of every scenario, for `--quick`. */
 export const QUICK_SIZES: ScenarioSizes = {
   ...FULL_SIZES,
-  runSeconds: 0.75,
+  runSeconds: 0.5,
   databases: 10,
   failoverKills: 1,
   failoverWaitSeconds: 5,
   catchUpWrites: 1000,
   catchUpWriteSeconds: 30,
   catchUpWaitSeconds: 30,
-  requestTimeoutMs: 3000,
+  requestTimeoutMs: 2000,
 };
 
 /** One measured run of one scenario on one system. */
