@@ -12,7 +12,9 @@
  * ratio above 1 means Divan is better; a peer that could not run is reported unavailable,
  * never estimated. Then one `target` line per target of the performance work says whether it
  * was met. Progress, per-run status censuses and per-node CPU and memory go to stderr; all of
- * it goes to bench/results/cluster-<time>.json (`cluster-quick-` with `--quick`).
+ * it goes to bench/results/cluster-<time>.json (`cluster-quick-` with `--quick`, and
+ * `cluster-partial-` or `cluster-quick-partial-` when `--systems` or `--scenarios` leave
+ * some out).
  *
  * `--profile` instead runs scenarios 1, 2 and 3 against a fresh 3-node Divan cluster each,
  * every node under `node --cpu-prof`, and prints where each node's CPU time went: self time
@@ -124,7 +126,7 @@ export async function main(args: string[]): Promise<void> {
 }
 
 async function benchmarkMain(options: Options, dir: string, peers: Peer[]): Promise<void> {
-  const report = new BenchReport(options.quick ? 'cluster-quick' : 'cluster');
+  const report = new BenchReport(reportName(options));
   const machine = machineFacts();
   const fsync = measureFsync(
     dir,
@@ -155,6 +157,17 @@ async function benchmarkMain(options: Options, dir: string, peers: Peer[]): Prom
     catchUps: Object.fromEntries(results.catchUps),
     targets,
   });
+}
+
+/**
+ * The results' file name: a run of only some systems or scenarios is `cluster-partial`, so it
+ * never replaces `cluster-latest.json` or `cluster-quick-latest.json`.
+ */
+function reportName(options: Options): string {
+  const partial =
+    options.systems.length < SYSTEMS.length || options.scenarios.length < SCENARIOS.length;
+  const mode = options.quick ? 'cluster-quick' : 'cluster';
+  return partial ? `${mode}-partial` : mode;
 }
 
 /** Starts every chosen system at once; a system that fails to start is unavailable. */
