@@ -97,7 +97,7 @@ interface Results {
 interface Peer {
   readonly name: SystemName;
   readonly system: BenchSystem | null;
-  /** Why the system did not run, when it did not. */
+  /** The reason the system did not run, or null when it ran. */
   readonly unavailable: string | null;
 }
 
@@ -436,7 +436,10 @@ function printFailover(
   row('kills with no write within the wait', 'kills', (f) => f.timedOut);
 }
 
-/** A percentile of the recovery times (nearest rank); a kill with none counts as the wait. */
+/**
+ * Returns a percentile of the recovery times (nearest rank). A kill with no recovery counts as
+ * the whole wait.
+ */
 function recoveryPercentile(
   result: FailoverResult,
   fraction: number,
@@ -604,11 +607,12 @@ function evaluateTargets(results: Results, sizes: ScenarioSizes): Target[] {
 
 function formatTarget(target: Target): string {
   const value = target.value === null ? 'not measured' : format(target.value);
-  const verdict = target.met === null ? 'not measured' : target.met ? 'met' : 'missed';
+  let verdict = 'not measured';
+  if (target.met !== null) verdict = target.met ? 'met' : 'missed';
   return `target ${target.name}: ${value} (aim ${target.aim}) ${verdict}`;
 }
 
-/** The profiling pass: scenarios 1, 2 and 3, each on a fresh cluster under `--cpu-prof`. */
+/** Runs the profiling pass: scenarios 1, 2 and 3, each on a fresh cluster under `--cpu-prof`. */
 async function profileMain(options: Options, dir: string): Promise<void> {
   const report = new BenchReport('cluster-profile');
   const profileRoot = options.profileDir ?? join(dir, 'profiles');

@@ -3,8 +3,8 @@
  * (one pool per origin, one request per connection at a time).
  *
  * Two modes:
- * - closed loop: `clients` loops, each sending its next request when the last one answered;
- *   latency runs from the send to the end of the response body.
+ * - closed loop: `clients` loops, each sending its next request once the response to its last
+ *   one ended. Latency runs from the send to the end of the response body.
  * - open loop: requests are due at a fixed rate whatever the answers, with at most `clients`
  *   in flight; latency runs from the time a request was due, so a server that falls behind
  *   is charged for the queue it causes (no coordinated omission).
@@ -45,7 +45,7 @@ export interface HttpRequestSpec {
   readonly body?: string | Buffer;
 }
 
-/** What a run sends, and how its responses are judged. */
+/** The requests of a run and the rule that judges their responses. */
 export interface Operation {
   /** Builds request `index` of the run, sent by `client` (its in-flight slot in open loop). */
   build(index: number, client: number): HttpRequestSpec;
@@ -136,7 +136,7 @@ class Run {
     this.deadlineMs = this.startMs + options.maxSeconds * MS_PER_SECOND;
   }
 
-  /** Whether a new request may start now; records why not. */
+  /** Returns whether a new request may start now, and records the reason when not. */
   mayStart(index: number): boolean {
     if (this.stoppedBy !== null) return false;
     if (this.options.signal?.aborted === true) this.stoppedBy = 'signal';
@@ -242,8 +242,10 @@ function errorCode(error: unknown): string {
 
 /** Runs one bounded load against the operation and returns what it measured. */
 export async function runLoad(operation: Operation, options: LoadOptions): Promise<LoadResult> {
-  assert(Number.isSafeInteger(options.clients) && options.clients > 0, 'clients must be > 0');
-  assert(options.maxRequests > 0 && options.maxSeconds > 0, 'a run needs both bounds');
+  assert(Number.isSafeInteger(options.clients), 'clients must be an integer');
+  assert(options.clients > 0, 'clients must be > 0');
+  assert(options.maxRequests > 0, 'a run needs a request bound');
+  assert(options.maxSeconds > 0, 'a run needs a time bound');
   assert(
     options.mode === 'closed' || (options.ratePerSecond ?? 0) > 0,
     'an open-loop run needs a rate',
@@ -319,7 +321,7 @@ function reportProgress(run: Run): void {
   );
 }
 
-/** One line about a finished run, for progress output. */
+/** Describes a finished run in one line, for progress output. */
 export function describe(result: LoadResult): string {
   const census = Object.entries(result.census)
     .map(([key, count]) => `${key}=${count}`)

@@ -41,7 +41,7 @@ export class LatencyHistogram {
     return this.#histogram.totalCount;
   }
 
-  /** The latency at `fraction` (0.5 for the median) in milliseconds; 0 when empty. */
+  /** Returns the latency at `fraction` (0.5 for the median) in milliseconds, or 0 when empty. */
   percentileMs(fraction: number): number {
     if (this.count === 0) return 0;
     return this.#histogram.getValueAtPercentile(fraction * PERCENT) / MICROSECONDS_PER_MILLISECOND;

@@ -48,7 +48,7 @@ const CATCH_UP_POLL_MS = 50;
 /** A multiplier, coprime with any realistic key count, that spreads reads over the keys. */
 const READ_STRIDE = 7919;
 
-/** How big each scenario's runs are. */
+/** Sizes and bounds of each scenario's runs. */
 export interface ScenarioSizes {
   /** Time bound of the runs of scenarios 1 to 5 and the open-loop run. */
   readonly runSeconds: number;
@@ -59,12 +59,12 @@ export interface ScenarioSizes {
   readonly bulkDocuments: number;
   readonly databases: number;
   readonly failoverKills: number;
-  /** Longest wait for the first successful write after a kill. */
+  /** Maximum wait for the first successful write after a kill. */
   readonly failoverWaitSeconds: number;
   readonly catchUpWrites: number;
   /** Time bound of writing `catchUpWrites` while the follower is down. */
   readonly catchUpWriteSeconds: number;
-  /** Longest wait for the restarted follower to apply what it missed. */
+  /** Maximum wait for the restarted follower to apply what it missed. */
   readonly catchUpWaitSeconds: number;
   readonly requestTimeoutMs: number;
 }
@@ -411,7 +411,7 @@ export class ScenarioRunner {
   }
 }
 
-/** One line about a run's resources, for progress output. */
+/** Describes a run's CPU, memory and leader changes in one line, for progress output. */
 export function describeUsage(record: RunRecord): string {
   const MIB = 1024 * 1024;
   const nodes = record.usage

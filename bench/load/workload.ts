@@ -20,7 +20,7 @@ const valuePool: readonly string[] = Array.from({ length: VALUE_POOL_SIZE }, () 
   randomBytes((VALUE_BYTES * 3) / 4).toString('base64url'),
 );
 
-/** The value written by request `index`, `VALUE_BYTES` ASCII characters. */
+/** Returns the value that request `index` writes: `VALUE_BYTES` ASCII characters. */
 export function valueFor(index: number): string {
   return valuePool[index % VALUE_POOL_SIZE]!;
 }

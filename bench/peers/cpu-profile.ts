@@ -53,7 +53,7 @@ export interface ProfileSummary {
   readonly functions: readonly FunctionSelfTime[];
 }
 
-/** The layer a frame belongs to, from its script URL or pseudo-frame name. */
+/** Returns the layer of a frame, from its script URL or pseudo-frame name. */
 export function layerOf(frame: Pick<CallFrame, 'functionName' | 'url'>): string {
   const { functionName, url } = frame;
   if (url === '') {
@@ -131,7 +131,7 @@ export function summariseProfile(path: string, top: number): ProfileSummary {
   };
 }
 
-/** The `.cpuprofile` files directly under `dir`, newest name last. */
+/** Lists the `.cpuprofile` files directly under `dir`, sorted by name. */
 export function profilesIn(dir: string): string[] {
   return readdirSync(dir)
     .filter((name) => name.endsWith('.cpuprofile'))

@@ -78,7 +78,7 @@ export class DivanCluster implements BenchSystem {
     return this.options.name;
   }
 
-  /** Starts every node and waits until each answers `/_up`. */
+  /** Starts every node and waits until each returns 200 to `GET /_up`. */
   static async start(options: DivanClusterOptions): Promise<DivanCluster> {
     const cluster = new DivanCluster(options);
     mkdirSync(options.dir, { recursive: true });

@@ -5,7 +5,7 @@
  * with keys and values in base64.
  *
  * When `etcd` is not on the PATH, `findOrInstallEtcd` installs `etcd-server` with `apt-get`
- * and says so on stderr; when that fails, etcd is reported unavailable, never replaced.
+ * and reports that on stderr; when that fails, etcd is reported unavailable, never replaced.
  * The package's own service is never started: each member is a child of the benchmark with
  * its data under the benchmark's temp dir, removed by `close`.
  *

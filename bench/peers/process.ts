@@ -9,7 +9,7 @@
  * `cpuSeconds()` covers every child this object ever started. Time a child spends between
  * that read and its exit (a graceful shutdown, at most) is not counted.
  *
- * What this does not do: wait for a server to answer (each peer module does, over HTTP), or
+ * What this does not do: wait for a server to serve requests (each peer module does, over HTTP), or
  * run anywhere but Linux.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -59,7 +59,7 @@ export function readCpuSeconds(pid: number): number | null {
   return ticks / clockTicksPerSecond;
 }
 
-/** A `VmRSS` or `VmHWM` figure of /proc/<pid>/status in bytes, or null once it is gone. */
+/** Reads `VmRSS` or `VmHWM` of /proc/<pid>/status in bytes; null once the process is gone. */
 export function readMemoryBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   let text: string;
   try {
@@ -178,7 +178,7 @@ export class PeerProcess {
     return pid === null ? null : readMemoryBytes(pid, 'VmRSS');
   }
 
-  /** The live child's peak resident memory since it started (`VmHWM`), or null. */
+  /** Returns the live child's peak resident memory since it started (`VmHWM`), or null. */
   peakResidentBytes(): number | null {
     const pid = this.pid;
     return pid === null ? null : readMemoryBytes(pid, 'VmHWM');

@@ -38,7 +38,7 @@ export interface GroupStatus {
 export interface BenchSystem {
   /** Name in report lines: `divan`, `etcd`, `pouchdb` or `divan-1`. */
   readonly name: string;
-  /** What runs, with versions, for the JSON record. */
+  /** The programs that run, with versions, for the JSON record. */
   readonly description: string;
   readonly nodes: readonly BenchNode[];
   /** Whether the system replicates with Raft (and has leaders and terms). */
@@ -82,7 +82,7 @@ export interface ControlResponse {
   body: string;
 }
 
-/** A control request (not load); network errors reject, statuses do not. */
+/** Sends a control request (not load). Network errors reject; error statuses do not. */
 export async function controlRequest(
   origin: string,
   method: HttpMethod | 'DELETE',
@@ -98,14 +98,6 @@ export async function controlRequest(
     bodyTimeout: timeoutMs,
   });
   return { status: response.statusCode, body: await response.body.text() };
-}
-
-/** The same request as a load spec, for control code that builds requests the same way. */
-export async function sendSpec(spec: HttpRequestSpec): Promise<ControlResponse> {
-  return controlRequest(spec.origin, spec.method, spec.path, {
-    headers: { ...spec.headers },
-    body: typeof spec.body === 'string' ? spec.body : spec.body?.toString('utf8'),
-  });
 }
 
 /** Polls `check` until it returns a value other than undefined; throws after the timeout. */
