@@ -62,8 +62,11 @@ export function layerOf(frame: Pick<CallFrame, 'functionName' | 'url'>): string 
     if (functionName === '(program)') return 'v8/program';
     return 'native';
   }
-  const divan = /\/dist\/(src|bench)\/([^/]+)\//.exec(url);
-  if (divan !== null) return divan[1] === 'src' ? `divan/${divan[2]}` : 'divan/bench';
+  const divan = /\/dist\/(src|bench)\/(?:([^/]+)\/)?/.exec(url);
+  if (divan !== null) {
+    if (divan[1] === 'bench') return 'divan/bench';
+    return divan[2] === undefined ? 'divan/src' : `divan/${divan[2]}`;
+  }
   const npm = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(
     url.slice(url.lastIndexOf('/node_modules/')),
   );
