@@ -1,7 +1,7 @@
 /**
  * The cluster benchmark's load generator against a real HTTP server on 127.0.0.1: every run
  * stops at its request bound, the status census counts every response, only the success
- * status counts as success, and the latency histogram holds exactly the successful requests.
+ * status counts as success, and the latency histogram contains exactly the successful requests.
  * Also the histogram's percentiles and the profile layer names, which the reports rely on.
  */
 import assert from 'node:assert/strict';
@@ -29,7 +29,7 @@ before(async () => {
   const port = await freePort();
   server = createServer((request, response) => {
     received.push(request.url ?? '');
-    // `/s/<status>/...` answers with that status.
+    // A request to `/s/<status>/...` gets that status.
     const status = Number(/^\/s\/(\d{3})\//.exec(request.url ?? '')?.[1] ?? 500);
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end('{}');
@@ -42,7 +42,7 @@ after(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
-/** An operation whose request `index` gets the status `statuses[index]`. */
+/** Builds an operation whose request `index` gets the status `statuses[index]`. */
 function operationFor(statuses: readonly number[]): Operation {
   return {
     successStatus: HTTP_CREATED,
