@@ -106,8 +106,14 @@ type ProposeReply =
   | { readonly status: 'dropped' | 'unknown' | 'unknown_group' };
 
 const BOOT_ID_BYTES = 6;
-/** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
-const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/**
+ * When a leader's node is lost, the remaining voters of each group campaign one after the
+ * other in an order drawn from the group id, this many ms apart, so that two of them rarely
+ * split the vote (a split costs a whole election timeout).
+ */
+const FAILOVER_CAMPAIGN_STEP_MS = 250;
+/** Random delay added to each voter's turn, in ms. */
+const FAILOVER_CAMPAIGN_JITTER_MS = 30;
 /** Pause between attempts to join a cluster. */
 const JOIN_RETRY_MS = 1_000;
 /** Every this many ticks, group leaders move their group toward the cluster's members. */
@@ -707,12 +713,18 @@ export class DivanNode {
 
   #onPeerDown(peer: string): void {
     for (const open of this.#groups.values()) {
-      if (open.group.status().leader !== peer) continue;
+      const status = open.group.status();
+      if (status.leader !== peer) continue;
       open.group.forgetLeader();
-      setTimeout(() => {
-        const status = open.group.status();
-        if (status.leader === NO_NODE && status.role === 'follower') open.group.campaign();
-      }, randomInt(FAILOVER_CAMPAIGN_SPREAD_MS));
+      const turn = failoverTurn(open.id, status.membership.voters, peer, this.config.name);
+      if (turn < 0) continue;
+      setTimeout(
+        () => {
+          const now = open.group.status();
+          if (now.leader === NO_NODE && now.role === 'follower') open.group.campaign();
+        },
+        turn * FAILOVER_CAMPAIGN_STEP_MS + randomInt(FAILOVER_CAMPAIGN_JITTER_MS),
+      );
     }
   }
 
@@ -1066,6 +1078,25 @@ function plantedBugsOf(config: NodeConfig): PlantedBug[] {
 
 function rejected(code: number, error: string, reason: string): TransferReply {
   return { status: 'rejected', code, error, reason };
+}
+
+/**
+ * This node's place (0 first) among the voters of group `groupId` other than `lost`, in an
+ * order drawn from the group id so that groups spread their first candidates over the nodes;
+ * -1 when this node is not such a voter.
+ */
+export function failoverTurn(
+  groupId: string,
+  voters: readonly string[],
+  lost: string,
+  self: string,
+): number {
+  const rank = (name: string) => createHash('sha256').update(`${groupId}/${name}`).digest('hex');
+  const order = voters
+    .filter((name) => name !== lost)
+    .map((name) => ({ name, rank: rank(name) }))
+    .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0));
+  return order.findIndex((entry) => entry.name === self);
 }
 
 function pause(ms: number): Promise<void> {
