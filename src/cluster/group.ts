@@ -5,7 +5,9 @@
  * Each persist round takes every Ready produced since the previous round and writes it as one
  * commit of the database file: the appended entries, the hard state, the apply of the committed
  * entries with the new applied index and hash chain, and the discard of entries past the
- * retention point. Messages that may leave at once are sent as soon as a Ready is taken, so the
+ * retention point. A round that only applies (no entries, no truncation, no discard, the same
+ * term and vote) skips its fsync: the applied state can be rebuilt from the log, and the next
+ * synced round makes it durable. A write then costs the leader one fsync, not two. Messages that may leave at once are sent as soon as a Ready is taken, so the
  * leader's disk write overlaps the followers' round trip; the rest leave after the commit is
  * durable. While one commit syncs, the next round collects everything that arrives meanwhile,
  * so one fsync serves many proposals (group commit).
@@ -60,6 +62,11 @@ export interface GroupCommit {
   /** The membership as of the last applied entry, when the applied entries changed it. */
   readonly membership?: Membership;
   readonly discardUpTo?: number;
+  /**
+   * False when the commit appends and truncates nothing and keeps the term and vote: nothing
+   * in it must be durable before the driver goes on, so the file may skip its fsync.
+   */
+  readonly sync: boolean;
 }
 
 /** The part of a database file the driver uses; the engine's `DatabaseFile` provides it. */
@@ -460,8 +467,18 @@ export class RaftGroup<Outcome> {
     ) {
       truncateAfter = append[0]!.index - 1;
     }
-    const commit: GroupCommit = { append, apply };
     const discardUpTo = this.#discardPoint(apply.at(-1)?.index ?? this.#appliedIndex, append);
+    // A discard is synced too: the core may then offer a snapshot at the discard point, and a
+    // snapshot ships the file only up to its last synced header.
+    const stored = this.store.hardState();
+    const sync =
+      append.length > 0 ||
+      truncateAfter !== undefined ||
+      discardUpTo !== undefined ||
+      (hardState !== undefined &&
+        (hardState.term !== stored.term || hardState.vote !== stored.vote)) ||
+      batch.some((ready) => ready.snapshot !== null);
+    const commit: GroupCommit = { append, apply, sync };
     return {
       ...commit,
       ...(truncateAfter === undefined ? {} : { truncateAfter }),

@@ -1052,6 +1052,7 @@ function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
         ...(commit.membership === undefined ? {} : { membership: commit.membership }),
         apply: commit.apply.map((entry) => ({ index: entry.index, term: entry.term })),
         ...(commit.discardUpTo === undefined ? {} : { discardUpTo: commit.discardUpTo }),
+        sync: commit.sync,
       }),
     hashChain: () => file.hashChain.toString('hex'),
   };

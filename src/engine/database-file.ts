@@ -112,6 +112,14 @@ export interface StageBatch {
   readonly apply?: readonly ApplyItem[];
   /** Discards the log up to and including this index (at most the applied index). */
   readonly discardUpTo?: number;
+  /**
+   * False when nothing in the batch must be durable before the caller goes on: it appends and
+   * truncates nothing and keeps the term and vote (applying, discarding, a new commit index).
+   * Its header is then written without an fsync, and `durable` resolves once it is written; the
+   * next synced batch makes it durable. A crash before that reopens an earlier header, from
+   * which a Raft group applies the same entries again.
+   */
+  readonly sync?: boolean;
 }
 
 export interface StageResult {
@@ -283,6 +291,8 @@ export class DatabaseFile {
    */
   stage(batch: StageBatch): StageResult {
     this.#checkUsable();
+    const sync = batch.sync !== false;
+    if (!sync) this.#checkUnsyncedBatch(batch);
     let staged: { state: EngineState; outcomes: AppliedEntry[] };
     try {
       staged = this.#stage(batch);
@@ -295,12 +305,25 @@ export class DatabaseFile {
       fields: staged.state.fields,
       roots: rootsOf(staged.state.trees),
     });
-    const durable = this.#file.commit(header);
+    const durable = this.#file.commit(header, { sync });
     durable.catch((error: unknown) => {
       this.#failure ??= error;
     });
     if (staged.outcomes.length > 0) this.#notify(staged.state.fields.updateSeq);
     return { outcomes: staged.outcomes, durable };
+  }
+
+  #checkUnsyncedBatch(batch: StageBatch): void {
+    assert(
+      (batch.append?.length ?? 0) === 0 && batch.truncateAfter === undefined,
+      'an unsynced batch appends and truncates nothing',
+    );
+    const current = this.#state.fields.hardState;
+    assert(
+      batch.hardState === undefined ||
+        (batch.hardState.term === current.term && batch.hardState.vote === current.vote),
+      'an unsynced batch keeps the term and vote',
+    );
   }
 
   /**
