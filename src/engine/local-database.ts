@@ -271,11 +271,16 @@ export class LocalDatabase {
   }
 
   /**
-   * Records a `compact` command, which starts compacting the file once applied, and resolves
-   * when that compaction has swapped the file in.
+   * Applies a `compact` command, which starts compacting the file (`DatabaseFile.compact`);
+   * resolves once the command is durable, while the compaction runs on.
    */
-  async compact(): Promise<CompactionResult> {
+  async requestCompaction(): Promise<void> {
     checkOk(await this.submit((requestId) => ({ kind: 'compact', requestId })));
+  }
+
+  /** Applies a `compact` command and resolves when that compaction has swapped the file in. */
+  async compact(): Promise<CompactionResult> {
+    await this.requestCompaction();
     const running = this.file.compactionDone();
     if (running === null) throw new Error(`compaction of ${this.file.path} did not start`);
     return running;
