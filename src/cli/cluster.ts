@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,8 @@ interface TopologyNode {
   name: string;
   http: number;
   peer: number;
+  /** Added to the running cluster: starts with `--join` instead of `--members`. */
+  joined?: boolean;
 }
 
 interface Topology {
@@ -50,6 +52,8 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
   const admin = ensureAdmin(dataDir, options.admin);
 
   const children = new Map<string, ChildProcess>();
+  const pidFile = join(dataDir, 'cluster.pid');
+  writeFileSync(pidFile, `${process.pid}\n`);
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
@@ -61,7 +65,7 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
   process.on('SIGTERM', () => void stopAll());
 
   const exits: Promise<void>[] = [];
-  for (const node of topology.nodes) {
+  const launch = (node: TopologyNode) => {
     const child = spawnNode(dataDir, topology, node, secretFile, options);
     children.set(node.name, child);
     exits.push(
@@ -76,21 +80,78 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
         });
       }),
     );
-  }
+  };
+  for (const node of topology.nodes) launch(node);
+  // `divan cluster add` appends a node to cluster.json and sends SIGHUP: start the new ones.
+  process.on('SIGHUP', () => {
+    const current = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as Topology;
+    for (const node of current.nodes) {
+      if (topology.nodes.some((known) => known.name === node.name)) continue;
+      topology.nodes.push(node);
+      console.log(`starting added node ${node.name} on http://${topology.host}:${node.http}/`);
+      launch(node);
+    }
+  });
 
   await Promise.all(topology.nodes.map((node) => waitUntilUp(topology.host, node.http)));
   printSummary(topology, admin, dataDir);
-  await Promise.all(exits);
+  // Wait for every node, including nodes added while waiting.
+  for (let waited = 0; waited < exits.length; ) {
+    waited = exits.length;
+    await Promise.all(exits);
+  }
+  rmSync(pidFile, { force: true });
   return stopping ? 0 : 1;
+}
+
+/**
+ * `divan cluster add`: adds a node to the running local cluster in `data`. The node is started
+ * by that cluster's `divan cluster` process and joins through the first node.
+ */
+export async function addClusterNode(data: string): Promise<number> {
+  const dataDir = resolve(data);
+  const topologyPath = join(dataDir, 'cluster.json');
+  const pidPath = join(dataDir, 'cluster.pid');
+  if (!existsSync(topologyPath) || !existsSync(pidPath)) {
+    throw new ConfigError(
+      `no running cluster in ${dataDir}: start it with divan cluster --data ${data}`,
+    );
+  }
+  const pid = Number(readFileSync(pidPath, 'utf8').trim());
+  const topology = JSON.parse(readFileSync(topologyPath, 'utf8')) as Topology;
+  const used = new Set(topology.nodes.map((node) => node.name));
+  let number = topology.nodes.length + 1;
+  while (used.has(`n${number}`)) number++;
+  const node: TopologyNode = {
+    name: `n${number}`,
+    http: Math.max(...topology.nodes.map((known) => known.http)) + 1,
+    peer: Math.max(...topology.nodes.map((known) => known.peer)) + 1,
+    joined: true,
+  };
+  topology.nodes.push(node);
+  writeFileSync(topologyPath, `${JSON.stringify(topology, null, 2)}\n`);
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch {
+    throw new ConfigError(`the cluster process ${pid} of ${dataDir} is not running`);
+  }
+  const up = await waitUntilUp(topology.host, node.http);
+  if (!up) return 1;
+  console.log(
+    `added ${node.name}: http://${topology.host}:${node.http}/  peer ${topology.host}:${node.peer}`,
+  );
+  console.log('it joins every database as a learner and becomes a voter once caught up');
+  return 0;
 }
 
 function loadOrCreateTopology(dataDir: string, options: ClusterOptions): Topology {
   const path = join(dataDir, 'cluster.json');
   if (existsSync(path)) {
     const topology = JSON.parse(readFileSync(path, 'utf8')) as Topology;
-    if (topology.nodes.length !== options.nodes) {
+    const started = topology.nodes.filter((node) => node.joined !== true).length;
+    if (started !== options.nodes) {
       throw new ConfigError(
-        `${dataDir} holds a cluster of ${topology.nodes.length} nodes, not ${options.nodes}: use another --data directory for a new cluster`,
+        `${dataDir} holds a cluster started with ${started} nodes, not ${options.nodes}: use another --data directory for a new cluster`,
       );
     }
     return topology;
@@ -152,8 +213,14 @@ function spawnNode(
   const nodeDir = join(dataDir, node.name);
   mkdirSync(nodeDir, { recursive: true });
   const members = topology.nodes
+    .filter((member) => member.joined !== true)
     .map((member) => `${member.name}@${topology.host}:${member.peer}`)
     .join(',');
+  const first = topology.nodes[0]!;
+  const membership =
+    node.joined === true
+      ? ['--join', `http://${topology.host}:${first.http}`]
+      : ['--members', members];
   const args = [
     divanBin(),
     'start',
@@ -165,8 +232,7 @@ function spawnNode(
     `${topology.host}:${node.http}`,
     '--peer',
     `${topology.host}:${node.peer}`,
-    '--members',
-    members,
+    ...membership,
     '--secret-file',
     secretFile,
     '--admin-file',
@@ -200,13 +266,14 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitUntilUp(host: string, port: number): Promise<void> {
+async function waitUntilUp(host: string, port: number): Promise<boolean> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (await isUp(host, port)) return;
+    if (await isUp(host, port)) return true;
     await new Promise((resolveWait) => setTimeout(resolveWait, READY_POLL_MS));
   }
   console.log(`node on port ${port} did not answer /_up within ${READY_TIMEOUT_MS / 1000} s`);
+  return false;
 }
 
 function isUp(host: string, port: number): Promise<boolean> {

@@ -4,7 +4,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../cluster/config.js';
-import { runCluster } from './cluster.js';
+import { addClusterNode, runCluster } from './cluster.js';
+import { runJoin, runLeave, runTransfer } from './remote.js';
 import { runStart, type StartFlags } from './start.js';
 import { runStatus } from './status.js';
 
@@ -19,7 +20,8 @@ function integer(value: string): number {
 const program = new Command()
   .name('divan')
   .description('A CouchDB-compatible document database replicated with Raft')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .enablePositionalOptions();
 
 program
   .command('start')
@@ -29,7 +31,8 @@ program
   .option('--data <dir>', 'data directory of this node (env DIVAN_DATA)')
   .option('--http <host:port>', 'HTTP API address (env DIVAN_HTTP)')
   .option('--peer <host:port>', 'peer address other nodes connect to (env DIVAN_PEER)')
-  .option('--members <list>', 'all voters: name@host:port,... (env DIVAN_MEMBERS)')
+  .option('--members <list>', 'voters of a new cluster: name@host:port,... (env DIVAN_MEMBERS)')
+  .option('--join <url>', 'join the running cluster of the node at URL (env DIVAN_JOIN)')
   .option('--secret-file <file>', 'file holding the cluster secret (env DIVAN_SECRET_FILE)')
   .option('--admin <name:password>', 'server admin (env DIVAN_ADMIN)')
   .option('--admin-file <file>', 'file of server admins, one name:password per line')
@@ -50,9 +53,10 @@ program
     await runStart(flags);
   });
 
-program
+const cluster = program
   .command('cluster')
   .description('run a local cluster of node processes in the foreground')
+  .enablePositionalOptions()
   .option('--nodes <n>', 'number of nodes', integer, 3)
   .option('--data <dir>', 'data directory of the cluster', '.divan/cluster')
   .option('--host <host>', 'address every node listens on', '127.0.0.1')
@@ -68,6 +72,44 @@ program
   .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
   .action(async (options) => {
     process.exitCode = await runCluster(options);
+  });
+
+cluster
+  .command('add')
+  .description('add a node to the local cluster running on DIR (it joins every database)')
+  .option('--data <dir>', 'data directory of the running cluster', '.divan/cluster')
+  .action(async (options: { data: string }) => {
+    process.exitCode = await addClusterNode(options.data);
+  });
+
+program
+  .command('join')
+  .description('add a member node to a running cluster (the node then joins every group)')
+  .argument('<url>', 'URL of any node, with credentials: http://admin:password@127.0.0.1:5984')
+  .argument('<name>', 'name of the node to add')
+  .requiredOption('--peer <host:port>', 'peer address of the node to add')
+  .option('--http <host:port>', 'HTTP address of the node to add')
+  .action(async (url: string, name: string, options: { peer: string; http?: string }) => {
+    process.exitCode = await runJoin(url, name, options);
+  });
+
+program
+  .command('leave')
+  .description('remove a member node from a running cluster')
+  .argument('<url>', 'URL of any node, with credentials')
+  .argument('<name>', 'name of the node to remove')
+  .action(async (url: string, name: string) => {
+    process.exitCode = await runLeave(url, name);
+  });
+
+program
+  .command('transfer')
+  .description("move the leadership of a database's group to another node")
+  .argument('<url>', 'URL of any node, with credentials')
+  .argument('<db>', 'database name')
+  .argument('<node>', 'name of the node that should lead')
+  .action(async (url: string, db: string, node: string) => {
+    process.exitCode = await runTransfer(url, db, node);
   });
 
 program

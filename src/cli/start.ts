@@ -26,6 +26,7 @@ export interface StartFlags {
   http?: string;
   peer?: string;
   members?: string;
+  join?: string;
   secretFile?: string;
   admin?: string;
   adminFile?: string;
@@ -43,6 +44,7 @@ const ENVIRONMENT: Record<string, keyof StartFlags> = {
   DIVAN_HTTP: 'http',
   DIVAN_PEER: 'peer',
   DIVAN_MEMBERS: 'members',
+  DIVAN_JOIN: 'join',
   DIVAN_SECRET_FILE: 'secretFile',
   DIVAN_ADMIN: 'admin',
   DIVAN_ADMIN_FILE: 'adminFile',
@@ -74,8 +76,16 @@ export function buildConfig(settings: StartFlags): NodeConfig {
     return value;
   };
   const name = validateNodeName(required(settings.name, '--name'));
-  const members = parseMembers(required(settings.members, '--members'));
-  if (!members.some((member) => member.name === name)) {
+  if (settings.join !== undefined && settings.members !== undefined) {
+    throw new ConfigError(
+      'pass either --members (a new cluster) or --join (a running one), not both',
+    );
+  }
+  const members =
+    settings.join !== undefined
+      ? []
+      : parseMembers(required(settings.members, '--members or --join'));
+  if (settings.join === undefined && !members.some((member) => member.name === name)) {
     throw new ConfigError(`--members does not name this node (${name})`);
   }
   const secretFile = required(settings.secretFile, '--secret-file');
@@ -99,6 +109,7 @@ export function buildConfig(settings: StartFlags): NodeConfig {
     http: parseAddress(required(settings.http, '--http'), 'HTTP'),
     peer: parseAddress(required(settings.peer, '--peer'), 'peer'),
     members,
+    ...(settings.join === undefined ? {} : { join: settings.join }),
     secret: Buffer.from(secret, 'utf8'),
     admins,
     ...defaultLimits,

@@ -3,6 +3,7 @@
  * them: the `_dbs` group, then one row per database (leader, term, commit and applied index).
  */
 import { request } from 'undici';
+import { targetOf } from './remote.js';
 
 interface GroupStatus {
   node: string;
@@ -19,17 +20,9 @@ interface GroupStatus {
 const MAX_ROWS = 200;
 
 export async function runStatus(url: string): Promise<number> {
-  const base = new URL(url);
-  const authorization =
-    base.username === ''
-      ? undefined
-      : `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
-  base.username = '';
-  base.password = '';
+  const { base, headers } = targetOf(url);
   const get = async <T>(path: string): Promise<T> => {
-    const response = await request(new URL(path, base), {
-      headers: authorization === undefined ? {} : { authorization },
-    });
+    const response = await request(new URL(path, base), { headers });
     const body = await response.body.text();
     if (response.statusCode !== 200) {
       throw new Error(`GET ${path} returned ${response.statusCode}: ${body.trim()}`);

@@ -12,10 +12,12 @@
 import { randomBytes } from 'node:crypto';
 import { documentsCommand, type EngineSnapshot, type EntryOutcome } from '../engine/index.js';
 import type {
+  ClusterNode,
   Consistency,
   DatabaseSnapshot,
   FaultSettings,
   HttpBackend,
+  Membership,
   NodeRaftStatus,
   NodeStats,
   RaftGroupStatus,
@@ -26,7 +28,7 @@ import type {
 } from '../http/backend.js';
 import { NO_NODE } from '../raft/index.js';
 import { CouchError, errors } from '../util/couch-error.js';
-import { catalogBody, type DatabaseEntry } from './catalog.js';
+import { catalogBody, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
 import { DBS_GROUP, type DivanNode, type OpenGroup } from './node.js';
 
 /** How long `PUT /db` waits for the new group's first leader before it returns anyway. */
@@ -212,6 +214,100 @@ export class NodeBackend implements HttpBackend {
         forward_retries: this.node.forwardRetries,
       },
     };
+  }
+
+  async membership(): Promise<Membership> {
+    await this.#barrier(this.node.dbs);
+    const dbsMembership = this.node.dbs.group.status().membership;
+    const all = new Set([
+      ...this.node.memberNames,
+      ...dbsMembership.voters,
+      ...dbsMembership.learners,
+    ]);
+    let voters = new Set(dbsMembership.voters);
+    for (const open of this.node.openGroups.values()) {
+      const groupVoters = open.group.status().membership.voters;
+      voters = new Set([...voters].filter((node) => groupVoters.includes(node)));
+    }
+    return { all_nodes: [...all].sort(), cluster_nodes: [...voters].sort() };
+  }
+
+  async listNodes(): Promise<ClusterNode[]> {
+    await this.#barrier(this.node.dbs);
+    return [...this.node.catalog.nodes.values()].map((node) => ({ ...node }));
+  }
+
+  async addNode(node: ClusterNode): Promise<'added' | 'present'> {
+    for (let attempt = 0; attempt < DELETE_ATTEMPTS; attempt++) {
+      await this.#barrier(this.node.dbs);
+      const current = this.node.catalog.nodes.get(node.name);
+      if (
+        current !== undefined &&
+        current.peer === node.peer &&
+        (node.http === '' || current.http === node.http)
+      ) {
+        return 'present';
+      }
+      const rev = this.#catalogRev(nodeDocId(node.name));
+      const outcome = await this.node.propose(
+        DBS_GROUP,
+        documentsCommand(this.node.nextRequestId(), {
+          newEdits: true,
+          docs: [
+            {
+              id: nodeDocId(node.name),
+              revisions: rev === null ? { start: 0, ids: [] } : { start: rev.pos, ids: [rev.id] },
+              deleted: false,
+              attachments: null,
+              body: nodeBody(node.peer, node.http === '' ? (current?.http ?? '') : node.http),
+            },
+          ],
+        }),
+        this.#deadline(),
+      );
+      const result = firstResult(outcome);
+      if (result.ok) {
+        this.node.log.info({ member: node.name, peer: node.peer }, 'member node added');
+        return 'added';
+      }
+      if (result.error !== 'conflict') throw new CouchError(400, result.error, result.reason);
+    }
+    throw errors.unavailable('the member list kept changing; try again');
+  }
+
+  async removeNode(name: string): Promise<'removed' | 'missing'> {
+    for (let attempt = 0; attempt < DELETE_ATTEMPTS; attempt++) {
+      await this.#barrier(this.node.dbs);
+      if (!this.node.catalog.nodes.has(name)) return 'missing';
+      if (this.node.catalog.nodes.size === 1) {
+        throw errors.badRequest(`${name} is the last member; a cluster needs at least one.`);
+      }
+      const rev = this.#catalogRev(nodeDocId(name));
+      if (rev === null) return 'missing';
+      const outcome = await this.node.propose(
+        DBS_GROUP,
+        documentsCommand(this.node.nextRequestId(), {
+          newEdits: true,
+          docs: [
+            {
+              id: nodeDocId(name),
+              revisions: { start: rev.pos, ids: [rev.id] },
+              deleted: true,
+              attachments: null,
+              body: Buffer.from('{}'),
+            },
+          ],
+        }),
+        this.#deadline(),
+      );
+      const result = firstResult(outcome);
+      if (result.ok) {
+        this.node.log.info({ member: name }, 'member node removed');
+        return 'removed';
+      }
+      if (result.error !== 'conflict') throw new CouchError(400, result.error, result.reason);
+    }
+    throw errors.unavailable('the member list kept changing; try again');
   }
 
   async faults(change: FaultSettings | null): Promise<FaultSettings | null> {

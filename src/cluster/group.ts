@@ -388,7 +388,7 @@ export class RaftGroup<Outcome> {
   }
 
   #process(): void {
-    if (this.failed) return;
+    if (this.failed || this.#closed) return;
     this.#startReadRound();
     while (this.raw.hasReady()) {
       const ready = this.raw.ready();

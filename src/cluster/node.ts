@@ -20,6 +20,7 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
+import { request as httpRequest } from 'undici';
 import {
   type AppliedEntry,
   type Command,
@@ -107,6 +108,8 @@ type ProposeReply =
 const BOOT_ID_BYTES = 6;
 /** A campaign after a leader's node is lost starts within this many ms, spread to avoid ties. */
 const FAILOVER_CAMPAIGN_SPREAD_MS = 300;
+/** Pause between attempts to join a cluster. */
+const JOIN_RETRY_MS = 1_000;
 /** Every this many ticks, group leaders move their group toward the cluster's members. */
 const RECONCILE_TICKS = 5;
 /** Groups opened at once when every group must follow a membership change. */
@@ -147,6 +150,10 @@ export class DivanNode {
   readonly messagesSent: Record<string, number> = {};
   #requestCounter = 0;
   #ticksSinceReconcile = 0;
+  /** Peer addresses learned from the node named by `--join`, until `_dbs` lists the members. */
+  readonly #joinPeers = new Map<string, string>();
+  /** Every peer address this process has learned, by node name. */
+  readonly #knownPeers = new Map<string, string>();
   #bootstrapping = false;
   #tickTimer: NodeJS.Timeout | null = null;
   #reconcileChain: Promise<void> = Promise.resolve();
@@ -221,6 +228,7 @@ export class DivanNode {
     if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
     else if (!fresh) this.#campaignSoon(this.#dbs);
     this.#tickTimer = setInterval(() => this.#tick(), this.config.tickMs);
+    if (this.config.join !== undefined) void this.#join(this.config.join);
     this.log.info(
       {
         peer: `${this.config.peer.host}:${this.config.peer.port}`,
@@ -759,17 +767,66 @@ export class DivanNode {
   // Membership
 
   /**
-   * Points the transport at every member node: the `node:` documents, where the addresses this
-   * node was started with win (so a proxy named in `--members` stays in the path).
+   * Points the transport at every node this process has known as a member: the `node:`
+   * documents and the addresses it was started with, which win (so a proxy named in `--members`
+   * stays in the path). Removed nodes stay reachable until the process restarts, because the
+   * leader still tells a removed node that its removal committed, and a reply to a request the
+   * removed node forwarded must still reach it.
    */
   #updatePeers(): void {
-    const peers: Record<string, string> = {};
-    for (const node of this.catalog.nodes.values()) peers[node.name] = node.peer;
+    for (const [name, peer] of this.#joinPeers) this.#knownPeers.set(name, peer);
+    for (const node of this.catalog.nodes.values()) this.#knownPeers.set(node.name, node.peer);
     for (const member of this.config.members) {
-      peers[member.name] = `${member.peer.host}:${member.peer.port}`;
+      this.#knownPeers.set(member.name, `${member.peer.host}:${member.peer.port}`);
     }
+    const peers = Object.fromEntries(this.#knownPeers);
     delete peers[this.config.name];
     this.transport.setPeers(peers);
+  }
+
+  /**
+   * Asks the cluster at `url` to add this node as a member, retrying until it accepts. The
+   * request is idempotent, so a node restarted with the same `--join` asks again harmlessly.
+   */
+  async #join(url: string): Promise<void> {
+    const admin = this.config.admins[0];
+    if (admin === undefined || admin.password.startsWith('-pbkdf2')) {
+      this.log.error('--join needs a server admin with a clear password (--admin NAME:PASSWORD)');
+      return;
+    }
+    const authorization = `Basic ${Buffer.from(`${admin.name}:${admin.password}`).toString('base64')}`;
+    const base = url.replace(/\/+$/, '');
+    const self = {
+      peer: `${this.config.peer.host}:${this.config.peer.port}`,
+      http: `${this.config.http.host}:${this.config.http.port}`,
+    };
+    while (!this.#stopped) {
+      try {
+        const listed = await httpRequest(`${base}/_node/_local/_nodes`, {
+          headers: { authorization },
+        });
+        const body = (await listed.body.json()) as { nodes?: { name: string; peer: string }[] };
+        if (listed.statusCode !== 200 || !Array.isArray(body.nodes)) {
+          throw new Error(`listing the members returned ${listed.statusCode}`);
+        }
+        for (const node of body.nodes) this.#joinPeers.set(node.name, node.peer);
+        this.#updatePeers();
+        const added = await httpRequest(`${base}/_node/_local/_nodes/${this.config.name}`, {
+          method: 'PUT',
+          headers: { authorization, 'content-type': 'application/json' },
+          body: JSON.stringify(self),
+        });
+        const reply = await added.body.text();
+        if (added.statusCode === 200 || added.statusCode === 201) {
+          this.log.info({ via: base }, 'joined the cluster');
+          return;
+        }
+        throw new Error(`adding this node returned ${added.statusCode}: ${reply}`);
+      } catch (error) {
+        this.log.warn({ err: error, via: base }, 'joining the cluster failed; retrying');
+        await pause(JOIN_RETRY_MS);
+      }
+    }
   }
 
   /**

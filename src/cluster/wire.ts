@@ -20,7 +20,8 @@ import type {
 
 const WIRE_VERSION = 1;
 
-const MESSAGE_TYPES: readonly MessageType[] = [
+/** Message types by their wire code (the position in this list); append new types at the end. */
+export const MESSAGE_TYPES: readonly MessageType[] = [
   'append',
   'append_response',
   'heartbeat',

@@ -267,6 +267,23 @@ export interface NodeStats {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
+/** A member node of the cluster, as `_dbs` records it. */
+export interface ClusterNode {
+  readonly name: string;
+  /** Address other nodes connect to. */
+  readonly peer: string;
+  /** HTTP address, or empty when the node has not recorded it yet. */
+  readonly http: string;
+}
+
+/** `GET /_membership`. */
+export interface Membership {
+  /** Every member node, learners still catching up included. */
+  readonly all_nodes: readonly string[];
+  /** The nodes that are voters of every group this node hosts. */
+  readonly cluster_nodes: readonly string[];
+}
+
 /** The file fault layers of a node that runs with fault control on (test-only). */
 export interface FaultSettings {
   /** Each fsync waits this long first, in ms; absent when the layer is not installed. */
@@ -320,6 +337,16 @@ export interface HttpBackend {
   transferLeader(db: string, to: string): Promise<string>;
   nodeRaftStatus(): Promise<NodeRaftStatus>;
   nodeStats(): Promise<NodeStats>;
+  membership(): Promise<Membership>;
+  /** The member nodes with their addresses. */
+  listNodes(): Promise<ClusterNode[]>;
+  /**
+   * Adds (or updates the addresses of) a member node; `present` when it is already a member
+   * with these addresses. Every group then adds it as a learner and promotes it once caught up.
+   */
+  addNode(node: ClusterNode): Promise<'added' | 'present'>;
+  /** Removes a member node from every group; `missing` when it is not a member. */
+  removeNode(name: string): Promise<'removed' | 'missing'>;
   /**
    * Reads, and with `change` updates, the node's file fault layers; null when the node does
    * not run with fault control, so the route does not exist.

@@ -52,6 +52,12 @@ import {
   handlePutPurgedInfosLimit,
 } from './routes/purge.js';
 import {
+  handleDeleteNode,
+  handleListNodes,
+  handleMembership,
+  handlePutNode,
+} from './routes/membership.js';
+import {
   handleActiveTasks,
   handleAllDbs,
   handleFaults,
@@ -120,6 +126,14 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_all_dbs') return { GET: handleAllDbs };
     if (first === '_uuids') return { GET: handleUuids };
     if (first === '_active_tasks') return { GET: handleActiveTasks };
+  }
+  if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
+    if (names.length === 3) return { GET: handleListNodes };
+    if (names.length === 4) {
+      const name = names[3]!;
+      return { PUT: () => handlePutNode(scope, name), DELETE: () => handleDeleteNode(scope, name) };
+    }
   }
   if (first === '_node' && names.length === 3 && names[1] === '_local') {
     if (names[2] === '_system') return { GET: handleSystem };

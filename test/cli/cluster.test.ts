@@ -46,8 +46,9 @@ async function get(url: string, password: string): Promise<{ status: number; bod
 test('divan cluster starts, stops and restarts with its data', async (t) => {
   const dir = await tempDir(t);
   const data = join(dir, 'cluster');
-  const port = await freePortRange(3);
-  const peerPort = await freePortRange(3);
+  // A fourth port each for the node that `divan cluster add` starts.
+  const port = await freePortRange(4);
+  const peerPort = await freePortRange(4);
   const args = [
     '--nodes',
     '3',
@@ -83,6 +84,28 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
   );
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /^recipes\s+n\d/m);
+
+  const added = spawnSync(process.execPath, [BIN, 'cluster', 'add', '--data', data], {
+    encoding: 'utf8',
+  });
+  assert.equal(added.status, 0, added.stderr);
+  assert.match(added.stdout, /added n4/);
+  await waitFor('n4 to become a voter', async () => {
+    const membership = JSON.parse((await get(`${base}/_membership`, password)).body);
+    return membership.cluster_nodes.join(',') === 'n1,n2,n3,n4';
+  });
+  const admin = `http://admin:${password}@127.0.0.1:${port + 3}`;
+  const moved = spawnSync(process.execPath, [BIN, 'transfer', admin, 'recipes', 'n4'], {
+    encoding: 'utf8',
+  });
+  assert.equal(moved.status, 0, moved.stderr);
+  assert.match(moved.stdout, /"leader":"n4"/);
+  const left = spawnSync(process.execPath, [BIN, 'leave', admin, 'n4'], { encoding: 'utf8' });
+  assert.equal(left.status, 0, left.stderr);
+  await waitFor('n4 to leave', async () => {
+    const membership = JSON.parse((await get(`${base}/_membership`, password)).body);
+    return membership.all_nodes.join(',') === 'n1,n2,n3';
+  });
 
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);

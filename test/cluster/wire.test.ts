@@ -2,25 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { decodeGroupMessage, encodeGroupMessage } from '../../src/cluster/wire.js';
-import { type Message, type MessageType, message } from '../../src/raft/index.js';
+import { decodeGroupMessage, encodeGroupMessage, MESSAGE_TYPES } from '../../src/cluster/wire.js';
+import { type Message, message } from '../../src/raft/index.js';
 
 const packr = new Packr({ useRecords: false });
-const TYPES: MessageType[] = [
-  'append',
-  'append_response',
-  'heartbeat',
-  'heartbeat_response',
-  'vote',
-  'vote_response',
-  'pre_vote',
-  'pre_vote_response',
-  'snapshot',
-  'snapshot_status',
-  'read_index',
-  'read_index_response',
-  'timeout_now',
-];
 const index = fc.nat({ max: 2 ** 40 });
 const name = fc.constantFrom('n1', 'n2', 'n3', 'node-with-a-long-name');
 const membership = fc.record(
@@ -34,7 +19,7 @@ const membership = fc.record(
 
 const messageArbitrary: fc.Arbitrary<Message> = fc
   .record({
-    type: fc.constantFrom(...TYPES),
+    type: fc.constantFrom(...MESSAGE_TYPES),
     from: name,
     to: name,
     term: index,

@@ -385,6 +385,22 @@ export class MemoryBackend implements HttpBackend {
     return to;
   }
 
+  async membership(): Promise<{ all_nodes: string[]; cluster_nodes: string[] }> {
+    return { all_nodes: ['n1'], cluster_nodes: ['n1'] };
+  }
+
+  async listNodes(): Promise<{ name: string; peer: string; http: string }[]> {
+    return [{ name: 'n1', peer: '127.0.0.1:6984', http: '127.0.0.1:5984' }];
+  }
+
+  async addNode(): Promise<'added' | 'present'> {
+    return 'present';
+  }
+
+  async removeNode(): Promise<'removed' | 'missing'> {
+    return 'missing';
+  }
+
   async faults(): Promise<null> {
     return null;
   }

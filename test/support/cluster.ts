@@ -44,6 +44,8 @@ export class TestCluster {
   readonly nodes: TestNode[] = [];
   #secretFile = '';
   readonly #routes = new Map<string, number>();
+  /** Nodes added to the running cluster, with the URL they join through. */
+  readonly #joins = new Map<string, string>();
 
   private constructor(
     readonly dir: string,
@@ -70,6 +72,25 @@ export class TestCluster {
     await Promise.all(this.nodes.map((node) => this.startNode(node)));
   }
 
+  /** Adds a node that joins the running cluster through `via`, and starts it. */
+  async addNode(name: string, via: TestNode): Promise<TestNode> {
+    const [httpPort, peerPort] = (await freePorts(2)) as [number, number];
+    const dataDir = join(this.dir, name);
+    mkdirSync(dataDir, { recursive: true });
+    const node: TestNode = {
+      name,
+      httpPort,
+      peerPort,
+      dataDir,
+      url: `http://127.0.0.1:${httpPort}`,
+      process: null,
+    };
+    this.nodes.push(node);
+    this.#joins.set(name, via.url);
+    await this.startNode(node);
+    return node;
+  }
+
   /** Makes `from` reach `to`'s peer port at `port` instead (a proxy in between). */
   routePeer(from: string, to: string, port: number): void {
     this.#routes.set(`${from}>${to}`, port);
@@ -77,6 +98,7 @@ export class TestCluster {
 
   #membersFor(node: TestNode): string {
     return this.nodes
+      .filter((member) => !this.#joins.has(member.name))
       .map((member) => {
         const port = this.#routes.get(`${node.name}>${member.name}`) ?? member.peerPort;
         return `${member.name}@127.0.0.1:${port}`;
@@ -124,8 +146,9 @@ export class TestCluster {
       `127.0.0.1:${node.httpPort}`,
       '--peer',
       `127.0.0.1:${node.peerPort}`,
-      '--members',
-      this.#membersFor(node),
+      ...(this.#joins.has(node.name)
+        ? ['--join', this.#joins.get(node.name)!]
+        : ['--members', this.#membersFor(node)]),
       '--secret-file',
       this.#secretFile,
       '--admin',
@@ -286,13 +309,15 @@ export async function waitFor(
 }
 
 /** Waits until every node has applied the same index with the same hash chain. */
-export async function waitForConvergence(cluster: TestCluster, db: string): Promise<void> {
+export async function waitForConvergence(
+  cluster: TestCluster,
+  db: string,
+  nodes: readonly TestNode[] = cluster.nodes,
+): Promise<void> {
   await waitFor(
     `replicas of ${db} to converge`,
     async () => {
-      const statuses: RaftStatus[] = await Promise.all(
-        cluster.nodes.map((node) => cluster.raft(node, db)),
-      );
+      const statuses: RaftStatus[] = await Promise.all(nodes.map((node) => cluster.raft(node, db)));
       const first = statuses[0]!;
       return statuses.every(
         (status) =>
@@ -306,17 +331,21 @@ export async function waitForConvergence(cluster: TestCluster, db: string): Prom
 }
 
 /** Compares `_all_docs`, `_changes` and the hash chain of every node, read without a barrier. */
-export async function assertIdenticalReplicas(cluster: TestCluster, db: string): Promise<void> {
+export async function assertIdenticalReplicas(
+  cluster: TestCluster,
+  db: string,
+  nodes: readonly TestNode[] = cluster.nodes,
+): Promise<void> {
   const read = async (node: TestNode, path: string) => {
     const result = await cluster.http(node, 'GET', `/${db}/${path}`);
     assert.equal(result.status, 200, `${path} on ${node.name}: ${result.body}`);
     return result.body;
   };
-  const reference = cluster.nodes[0]!;
+  const reference = nodes[0]!;
   const allDocs = await read(reference, '_all_docs?stable=false&include_docs=true');
   const changes = await read(reference, '_changes?stable=false&style=all_docs');
   const chain = (await cluster.raft(reference, db)).hash_chain;
-  for (const node of cluster.nodes.slice(1)) {
+  for (const node of nodes.slice(1)) {
     assert.equal(
       await read(node, '_all_docs?stable=false&include_docs=true'),
       allDocs,
