@@ -6,9 +6,9 @@
  *   read back from each node without a barrier are the ones sent.
  * - A purge proposed through a follower removes the document on every replica, and the purge
  *   sequence agrees.
- * - `POST /{db}/_compact` compacts every node's own file: `_active_tasks` on one node lists the
- *   compactions of several nodes while they run (slowed by the test-only delay), writes keep
- *   landing, and afterwards every file is smaller, the replicas are identical and a restart
+ * - `POST /{db}/_compact` compacts every node's own file. While the compactions run (slowed by
+ *   the test-only delay), `_active_tasks` on one node lists those of several nodes and writes
+ *   keep landing. Afterwards every file is smaller, the replicas are identical, and a restart
  *   finds the same state.
  * - A node killed with SIGKILL in the middle of its compaction restarts with its file whole
  *   and catches up.
@@ -163,11 +163,8 @@ test('compaction runs on every node while writes land', async (t) => {
     seenNodes = new Set([...seenNodes, ...running.map((task) => task.node)]);
     return seenNodes.size >= 2;
   });
-  assert.ok(
-    (await compactRunning(cluster, a)) ||
-      (await compactRunning(cluster, b)) ||
-      (await compactRunning(cluster, c)),
-  );
+  const runningNow = await Promise.all(cluster.nodes.map((node) => compactRunning(cluster, node)));
+  assert.ok(runningNow.includes(true), 'compact_running on some node');
 
   // Writes keep landing during the compaction.
   const during = await cluster.httpRetry(b, 'PUT', `/${DB}/written-during`, { ok: true });
