@@ -46,17 +46,17 @@ import {
   handlePutDocument,
 } from './routes/document.js';
 import {
-  handleGetPurgedInfos,
-  handleGetPurgedInfosLimit,
-  handlePurge,
-  handlePutPurgedInfosLimit,
-} from './routes/purge.js';
-import {
   handleDeleteNode,
   handleListNodes,
   handleMembership,
   handlePutNode,
 } from './routes/membership.js';
+import {
+  handleGetPurgedInfos,
+  handleGetPurgedInfosLimit,
+  handlePurge,
+  handlePutPurgedInfosLimit,
+} from './routes/purge.js';
 import {
   handleActiveTasks,
   handleAllDbs,
