@@ -258,8 +258,10 @@ test('a stale snapshot is refused, a newer one installed', async (t) => {
   assert.equal(unchanged.applied.index, freshMeta.index, 'the follower did not move back');
   await unchanged.close();
 
-  // A follower behind the snapshot installs it and keeps its own term and vote.
+  // A follower behind the snapshot installs it and keeps its own term and vote, even when a
+  // compaction of its file was interrupted at the swap and left the compacted file aside.
   await writeFile(followerPath, oldBytes);
+  await writeFile(`${followerPath}.compact`, oldBytes);
   await writeFile(receivedPath, freshBytes);
   const installed = await installSnapshot(receivedPath, followerPath, { hardState: own });
   t.after(() => installed.close());
@@ -271,6 +273,7 @@ test('a stale snapshot is refused, a newer one installed', async (t) => {
     lastTerm: freshMeta.term,
   });
   assert.equal(basename(installed.path), 'follower.couch');
+  assert.deepEqual((await readdir(dir)).sort(), ['follower.couch', 'leader.couch']);
 });
 
 test('power loss at random points of a compaction', async (t) => {
