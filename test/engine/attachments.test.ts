@@ -312,6 +312,22 @@ test('multipart/related PUT and multipart/mixed open_revs', async (t) => {
     accept: 'application/json',
   });
   assert.equal(jsonReply.json()[0].ok._rev, rev);
+
+  const bulk = await server.send(
+    'POST',
+    '/multi/_bulk_get?attachments=true',
+    { docs: [{ id: 'doc', rev }, { id: 'nothere' }] },
+    { accept: 'multipart/mixed' },
+  );
+  assert.equal(bulk.status, 200);
+  assert.match(String(bulk.headers['content-type']), /^multipart\/mixed; boundary=/);
+  assert.ok(bulk.bytes.includes(one), '_bulk_get sends the attachment bytes as they are');
+  assert.match(
+    bulk.bytes.toString('latin1'),
+    /Content-Encoding: gzip/i,
+    'the text attachment follows as stored, gzipped',
+  );
+  assert.match(bulk.bytes.toString('latin1'), /error="true"/);
 });
 
 test('documented attachment errors', async (t) => {
