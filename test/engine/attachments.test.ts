@@ -230,6 +230,9 @@ test('stubs, revpos and atts_since', async (t) => {
   assert.equal(dropped.status, 201);
   const last = (await server.send('GET', '/stubs/doc')).json();
   assert.deepEqual(Object.keys(last._attachments), ['b'], 'an attachment left out is removed');
+  const copied = await server.send('COPY', '/stubs/doc', undefined, { destination: 'copy' });
+  assert.equal(copied.status, 201);
+  assert.equal((await server.send('GET', '/stubs/copy/b')).bytes.toString(), 'BBB');
   // Divan keeps the content of leaf revisions only; CouchDB keeps older ones until compaction.
   assert.equal((await server.send('GET', `/stubs/doc/a?rev=${rev2}`)).status, 404);
 });
