@@ -102,9 +102,8 @@ export async function installSnapshot(
   options: InstallOptions,
 ): Promise<DatabaseFile> {
   const fileSystem = options.fileSystem ?? nodeFileSystem;
-  // A compaction of the live file interrupted at its swap left the newer file aside; promote
-  // it first, so that it is what the snapshot is compared with and it never replaces the
-  // installed file at the next open.
+  // A crash during a compaction's swap can leave the newer file aside. Promote it first, so
+  // the snapshot is compared with it and it cannot replace the installed file at next open.
   await recoverCompactionFiles(livePath, fileSystem, options.logger ?? silentLogger);
   const liveApplied = await liveAppliedIndex(livePath, fileSystem);
   const received = await DatabaseFile.open(receivedPath, options);

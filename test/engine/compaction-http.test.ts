@@ -1,7 +1,7 @@
 /**
  * `POST /{db}/_compact` through the real HTTP server over engine databases, with the test-only
- * slow-down variable set: the reply is 202 at once, `GET /{db}` shows `compact_running` and
- * `_active_tasks` the compaction's progress while writes keep landing; once it is done the
+ * slow-down variable set. The reply is 202 at once. While writes keep landing, `GET /{db}`
+ * shows `compact_running` and `_active_tasks` the compaction's progress. Once it is done, the
  * file is smaller and every document, old and new, is there.
  */
 import assert from 'node:assert/strict';

@@ -1,9 +1,9 @@
 /**
  * Online compaction of a database file (compaction.ts, `DatabaseFile.compact`), on real files:
- * - the file shrinks, and every document (winning and conflicting leaves), attachment,
- *   `_local/` document, purge request and the Raft state (hard state, membership, applied
- *   point, discard point, hash chain, request ids, the retained log byte for byte) survive,
- *   in the handle and after reopening;
+ * - the file shrinks. Every document (winning and conflicting leaves), attachment, `_local/`
+ *   document and purge request survives, in the handle and after reopening. So does the Raft
+ *   state: hard state, membership, applied and discard points, hash chain, request ids, and
+ *   the retained log byte for byte;
  * - stages keep landing while the compactor is slowed down midway, a vote staged during the
  *   compaction survives the swap, and progress is reported;
  * - a pin taken before the swap still reads its bytes, `durablePoint()` describes the new file

@@ -1,9 +1,9 @@
 /**
- * Purge through the real HTTP server over engine databases: `_purge` results, the purged
- * document gone from `_all_docs`, `_changes` and `GET /{db}`, a document keeping its other
- * leaves, recreation from scratch, `_purged_infos_limit` and its validation, `purge_seq`, and
- * the kept purge requests trimmed to the limit. A property compares purge outcomes with a
- * model of the leaves each document keeps.
+ * Purge through the real HTTP server over engine databases. The tests cover `_purge` results,
+ * the purged document gone from `_all_docs`, `_changes` and `GET /{db}`, and a document that
+ * keeps its other leaves. They also cover recreation from scratch, `_purged_infos_limit` and
+ * its validation, `purge_seq`, and the kept purge requests trimmed to the limit. A property
+ * compares purge outcomes with a model of the leaves each document keeps.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
