@@ -71,7 +71,7 @@ const UUID_BYTES = 16;
 const PERCENTILE_P50 = 0.5;
 const PERCENTILE_P99 = 0.99;
 const MS_PER_SECOND = 1000;
-/** The writes during compaction are this fraction of `--docs` at most. */
+/** Divisor of `--docs` that gives the most documents written during compaction. */
 const WRITES_DURING_COMPACTION_SHARE = 10;
 
 interface Workload {
@@ -290,13 +290,15 @@ async function compactDivan(path: string, docs: Workload, options: Options) {
   });
   const latencies: number[] = [];
   let next = 0;
+  let writesEnd = start;
   await Promise.all(
     Array.from({ length: options.writers }, async () => {
       while (!finished && next < docs.bytes.length) {
         const index = next++;
         const began = performance.now();
         await db.put(docs.bytes[index]!);
-        latencies.push(performance.now() - began);
+        writesEnd = performance.now();
+        latencies.push(writesEnd - began);
       }
     }),
   );
@@ -308,7 +310,7 @@ async function compactDivan(path: string, docs: Workload, options: Options) {
     docsPerSecond: (copied / elapsedMs) * MS_PER_SECOND,
     sizeBefore: result.sizeBefore,
     sizeAfter: result.sizeAfter,
-    writesPerSecond: (latencies.length / elapsedMs) * MS_PER_SECOND,
+    writesPerSecond: (latencies.length / Math.max(1, writesEnd - start)) * MS_PER_SECOND,
     p99Ms: latencies.length === 0 ? 0 : percentile(latencies, PERCENTILE_P99),
   };
 }
