@@ -11,7 +11,8 @@ import { createHttpServer } from '../../src/http/server.js';
 import { tempDir } from '../support/tmp.js';
 import { EngineBackend } from './engine-backend.js';
 
-const ADMIN = { name: 'admin', password: 'secret' };
+/** The server admin every request authenticates as. */
+export const ADMIN = { name: 'admin', password: 'secret' };
 const PASSWORD_ITERATIONS = 1_000;
 
 export interface Reply {
@@ -26,6 +27,10 @@ export interface Reply {
 export interface TestServer {
   readonly backend: EngineBackend;
   readonly dir: string;
+  /** `http://127.0.0.1:<port>`. */
+  readonly base: string;
+  /** The `Authorization` header value of the admin. */
+  readonly authorization: string;
   send(
     method: string,
     path: string,
@@ -73,5 +78,5 @@ export async function startEngineServer(t: TestContext): Promise<TestServer> {
       json: () => JSON.parse(bytes.toString('utf8')),
     };
   };
-  return { backend, dir, send };
+  return { backend, dir, base, authorization, send };
 }
