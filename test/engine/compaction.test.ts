@@ -6,8 +6,9 @@
  *   the retained log byte for byte;
  * - stages keep landing while the compactor is slowed down midway, a vote staged during the
  *   compaction survives the swap, and progress is reported;
- * - a pin taken before the swap still reads its bytes, `durablePoint()` describes the new file
- *   after it, and `installSnapshot` refuses a snapshot older than the live file;
+ * - a pin and a read snapshot taken before the swap still read their bytes, `durablePoint()`
+ *   describes the new file after it, and `installSnapshot` refuses a snapshot older than the
+ *   live file;
  * - the power goes at a random operation of a compaction while stages are in flight: the
  *   recovered file is complete (the old or the new one), with everything acknowledged.
  */
@@ -38,7 +39,9 @@ const SLOW_DELAY_MS = 3;
 /** Highest operation number at which the power-loss test cuts the power during the copy. */
 const MAX_COPY_TRIP = 30;
 /** Highest operation number, from the swap's opening of the new file, for a cut in the swap. */
-const MAX_SWAP_TRIP = 12;
+const MAX_SWAP_TRIP = 7;
+/** Highest operation number, from the swap's first rename, for a cut between its renames. */
+const MAX_RENAME_TRIP = 4;
 
 let referencePromise: Promise<ReferenceStates> | undefined;
 
@@ -179,7 +182,7 @@ test('stages land while the compactor runs, and a vote survives the swap', async
   assert.deepEqual(reopened.hardState, vote);
 });
 
-test('a pin taken before the swap keeps its bytes', async (t) => {
+test('a pin and a snapshot taken before the swap keep their bytes', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'db.couch');
   const file = await createFile(path);
@@ -192,10 +195,14 @@ test('a pin taken before the swap keeps its bytes', async (t) => {
   const pin = pinDurable(file);
   const pinned = pin.read(0, pin.size);
   const oldPoint = file.durablePoint();
+  const snapshot = file.snapshot();
+  const seen = canonicalDump(snapshot);
   assert.deepEqual(pin.meta, oldPoint.meta);
   await file.compact();
   await driveTo(driver, COMMANDS / 2 + 10, random);
   assert.ok(pin.read(0, pin.size).equals(pinned), 'the pin reads the old file');
+  assert.ok(canonicalDump(snapshot).equals(seen), 'the snapshot reads the old file');
+  snapshot.close();
   const shipped = join(dir, 'shipped.couch');
   await writeFile(shipped, pinned);
   const copy = await DatabaseFile.open(shipped);
@@ -292,17 +299,23 @@ test('power loss at random points of a compaction', async (t) => {
     await driveTo(driver, 20 + Math.floor(random() * (COMMANDS / 2)), random);
 
     let crashed = false;
-    // Odd seeds cut anywhere from the compaction's start, even ones from its swap on.
-    const inSwap = seed % 2 === 0;
-    const tripAt = 1 + Math.floor(random() * (inSwap ? MAX_SWAP_TRIP : MAX_COPY_TRIP));
-    const compactPath = `${path}.compact`;
+    // Odd seeds cut anywhere from the compaction's start. Even ones cut from the swap's
+    // opening of the new file on, and every fourth from the swap's first rename on.
+    const scratch = `${path}.compact.data`;
+    const [maxTrip, from] =
+      seed % 4 === 0
+        ? [MAX_RENAME_TRIP, (operation: string) => operation.startsWith(`rename ${scratch}`)]
+        : seed % 2 === 0
+          ? [MAX_SWAP_TRIP, (operation: string) => operation === `open ${scratch}`]
+          : [MAX_COPY_TRIP, undefined];
+    const tripAt = 1 + Math.floor(random() * maxTrip);
     tripwire.arm(
       tripAt,
       async () => {
         crashed = true;
         await powerLoss.crash({ seed });
       },
-      inSwap ? (operation) => operation === `open ${compactPath}.data` : undefined,
+      from,
     );
     const compaction = file.compact({
       delayPerDocumentMs: random() < 0.5 ? 0 : 1,
@@ -349,7 +362,7 @@ test('power loss at random points of a compaction', async (t) => {
   }
   t.diagnostic(`power lost at: ${trips.join('; ')}`);
   assert.ok(
-    trips.some((trip) => trip.startsWith('rename')),
-    'some cuts fall in the swap',
+    trips.some((trip) => trip.startsWith('rename') || trip.startsWith('dirsync')),
+    'some cuts fall between the renames of the swap',
   );
 });
