@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { scaled } from '../support/scale.js';
 import { startEngineServer, type TestServer } from './http-server.js';
@@ -190,6 +190,29 @@ test('compressible types are stored gzipped', async (t) => {
   assert.ok(decoded.bytes.equals(text), 'a client that does not accept gzip gets identity');
   const stubs = (await server.send('GET', '/gz/doc')).json()._attachments['a.txt'];
   assert.equal(stubs.encoding, undefined, 'encoding info only when asked for');
+
+  const gzipped = gzipSync(text);
+  const sentGzipped = await server.send('PUT', '/gz/sent/a.txt', gzipped, {
+    'content-type': 'text/plain',
+    'content-encoding': 'gzip',
+  });
+  assert.equal(sentGzipped.status, 201, sentGzipped.bytes.toString());
+  const raw = await server.send('GET', '/gz/sent/a.txt', undefined, { 'accept-encoding': 'gzip' });
+  assert.ok(raw.bytes.equals(gzipped), 'gzip sent by the client is stored as sent');
+  assert.ok((await server.send('GET', '/gz/sent/a.txt')).bytes.equals(text));
+
+  const md5 = createHash('md5').update(text).digest('base64');
+  const checked = await server.send('PUT', '/gz/md5/a.bin', text, {
+    'content-type': 'application/octet-stream',
+    'content-md5': md5,
+  });
+  assert.equal(checked.status, 201);
+  const corrupt = await server.send('PUT', '/gz/md5/b.bin', Buffer.from('other'), {
+    'content-type': 'application/octet-stream',
+    'content-md5': md5,
+  });
+  assert.equal(corrupt.status, 400);
+  assert.equal(corrupt.json().error, 'content_md5_mismatch');
 });
 
 test('stubs, revpos and atts_since', async (t) => {
