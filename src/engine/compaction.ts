@@ -18,11 +18,14 @@
  * - `<path>.compact` is complete (it is renamed only after its final commit was durable) and
  *   at least as new as `<path>`: it is renamed over `<path>`, as CouchDB recovers a
  *   `.compact` file it finds at open.
+ * A crash while the worker creates `<path>.compact.data` can also leave the block file's
+ * temporary `<path>.compact.data.<random>.creating`. The next compaction of the database
+ * deletes it, so that opening a database never lists its directory.
  *
  * `DIVAN_TEST_COMPACTION_DELAY_MS` (tests only) makes the worker wait that many milliseconds
  * per copied document, so a compaction can be watched while it runs.
  */
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { FileSystem } from '../storage/io.js';
 import { assert } from '../util/assert.js';
@@ -39,6 +42,8 @@ export const DEFAULT_FINAL_CATCH_UP_UNITS = 1_000;
 /** Worker rounds before the main thread does the rest however large it is. */
 export const DEFAULT_MAX_ROUNDS = 10;
 const MS_PER_SECOND = 1000;
+/** Suffix of the temporary file `BlockFile.create` writes before renaming it into place. */
+const CREATING_SUFFIX = '.creating';
 
 /** `document_copy`, `docid_copy`, `catch_up` and the other copy phases, then `swap`. */
 export type CompactionPhase =
@@ -128,6 +133,17 @@ export async function recoverCompactionFiles(
   }
 }
 
+/** Deletes the temporary files that a crash during the creation of `scratch` left. */
+async function removeCreationLeftovers(scratch: string, fileSystem: FileSystem, logger: Logger) {
+  const directory = dirname(scratch);
+  const prefix = `${basename(scratch)}.`;
+  for (const name of await fileSystem.readdir(directory)) {
+    if (!name.startsWith(prefix) || !name.endsWith(CREATING_SUFFIX)) continue;
+    await fileSystem.unlink(join(directory, name));
+    logger.info({ path: join(directory, name) }, 'removed a partly created compaction file');
+  }
+}
+
 /** Runs one compaction: worker rounds, then the host's swap. */
 export class Compactor {
   readonly #host: CompactionHost;
@@ -167,6 +183,7 @@ export class Compactor {
     this.#host.logger.info({ path: this.#host.path, sizeBefore }, 'compaction started');
     try {
       await this.#host.fileSystem.remove(this.#targetPath);
+      await removeCreationLeftovers(this.#targetPath, this.#host.fileSystem, this.#host.logger);
       let copied = this.#host.durableHeader();
       await this.#round(null, copied);
       while (!this.#aborted && this.#progress.round < this.#maxRounds) {

@@ -199,6 +199,8 @@ export class DatabaseFile {
   #compaction: Promise<CompactionResult> | null = null;
   /** Set while a swap renames the new file into place; later stages wait for it. */
   #swapBarrier: Promise<void> | null = null;
+  /** The newest commit of `#file`; the swap waits for it before renaming over the old file. */
+  #lastCommit: Promise<void> = Promise.resolve();
 
   private constructor(
     path: string,
@@ -397,6 +399,7 @@ export class DatabaseFile {
       roots: rootsOf(staged.state.trees),
     });
     const committed = this.#file.commit(header);
+    this.#lastCommit = committed;
     const barrier = this.#swapBarrier;
     const durable = barrier === null ? committed : committed.then(() => barrier);
     durable.catch((error: unknown) => {
@@ -565,6 +568,7 @@ export class DatabaseFile {
   #switchTo(target: BlockFile, copied: Uint8Array): Promise<void> {
     const held = decodeHeader(copied);
     const live = this.#file;
+    const liveCommitted = this.#lastCommit;
     const targetHeader = decodeHeader(target.header);
     const result = runToEnd(
       copyDelta(
@@ -577,9 +581,13 @@ export class DatabaseFile {
         },
       ),
     );
-    const committed = target.commit(
+    const targetCommitted = target.commit(
       encodeHeader({ fields: result.fields, roots: rootsOf(result.trees) }),
     );
+    this.#lastCommit = targetCommitted;
+    // The old file's commits still in flight finish before the renames, so no write to the
+    // old file follows the swap (the target already holds their state).
+    const committed = Promise.all([targetCommitted, liveCommitted]).then(() => undefined);
     this.#hold(target);
     this.#file = target;
     this.#state = { fields: result.fields, trees: result.trees };

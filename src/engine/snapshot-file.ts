@@ -8,7 +8,8 @@
  *   that header lives in (`DatabaseFile.durableSource`). The bytes before it never change,
  *   and the descriptor keeps them readable even after a compaction swap renames the
  *   compacted file over the path.
- * - `installSnapshot` (follower) refuses a snapshot older than the live file's applied index
+ * - `installSnapshot` (follower) first recovers what an interrupted compaction of the live file
+ *   left (compaction.ts), then refuses a snapshot older than the live file's applied index
  *   (`StaleSnapshotError`): the live file is the follower's own record of what it applied,
  *   and installing an older state would move the follower backwards. Otherwise it opens the
  *   received file (which verifies its headers), gives it the follower's own term and vote,
@@ -20,6 +21,8 @@ import type { HardState, SnapshotMeta } from '../raft/types.js';
 import { BlockFile } from '../storage/block-file.js';
 import type { FileSystem } from '../storage/io.js';
 import { nodeFileSystem } from '../storage/io.js';
+import { silentLogger } from '../util/log.js';
+import { recoverCompactionFiles } from './compaction.js';
 import { DatabaseFile, type OpenOptions } from './database-file.js';
 import { decodeHeader } from './header.js';
 
@@ -99,6 +102,9 @@ export async function installSnapshot(
   options: InstallOptions,
 ): Promise<DatabaseFile> {
   const fileSystem = options.fileSystem ?? nodeFileSystem;
+  // A crash during a compaction's swap can leave the newer file aside. Promote it first, so
+  // the snapshot is compared with it and it cannot replace the installed file at next open.
+  await recoverCompactionFiles(livePath, fileSystem, options.logger ?? silentLogger);
   const liveApplied = await liveAppliedIndex(livePath, fileSystem);
   const received = await DatabaseFile.open(receivedPath, options);
   try {

@@ -130,33 +130,40 @@ export async function handleGetDocument(
     const revs = openRevsText === 'all' ? 'all' : openRevsList(scope);
     const multipart = acceptsExactly(scope, MULTIPART_MIXED);
     const options = multipart ? multipartOptions(query) : query;
-    const entries = await withSnapshot(scope, db, (snapshot) =>
-      readOpenRevs(snapshot.document(id), revs, latest, options),
-    );
-    if (!multipart) {
-      scope.sendJsonBytes(200, openRevsJson(entries));
-      return;
-    }
-    const writer = new MultipartWriter();
-    for (const entry of entries) {
-      if (entry.kind === 'ok') addRevisionPart(writer, entry.rendered);
-      else addErrorPart(writer, JSON.stringify({ missing: entry.rev }));
-    }
-    sendMultipart(scope, 200, writer.contentType('mixed'), writer.finish());
+    // Attachment bytes are read while the snapshot is open, so the multipart body is built
+    // inside it.
+    const reply = await withSnapshot(scope, db, (snapshot) => {
+      const entries = readOpenRevs(snapshot.document(id), revs, latest, options);
+      if (!multipart) return { json: openRevsJson(entries) };
+      const writer = new MultipartWriter();
+      for (const entry of entries) {
+        if (entry.kind === 'ok') addRevisionPart(writer, entry.rendered);
+        else addErrorPart(writer, JSON.stringify({ missing: entry.rev }));
+      }
+      return { multipart: { type: writer.contentType('mixed'), body: writer.finish() } };
+    });
+    if (reply.json !== undefined) scope.sendJsonBytes(200, reply.json);
+    else sendMultipart(scope, 200, reply.multipart.type, reply.multipart.body);
     return;
   }
   const multipart = query.attachments.attachments && acceptsExactly(scope, MULTIPART_RELATED);
   const options = multipart ? multipartOptions(query) : query;
-  const rendered = await withSnapshot(scope, db, (snapshot) =>
-    readDocument(snapshot.document(id), scope.query.string('rev'), latest, options),
-  );
+  const { rendered, related } = await withSnapshot(scope, db, (snapshot) => {
+    const revision = readDocument(
+      snapshot.document(id),
+      scope.query.string('rev'),
+      latest,
+      options,
+    );
+    const follows = multipart && revision.followed.length > 0;
+    return { rendered: revision, related: follows ? relatedBody(revision) : null };
+  });
   const tag = etag(`${rendered.rev.pos}-${rendered.rev.id}`);
   if (scope.header('if-none-match') === tag) {
     scope.reply.code(304).header('etag', tag).send();
     return;
   }
-  if (multipart && rendered.followed.length > 0) {
-    const related = relatedBody(rendered);
+  if (related !== null) {
     sendMultipart(scope, 200, related.contentType, related.body, { etag: tag });
     return;
   }
