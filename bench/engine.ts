@@ -9,6 +9,9 @@
  *   awaited before the next.
  * - `all_docs`: `allDocs` with `include_docs` over the bulk database.
  * - `changes`: `changes` from 0 over the bulk database.
+ * - `compact`: online compaction of the `single` database while `--writers` writers keep
+ *   writing new documents (a tenth of `--docs`) until it finishes: documents copied per
+ *   second, the file's size before and after, and the writes' rate and p99 latency meanwhile.
  * - `commits`: 1, 10 and 100 database files, each applying one small command per commit as
  *   fast as it can (a commit awaited before the next), for a fixed time.
  *
@@ -68,6 +71,8 @@ const UUID_BYTES = 16;
 const PERCENTILE_P50 = 0.5;
 const PERCENTILE_P99 = 0.99;
 const MS_PER_SECOND = 1000;
+/** Divisor of `--docs` that gives the most documents written during compaction. */
+const WRITES_DURING_COMPACTION_SHARE = 10;
 
 interface Workload {
   ids: string[];
@@ -118,6 +123,20 @@ export async function main(args: string[]): Promise<void> {
     pouchSingle?.p99Ms,
   );
   report.measure('single', 'docs per commit', 'docs', divanSingle.docsPerCommit);
+
+  const compaction = await compactDivan(
+    join(options.dir, 'divan-single.couch'),
+    workload(
+      { ...options, docs: Math.ceil(options.docs / WRITES_DURING_COMPACTION_SHARE) },
+      2 * options.docs,
+    ),
+    options,
+  );
+  report.measure('compact', 'docs copied/s', 'docs/s', compaction.docsPerSecond);
+  report.measure('compact', 'size before', 'bytes', compaction.sizeBefore);
+  report.measure('compact', 'size after', 'bytes', compaction.sizeAfter);
+  report.measure('compact', 'writes during', 'docs/s', compaction.writesPerSecond);
+  report.measure('compact', 'p99 write latency during', 'ms', compaction.p99Ms);
 
   const divanPath = join(options.dir, 'divan-bulk.couch');
   const pouchPath = join(options.dir, 'pouch-bulk');
@@ -253,6 +272,47 @@ async function singleDivan(path: string, docs: Workload, options: Options) {
   const commits = db.file.fileStats.commits - commitsBefore;
   await db.close();
   return { ...result, docsPerCommit: options.docs / commits };
+}
+
+/**
+ * Compacts the database at `path` while `options.writers` writers write `docs` until the
+ * compaction finishes (or the documents run out).
+ */
+async function compactDivan(path: string, docs: Workload, options: Options) {
+  progress('divan: compaction with writes');
+  const db = await LocalDatabase.open(path);
+  const copied = db.read((snapshot) => snapshot.info().docCount);
+  flushDirtyPages();
+  const start = performance.now();
+  let finished = false;
+  const compaction = db.compact().finally(() => {
+    finished = true;
+  });
+  const latencies: number[] = [];
+  let next = 0;
+  let writesEnd = start;
+  await Promise.all(
+    Array.from({ length: options.writers }, async () => {
+      while (!finished && next < docs.bytes.length) {
+        const index = next++;
+        const began = performance.now();
+        await db.put(docs.bytes[index]!);
+        writesEnd = performance.now();
+        latencies.push(writesEnd - began);
+      }
+    }),
+  );
+  const result = await compaction;
+  const elapsedMs = performance.now() - start;
+  await db.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    docsPerSecond: (copied / elapsedMs) * MS_PER_SECOND,
+    sizeBefore: result.sizeBefore,
+    sizeAfter: result.sizeAfter,
+    writesPerSecond: (latencies.length / Math.max(1, writesEnd - start)) * MS_PER_SECOND,
+    p99Ms: latencies.length === 0 ? 0 : percentile(latencies, PERCENTILE_P99),
+  };
 }
 
 async function singlePouch(path: string, docs: Workload, options: Options) {

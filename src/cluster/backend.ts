@@ -10,8 +10,14 @@
  * finds the database after a linearizable read of `_dbs`, never a 404.
  */
 import { randomBytes } from 'node:crypto';
-import { documentsCommand, type EngineSnapshot, type EntryOutcome } from '../engine/index.js';
+import {
+  documentsCommand,
+  type EngineSnapshot,
+  type EntryOutcome,
+  purgeCommand,
+} from '../engine/index.js';
 import type {
+  ActiveTask,
   ClusterNode,
   Consistency,
   DatabaseSnapshot,
@@ -20,6 +26,8 @@ import type {
   Membership,
   NodeRaftStatus,
   NodeStats,
+  PurgeRequest,
+  PurgeResult,
   RaftGroupStatus,
   Seq,
   ServerIdentity,
@@ -36,6 +44,8 @@ const CREATE_LEADER_WAIT_MS = 5_000;
 const UUID_BYTES = 16;
 /** Attempts to delete a database whose `_dbs` document keeps changing underneath. */
 const DELETE_ATTEMPTS = 5;
+/** How long `_active_tasks` waits for each other node's list. */
+const TASKS_TIMEOUT_MS = 1_000;
 
 export class NodeBackend implements HttpBackend {
   constructor(readonly node: DivanNode) {}
@@ -151,6 +161,46 @@ export class NodeBackend implements HttpBackend {
       this.#deadline(),
     );
     if (outcome.kind !== 'ok') throw outcomeError(outcome);
+  }
+
+  async purge(db: string, request: PurgeRequest): Promise<PurgeResult[]> {
+    if (request.docs.length === 0) return [];
+    const open = await this.#open(db, 'linearizable');
+    const outcome = await this.node.propose(
+      open.id,
+      purgeCommand(this.node.nextRequestId(), { docs: request.docs }),
+      this.#deadline(),
+    );
+    if (outcome.kind === 'purge') return [...outcome.results];
+    throw outcomeError(outcome);
+  }
+
+  async setPurgedInfosLimit(db: string, limit: number): Promise<void> {
+    const open = await this.#open(db, 'linearizable');
+    const outcome = await this.node.propose(
+      open.id,
+      { kind: 'purged_infos_limit', requestId: this.node.nextRequestId(), limit },
+      this.#deadline(),
+    );
+    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+  }
+
+  /**
+   * Proposes a `compact` command: every replica starts compacting its own file when it applies
+   * the command, so a node that is down now compacts when it catches up.
+   */
+  async compact(db: string): Promise<void> {
+    const open = await this.#open(db, 'linearizable');
+    const outcome = await this.node.propose(
+      open.id,
+      { kind: 'compact', requestId: this.node.nextRequestId() },
+      this.#deadline(),
+    );
+    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+  }
+
+  async activeTasks(): Promise<ActiveTask[]> {
+    return this.node.clusterTasks(TASKS_TIMEOUT_MS);
   }
 
   async waitForChange(

@@ -31,7 +31,9 @@ import {
   encodeCommand,
   encodeOutcome,
   installSnapshot,
+  unixSeconds,
 } from '../engine/index.js';
+import type { ActiveTask } from '../http/backend.js';
 import {
   EMPTY_MEMBERSHIP,
   type HardState,
@@ -193,6 +195,53 @@ export class DivanNode {
 
   get openGroups(): ReadonlyMap<string, OpenGroup> {
     return this.#groups;
+  }
+
+  /** The compactions running on this node's open files, as `_active_tasks` lists them. */
+  localTasks(): ActiveTask[] {
+    const tasks: ActiveTask[] = [];
+    for (const open of this.#groups.values()) {
+      const progress = open.file.compaction;
+      if (progress === null) continue;
+      tasks.push({
+        type: 'database_compaction',
+        taskId: progress.taskId,
+        node: this.config.name,
+        database: open.name,
+        phase: progress.phase,
+        retry: progress.round > 1,
+        changesDone: progress.changesDone,
+        totalChanges: progress.totalChanges,
+        startedOn: unixSeconds(progress.startedAt),
+        updatedOn: unixSeconds(progress.updatedAt),
+      });
+    }
+    return tasks;
+  }
+
+  /**
+   * The tasks of every member node: this node's own, and each other member's asked over the
+   * peer transport. A node that does not answer within `timeoutMs` is left out, as CouchDB
+   * leaves out a node it cannot reach.
+   */
+  async clusterTasks(timeoutMs: number): Promise<ActiveTask[]> {
+    const others = this.memberNames.filter((name) => name !== this.config.name);
+    const replies = await Promise.all(
+      others.map(async (name) => {
+        try {
+          const reply = (await this.transport.request(name, { kind: 'tasks' }, { timeoutMs })) as {
+            status?: unknown;
+            tasks?: unknown;
+          };
+          return reply?.status === 'ok' && Array.isArray(reply.tasks)
+            ? (reply.tasks as ActiveTask[])
+            : [];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    return [...this.localTasks(), ...replies.flat()];
   }
 
   get dbs(): OpenGroup {
@@ -484,6 +533,7 @@ export class DivanNode {
     if (kind === 'snapshot') {
       return this.#onSnapshotRequest(from, payload as Partial<SnapshotChunkRequest>);
     }
+    if (kind === 'tasks') return { status: 'ok', tasks: this.localTasks() };
     const request = payload as Partial<ProposeRequest> | null;
     if (
       request === null ||
@@ -769,6 +819,8 @@ export class DivanNode {
     if (excess <= 0) return;
     const candidates = [...this.#groups.values()]
       .filter((open) => open.id !== DBS_GROUP && open.group.idle)
+      // Closing a file aborts its compaction, which would then start over from nothing.
+      .filter((open) => open.file.compaction === null)
       .filter((open) => {
         const status = open.group.status();
         return status.role === 'follower' && status.quiet;

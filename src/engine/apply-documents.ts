@@ -9,6 +9,12 @@
  *   type and digest (src/document/revid.ts), so every replica computes the same id.
  * - Replicated edit (`new_edits=false`): the document's `_revisions` path is merged as given;
  *   a path already present changes nothing and takes no sequence.
+ * - Attachments: a stub keeps the attachment of that name (and `revpos`, when the stub gives
+ *   one) from the revision the edit extends, pointing at the same records; a replicated edit
+ *   takes them from the nearest revision of its history that the tree holds as a leaf. A
+ *   stub that finds nothing is `missing_stub` (412). Data attachments point at the records of
+ *   the entry's chunk segments, and an interactive edit gives them the new revision's
+ *   position as `revpos`, as CouchDB does. The new leaf points at a new attachment table.
  * - Every change stems the tree to `revs_limit`, takes the next update sequence, and moves the
  *   document's by_seq row there.
  * - `_local/` documents have no revision tree. Their revision is `0-N`, N counted up on every
@@ -17,10 +23,16 @@
  *
  * Results are values in request order; a rejected document changes nothing.
  */
+import { missingStub, validateAttachmentName } from '../document/attachments.js';
 import { docKind, validateDocId } from '../document/doc-id.js';
 import { requireReplicatedRevisions } from '../document/document.js';
-import { scanObject } from '../document/json.js';
-import { formatLocalRev, formatRev, nextLocalRevCounter, type RevPath } from '../document/rev.js';
+import {
+  formatLocalRev,
+  formatRev,
+  nextLocalRevCounter,
+  type Rev,
+  type RevPath,
+} from '../document/rev.js';
 import { applyInteractiveEdit, resolveInteractiveEdit } from '../document/rev-edit.js';
 import { stem } from '../document/rev-stem.js';
 import { forEachLeaf, mergePath, type RevTree } from '../document/rev-tree.js';
@@ -29,8 +41,9 @@ import { newRevId, type RevIdAttachment } from '../document/revid.js';
 import type { WriteResult } from '../http/backend.js';
 import { MAX_KEY_BYTES } from '../storage/btree-node.js';
 import { errors, isCouchError } from '../util/couch-error.js';
-import type { CommandDocument } from './commands.js';
-import { DocInfo, type RecordRef, type StoredLeaf } from './doc-info.js';
+import { type AttachmentRecord, digestOf } from './attachment-table.js';
+import type { CommandAttachment, CommandDocument } from './commands.js';
+import { type AttachmentsRef, DocInfo, type RecordRef, type StoredLeaf } from './doc-info.js';
 import type { LocalDoc } from './side-records.js';
 
 /** The state the document rules read and change, implemented by the apply batch. */
@@ -43,12 +56,17 @@ export interface DocumentStore {
   putDocument(id: string, info: DocInfo): void;
   localDocument(id: string): LocalDoc | null;
   putLocalDocument(id: string, doc: LocalDoc | null): void;
+  /** Reads the attachment table a leaf points at. */
+  readAttachments(ref: RecordRef): AttachmentRecord[];
+  /** Writes an attachment table and returns the reference a leaf keeps. */
+  writeAttachments(attachments: readonly AttachmentRecord[]): AttachmentsRef;
 }
 
-/** The records of one document's body and attachments, written on first use. */
+/** The records of one document's body and attachment bytes, written on first use. */
 export interface DocumentRecords {
   body(): RecordRef;
-  attachments(): RecordRef | null;
+  /** The records of the chunks of the document's attachment at position `index`. */
+  chunks(index: number): RecordRef[];
 }
 
 const CONFLICT_REASON = 'Document update conflict.';
@@ -64,28 +82,93 @@ function rejection(id: string, error: unknown): WriteResult {
   return { ok: false, id, error: error.error, reason: error.reason };
 }
 
-/**
- * Returns the attachment facts that enter a revision id: name, content type and digest of
- * each member of the `_attachments` object, in order. Missing fields count as empty strings.
- */
-export function revIdAttachments(raw: Buffer | null): RevIdAttachment[] {
-  if (raw === null) return [];
-  const parsed = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-  const attachments: RevIdAttachment[] = [];
-  for (const [name, value] of Object.entries(parsed)) {
-    if (value === null || typeof value !== 'object') continue;
-    const fields = value as Record<string, unknown>;
-    attachments.push({
-      name,
-      contentType: typeof fields.content_type === 'string' ? fields.content_type : '',
-      digest: typeof fields.digest === 'string' ? fields.digest : '',
-    });
-  }
-  return attachments;
+/** Returns the attachment facts that enter a revision id: name, content type and digest. */
+export function revIdAttachments(attachments: readonly AttachmentRecord[]): RevIdAttachment[] {
+  return attachments.map((attachment) => ({
+    name: attachment.name,
+    contentType: attachment.contentType,
+    digest: digestOf(attachment),
+  }));
 }
 
-function newLeaf(doc: CommandDocument, seq: number, records: DocumentRecords): StoredLeaf {
-  return { deleted: doc.deleted, seq, body: records.body(), attachments: records.attachments() };
+/** Attachments resolved for a new revision, or the name of the first stub that found nothing. */
+type ResolvedAttachments =
+  | { readonly kind: 'ok'; readonly attachments: AttachmentRecord[] }
+  | { readonly kind: 'missing'; readonly name: string };
+
+function resolveOne(
+  attachment: CommandAttachment,
+  index: number,
+  stored: readonly AttachmentRecord[],
+  revpos: (given: number | null) => number,
+  records: DocumentRecords,
+): AttachmentRecord | null {
+  if (attachment.kind === 'stub') {
+    const found = stored.find((candidate) => candidate.name === attachment.name);
+    if (found === undefined) return null;
+    if (attachment.revpos !== null && attachment.revpos !== found.revpos) return null;
+    return found;
+  }
+  return {
+    name: attachment.name,
+    contentType: attachment.contentType,
+    revpos: revpos(attachment.revpos),
+    md5: attachment.digest,
+    length: attachment.length,
+    encoding: attachment.encoding,
+    chunks: records.chunks(index),
+  };
+}
+
+/**
+ * Resolves a document's attachments for its new revision: stubs against `parent` (the leaf
+ * the revision extends, or null), data attachments to their chunk records.
+ */
+function resolveAttachments(
+  store: DocumentStore,
+  doc: CommandDocument,
+  parent: StoredLeaf | null,
+  revpos: (given: number | null) => number,
+  records: DocumentRecords,
+): ResolvedAttachments {
+  if (doc.attachments === null || doc.attachments.length === 0) {
+    return { kind: 'ok', attachments: [] };
+  }
+  const stored = parent?.attachments ? store.readAttachments(parent.attachments) : [];
+  const attachments: AttachmentRecord[] = [];
+  for (let i = 0; i < doc.attachments.length; i++) {
+    const attachment = doc.attachments[i]!;
+    const resolved = resolveOne(attachment, i, stored, revpos, records);
+    if (resolved === null) return { kind: 'missing', name: attachment.name };
+    attachments.push(resolved);
+  }
+  return { kind: 'ok', attachments };
+}
+
+function newLeaf(
+  store: DocumentStore,
+  doc: CommandDocument,
+  seq: number,
+  records: DocumentRecords,
+  attachments: readonly AttachmentRecord[],
+): StoredLeaf {
+  return {
+    deleted: doc.deleted,
+    seq,
+    body: records.body(),
+    attachments: attachments.length === 0 ? null : store.writeAttachments(attachments),
+  };
+}
+
+function missingStubResult(id: string, name: string): WriteResult {
+  const error = missingStub(id, name);
+  return { ok: false, id, error: error.error, reason: error.reason };
+}
+
+/** The value of leaf `rev` of `tree`, or null when `rev` is not a leaf with a value. */
+function leafValue(tree: RevTree<StoredLeaf>, rev: Rev): StoredLeaf | null {
+  const node = findRevision(tree, rev);
+  return node === null || node.children.length > 0 ? null : node.value;
 }
 
 /** Stems and stores a changed tree at the next sequence. */
@@ -105,20 +188,25 @@ function applyInteractive(
     // NOTE: CouchDB counts revisions past 2^53; Divan's positions are JavaScript numbers.
     return rejection(doc.id, errors.invalidRev());
   }
+  const newPos = target.parent === null ? 1 : target.parent.pos + 1;
+  const parentLeaf = target.parent === null ? null : leafValue(tree, target.parent);
+  const resolved = resolveAttachments(store, doc, parentLeaf, () => newPos, records);
+  if (resolved.kind === 'missing') return missingStubResult(doc.id, resolved.name);
   const revId = newRevId({
     deleted: doc.deleted,
     parent: target.parent,
     body: doc.body,
-    attachments: revIdAttachments(doc.attachments),
+    attachments: revIdAttachments(resolved.attachments),
   });
   const seq = store.nextSeq();
+  const leaf = newLeaf(store, doc, seq, records, resolved.attachments);
   if (tree.length === 0) {
     // A new document: the tree is the one revision, at position 1, and stemming keeps it.
-    const node = { id: revId, value: newLeaf(doc, seq, records), children: [] };
+    const node = { id: revId, value: leaf, children: [] };
     store.putDocument(doc.id, DocInfo.fromTree([{ pos: 1, node }], seq));
     return { ok: true, id: doc.id, rev: formatRev({ pos: 1, id: revId }) };
   }
-  const applied = applyInteractiveEdit(tree, target, revId, newLeaf(doc, seq, records));
+  const applied = applyInteractiveEdit(tree, target, revId, leaf);
   if (applied.kind === 'conflict') return conflict(doc.id);
   storeTree(store, doc.id, applied.tree, seq);
   return { ok: true, id: doc.id, rev: formatRev(applied.rev) };
@@ -131,6 +219,18 @@ function holdsLeaf(tree: RevTree<StoredLeaf>, value: StoredLeaf): boolean {
     if (node.value === value) found = true;
   });
   return found;
+}
+
+/**
+ * The leaf a replicated revision's stubs resolve against: the nearest older revision of its
+ * history that `tree` holds as a leaf, as CouchDB looks for the first revision on disk.
+ */
+function historyLeaf(tree: RevTree<StoredLeaf>, history: RevPath): StoredLeaf | null {
+  for (let i = 1; i < history.ids.length; i++) {
+    const value = leafValue(tree, { pos: history.start - i, id: history.ids[i]! });
+    if (value !== null) return value;
+  }
+  return null;
 }
 
 function applyReplicated(
@@ -147,19 +247,27 @@ function applyReplicated(
   const rev = formatRev(newest);
   const tree = store.document(doc.id)?.tree ?? [];
   const seq = store.nextSeq();
-  // A revision already in the tree almost never becomes a new leaf, so try the merge with a
-  // leaf that has no record yet and write the body only if the merge kept that leaf.
-  const known = findRevision(tree, newest) !== null;
+  // Merge with a leaf that has no records yet, and resolve the attachments and write the
+  // records only when the merge kept that leaf: a known revision changes nothing, as in
+  // CouchDB, where only revisions that become leaves are checked.
   const placeholder: StoredLeaf = {
     deleted: doc.deleted,
     seq,
     body: { pointer: 0, length: 0 },
     attachments: null,
   };
-  let merged = mergePath(tree, doc.revisions, known ? placeholder : newLeaf(doc, seq, records));
+  let merged = mergePath(tree, doc.revisions, placeholder);
   if (merged.tree === tree) return { ok: true, id: doc.id, rev };
-  if (known && holdsLeaf(merged.tree, placeholder)) {
-    merged = mergePath(tree, doc.revisions, newLeaf(doc, seq, records));
+  if (holdsLeaf(merged.tree, placeholder)) {
+    const parent = historyLeaf(tree, doc.revisions);
+    const revpos = (given: number | null) => given ?? newest.pos;
+    const resolved = resolveAttachments(store, doc, parent, revpos, records);
+    if (resolved.kind === 'missing') return missingStubResult(doc.id, resolved.name);
+    merged = mergePath(
+      tree,
+      doc.revisions,
+      newLeaf(store, doc, seq, records, resolved.attachments),
+    );
   }
   storeTree(store, doc.id, merged.tree, seq);
   return { ok: true, id: doc.id, rev };
@@ -206,12 +314,13 @@ export function looksLikeObject(bytes: Uint8Array): boolean {
 /** Checks what a command from the log carries besides the id; the HTTP layer checked it too. */
 function checkContent(doc: CommandDocument): void {
   if (!looksLikeObject(doc.body)) throw errors.notAnObject();
-  if (doc.attachments !== null) {
-    try {
-      scanObject(doc.attachments);
-    } catch {
-      throw errors.badSpecialMember('_attachments');
+  const names = new Set<string>();
+  for (const attachment of doc.attachments ?? []) {
+    validateAttachmentName(attachment.name);
+    if (names.has(attachment.name)) {
+      throw errors.badRequest(`Attachment ${attachment.name} is named twice.`);
     }
+    names.add(attachment.name);
   }
 }
 

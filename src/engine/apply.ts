@@ -12,12 +12,19 @@
  * looks up every document, `_local/` document and request id of the batch in one pass per
  * tree (`prefetch`) before applying.
  *
- * Bodies: an entry appended to the log already has a record per segment (stored-entry.ts) and
- * its leaves point there. A command applied without a log entry (standalone use) writes a
- * segment's record the first time a leaf or the header needs it.
+ * Bodies and attachment bytes: an entry appended to the log already has a record per segment
+ * (stored-entry.ts) and its leaves point there. A command applied without a log entry
+ * (standalone use) writes a segment's record the first time a leaf or the header needs it.
+ * Attachment tables are written when the leaf that points at them is made.
+ *
+ * Purges (purge.ts) change documents without an edit, record the request in the purge trees
+ * and keep those trees to `purged_infos_limit`. A `compact` command changes nothing stored; it
+ * sets `compactRequested`, and the file starts compacting once the batch is staged.
  */
+
 import { scanObject } from '../document/json.js';
-import type { WriteResult } from '../http/backend.js';
+import { formatRev } from '../document/rev.js';
+import type { PurgeResult, WriteResult } from '../http/backend.js';
 import type { BlockFile } from '../storage/block-file.js';
 import { MAX_KEY_BYTES } from '../storage/btree-node.js';
 import { assert, InvariantError } from '../util/assert.js';
@@ -29,8 +36,19 @@ import {
   type DocumentStore,
   looksLikeObject,
 } from './apply-documents.js';
-import { type Command, commandSegments, type DocumentsCommand } from './commands.js';
-import { type DocInfo, type RecordRef, type SeqRow, seqRowOf } from './doc-info.js';
+import {
+  type AttachmentRecord,
+  attachmentSizes,
+  decodeAttachmentTable,
+  encodeAttachmentTable,
+} from './attachment-table.js';
+import {
+  type Command,
+  commandSegments,
+  type DocumentsCommand,
+  type PurgeCommand,
+} from './commands.js';
+import { type AttachmentsRef, DocInfo, type RecordRef, type SeqRow, seqRowOf } from './doc-info.js';
 import type { HeaderFields } from './header.js';
 import {
   type AppliedEntry,
@@ -41,7 +59,8 @@ import {
   NONE_OUTCOME,
   OK_OUTCOME,
 } from './outcome.js';
-import type { LocalDoc, RequestRecord } from './side-records.js';
+import { parsePurgeRevs, relabelLeaves, removeLeaves } from './purge.js';
+import type { LocalDoc, PurgeInfo, RequestRecord } from './side-records.js';
 import type { LogPosition } from './stored-entry.js';
 import type { EngineTrees } from './trees.js';
 
@@ -100,6 +119,12 @@ export class ApplyBatch implements DocumentStore {
   #security: RecordRef | null;
   #hashChain: Buffer;
   #applied: LogPosition;
+  #purgeSeq: number;
+  #purgedInfosLimit: number;
+  /** Purge infos added by the batch, by purge sequence. */
+  readonly #purgeInserts = new Map<number, PurgeInfo>();
+  /** True once a `compact` command was applied. */
+  #compactRequested = false;
   /** Documents as the batch reads them: from the tree, or as the batch changed them. */
   readonly #docs = new Map<string, DocInfo | null>();
   readonly #changedDocs = new Set<string>();
@@ -119,10 +144,17 @@ export class ApplyBatch implements DocumentStore {
     this.#security = base.fields.security;
     this.#hashChain = base.fields.hashChain;
     this.#applied = base.fields.applied;
+    this.#purgeSeq = base.fields.purgeSeq;
+    this.#purgedInfosLimit = base.fields.purgedInfosLimit;
   }
 
   get revsLimit(): number {
     return this.#revsLimit;
+  }
+
+  /** True when an applied `compact` command asks the file to compact. */
+  get compactRequested(): boolean {
+    return this.#compactRequested;
   }
 
   get applied(): LogPosition {
@@ -143,6 +175,8 @@ export class ApplyBatch implements DocumentStore {
         for (const doc of command.docs) {
           (doc.id.startsWith('_local/') ? localIds : docIds).add(doc.id);
         }
+      } else if (command.kind === 'purge') {
+        for (const doc of command.docs) docIds.add(doc.id);
       }
     }
     // Ids longer than a tree key are rejected when applied; they must not reach the trees.
@@ -242,6 +276,22 @@ export class ApplyBatch implements DocumentStore {
         return this.#applySecurity(command.security, segments);
       case 'noop':
         return OK_OUTCOME;
+      case 'purge':
+        return { kind: 'purge', results: this.#applyPurge(command) };
+      case 'purged_infos_limit':
+        if (!Number.isSafeInteger(command.limit) || command.limit < 1) {
+          return {
+            kind: 'error',
+            error: 'bad_request',
+            reason: '`purged_infos_limit` must be positive integer',
+          };
+        }
+        this.#purgedInfosLimit = command.limit;
+        this.#updateSeq += 1;
+        return OK_OUTCOME;
+      case 'compact':
+        this.#compactRequested = true;
+        return OK_OUTCOME;
     }
   }
 
@@ -249,16 +299,71 @@ export class ApplyBatch implements DocumentStore {
     let next = 0;
     return command.docs.map((doc) => {
       const bodyIndex = next;
-      const attachmentsIndex = doc.attachments === null ? -1 : next + 1;
-      next += doc.attachments === null ? 1 : 2;
+      next += 1;
+      const chunkStarts: number[] = [];
+      const chunkCounts: number[] = [];
+      for (const attachment of doc.attachments ?? []) {
+        const count = attachment.kind === 'data' ? attachment.chunks.length : 0;
+        chunkStarts.push(next);
+        chunkCounts.push(count);
+        next += count;
+      }
       const records: DocumentRecords = {
         body: () => segments.ref(bodyIndex),
-        attachments: () => (attachmentsIndex < 0 ? null : segments.ref(attachmentsIndex)),
+        chunks: (index) => {
+          const refs: RecordRef[] = [];
+          for (let i = 0; i < chunkCounts[index]!; i++)
+            refs.push(segments.ref(chunkStarts[index]! + i));
+          return refs;
+        },
       };
       return this.#applyContained(doc.id, () =>
         applyDocument(this, doc, command.newEdits, records),
       );
     });
+  }
+
+  /**
+   * Applies a purge (purge.ts): each request in order, then at least one update sequence, then
+   * the purge trees' limit.
+   */
+  #applyPurge(command: PurgeCommand): PurgeResult[] {
+    const startSeq = this.#updateSeq;
+    const results = command.docs.map((item) => {
+      const purged = fitsKey(item.id)
+        ? this.#purgeDocument(item.id, parsePurgeRevs(item.revs))
+        : [];
+      this.#purgeSeq += 1;
+      this.#purgeInserts.set(this.#purgeSeq, {
+        purgeSeq: this.#purgeSeq,
+        uuid: item.uuid,
+        docId: item.id,
+        revs: parsePurgeRevs(item.revs),
+      });
+      return { id: item.id, purged: purged.map(formatRev) };
+    });
+    if (this.#updateSeq === startSeq) this.#updateSeq += 1;
+    return results;
+  }
+
+  /** Removes the leaves `revs` of document `id`; returns the revisions removed. */
+  #purgeDocument(id: string, revs: ReturnType<typeof parsePurgeRevs>) {
+    const info = this.document(id);
+    if (info === null) return [];
+    const { tree, removed } = removeLeaves(info.tree, revs);
+    if (removed.length === 0) return removed;
+    if (!this.#seqInserts.delete(info.seq)) this.#seqRemovals.add(info.seq);
+    this.#changedDocs.add(id);
+    if (tree.length === 0) {
+      this.#docs.set(id, null);
+      return removed;
+    }
+    const relabelled = relabelLeaves(tree, this.#updateSeq);
+    const purgedInfo = DocInfo.fromTree(relabelled.tree, relabelled.lastSeq);
+    this.#updateSeq = relabelled.lastSeq;
+    this.#docs.set(id, purgedInfo);
+    this.#seqInserts.set(purgedInfo.seq, seqRowOf(id, purgedInfo));
+    return removed;
   }
 
   /**
@@ -330,12 +435,28 @@ export class ApplyBatch implements DocumentStore {
     this.#changedLocals.add(id);
   }
 
+  readAttachments(ref: RecordRef): AttachmentRecord[] {
+    return decodeAttachmentTable(this.#base.file.read(ref.pointer, ref.length));
+  }
+
+  writeAttachments(attachments: readonly AttachmentRecord[]): AttachmentsRef {
+    const table = encodeAttachmentTable(attachments);
+    const pointer = this.#base.file.append(table);
+    return { pointer, length: table.length, ...attachmentSizes(attachments) };
+  }
+
   // ---- finish
 
   /** Writes the batch's changes into the trees and returns the new trees and header fields. */
   finish(): { trees: EngineTrees; fields: HeaderFields } {
     const base = this.#base.trees;
-    const changedDocs = [...this.#changedDocs].map((id) => [id, this.#docs.get(id)!] as const);
+    const changedDocs: Array<[string, DocInfo]> = [];
+    const removedDocs: string[] = [];
+    for (const id of this.#changedDocs) {
+      const info = this.#docs.get(id)!;
+      if (info === null) removedDocs.push(id);
+      else changedDocs.push([id, info]);
+    }
     const localInserts: Array<[string, LocalDoc]> = [];
     const localRemovals: string[] = [];
     for (const id of this.#changedLocals) {
@@ -345,11 +466,12 @@ export class ApplyBatch implements DocumentStore {
     }
     const trees: EngineTrees = {
       ...base,
-      byId: base.byId.modify({ insert: changedDocs }),
+      byId: base.byId.modify({ insert: changedDocs, remove: removedDocs }),
       bySeq: base.bySeq.modify({ remove: this.#seqRemovals, insert: this.#seqInserts }),
       local: base.local.modify({ insert: localInserts, remove: localRemovals }),
       requests: base.requests.modify({ insert: this.#newRequests }),
       requestIndex: base.requestIndex.modify({ insert: this.#requestIndex }),
+      ...this.#purgeTrees(base),
     };
     const fields: HeaderFields = {
       ...this.#base.fields,
@@ -358,8 +480,37 @@ export class ApplyBatch implements DocumentStore {
       security: this.#security,
       applied: this.#applied,
       hashChain: this.#hashChain,
+      purgeSeq: this.#purgeSeq,
+      purgedInfosLimit: this.#purgedInfosLimit,
     };
     return { trees, fields };
+  }
+
+  /** Adds the batch's purge infos, then drops the oldest past `purged_infos_limit`. */
+  #purgeTrees(base: EngineTrees): Pick<EngineTrees, 'purge' | 'purgeSeq'> {
+    let purge = base.purge;
+    let purgeSeq = base.purgeSeq;
+    if (this.#purgeInserts.size > 0) {
+      purgeSeq = purgeSeq.modify({ insert: this.#purgeInserts });
+      purge = purge.modify({
+        insert: [...this.#purgeInserts.values()].map((info) => [info.uuid, info]),
+      });
+    }
+    const excess = purgeSeq.count - this.#purgedInfosLimit;
+    if (excess <= 0) return { purge, purgeSeq };
+    const oldest: PurgeInfo[] = [];
+    purgeSeq.fold((_seq, info) => {
+      oldest.push(info);
+      return oldest.length < excess;
+    });
+    // A uuid recorded twice keeps its newer info in the purge tree.
+    const uuids = oldest.map((info) => info.uuid);
+    const current = purge.lookup(uuids);
+    const removedUuids = uuids.filter((_uuid, i) => current[i]?.purgeSeq === oldest[i]!.purgeSeq);
+    return {
+      purge: purge.modify({ remove: removedUuids }),
+      purgeSeq: purgeSeq.modify({ remove: oldest.map((info) => info.purgeSeq) }),
+    };
   }
 }
 

@@ -22,14 +22,37 @@
  * and snapshots throw that error, and the file must be reopened, which recovers the newest
  * durable header. Reads are synchronous and see the applied state, which may be ahead of the
  * newest durable header: applied entries are committed in the Raft sense.
+ *
+ * Compaction (compaction.ts) rebuilds the file in a worker thread and swaps the new file in
+ * inside this object, so a driver keeps calling `stage` on it throughout. The swap copies the
+ * last changes from the in-memory state in one synchronous step, so it carries everything the
+ * Raft group owns as staged so far (term, vote, membership, applied index, discard point,
+ * hash chain, request ids, `_local/` documents, the retained log). Stages after the swap go
+ * to the new file, and their `durable` waits until the new file is renamed into place and
+ * the directory synced. The old block file stays open while snapshots of it are open.
+ * `durablePoint()` describes the old file until the new file's first commit is durable, and
+ * pins (snapshot-file.ts) read through a descriptor of the file they pinned, so a pin taken
+ * before the swap keeps reading its bytes.
  */
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { Entry, HardState, Membership, SnapshotMeta } from '../raft/types.js';
 import { BlockFile, type CommitDiscipline } from '../storage/block-file.js';
-import type { FileSystem } from '../storage/io.js';
+import { type FileSystem, nodeFileSystem } from '../storage/io.js';
 import { assert } from '../util/assert.js';
+import { type Logger, silentLogger } from '../util/log.js';
 import { ApplyBatch, type PreparedEntry } from './apply.js';
 import type { Command } from './commands.js';
+import {
+  COMPACT_SUFFIX,
+  type CompactionHost,
+  type CompactionProgress,
+  type CompactionResult,
+  type CompactOptions,
+  Compactor,
+  recoverCompactionFiles,
+} from './compaction.js';
+import { copyDelta, runToEnd } from './compaction-copy.js';
 import {
   decodeHeader,
   encodeHeader,
@@ -50,6 +73,7 @@ import {
 import { type AppliedEntry, INITIAL_HASH_CHAIN } from './outcome.js';
 import { pruneRequests } from './request-table.js';
 import { seqOpaque } from './seq.js';
+import { SharedDescriptor } from './shared-descriptor.js';
 import { EngineSnapshot } from './snapshot.js';
 import type { LogPosition, StoredEntry } from './stored-entry.js';
 import { type EngineTrees, openTrees, rootsOf, type TreeOptions } from './trees.js';
@@ -73,6 +97,8 @@ export interface OpenOptions extends TreeOptions {
   readonly discipline?: CommitDiscipline;
   /** Memory for decoded commands between append and apply; 64 MiB when absent. */
   readonly commandCacheBytes?: number;
+  /** Where compactions and recoveries are logged; silent when absent. */
+  readonly logger?: Logger;
 }
 
 export interface CreateOptions extends OpenOptions {
@@ -141,29 +167,78 @@ interface EngineState {
   readonly trees: EngineTrees;
 }
 
+/** What `#stage` computed for one batch, before its header is written. */
+interface StagedBatch {
+  readonly state: EngineState;
+  readonly outcomes: AppliedEntry[];
+  /** True when an applied `compact` command asks the file to compact. */
+  readonly compactRequested: boolean;
+}
+
 export type UpdateListener = (updateSeq: number) => void;
 
+/** A durable state of the file ready to ship: its bytes up to `size` through `descriptor`. */
+export interface DurableSource {
+  readonly size: number;
+  readonly meta: SnapshotMeta;
+  /** A reference the caller must release. */
+  readonly descriptor: SharedDescriptor;
+}
+
 export class DatabaseFile {
-  readonly #file: BlockFile;
+  readonly #path: string;
+  readonly #options: OpenOptions;
+  readonly #fileSystem: FileSystem;
+  readonly #logger: Logger;
   readonly #cache: CommandCache;
   readonly #listeners = new Set<UpdateListener>();
+  /** The block file stages write to. */
+  #file: BlockFile;
+  /** The block file whose newest durable header is this database's durable state. */
+  #durableFile: BlockFile;
+  /** A descriptor of `#durableFile` for pins, opened on first use. */
+  #descriptor: SharedDescriptor | null = null;
+  /** Holders of each open block file: current, durable, and one per open snapshot. */
+  readonly #fileHolders = new Map<BlockFile, number>();
   #state: EngineState;
   #failure: unknown;
   #closed = false;
+  #compactor: Compactor | null = null;
+  #compaction: Promise<CompactionResult> | null = null;
+  /** Set while a swap renames the new file into place; later stages wait for it. */
+  #swapBarrier: Promise<void> | null = null;
+  /** The newest commit of `#file`; the swap waits for it before renaming over the old file. */
+  #lastCommit: Promise<void> = Promise.resolve();
 
   private constructor(
+    path: string,
     file: BlockFile,
     fields: HeaderFields,
     trees: EngineTrees,
     options: OpenOptions,
   ) {
+    this.#path = path;
+    this.#options = options;
+    this.#fileSystem = options.fileSystem ?? nodeFileSystem;
+    this.#logger = options.logger ?? silentLogger;
     this.#file = file;
+    this.#durableFile = file;
+    this.#hold(file);
+    this.#hold(file);
     this.#cache = new CommandCache(options.commandCacheBytes ?? DEFAULT_COMMAND_CACHE_BYTES);
     this.#state = { fields, trees };
   }
 
-  /** Creates a database file; throws FileExistsError when `path` exists. */
+  /**
+   * Creates a database file; throws FileExistsError when `path` exists. Leftovers of a
+   * compaction at `path` are handled first, as at open (a complete one becomes `path`).
+   */
   static async create(path: string, options: CreateOptions): Promise<DatabaseFile> {
+    await recoverCompactionFiles(
+      path,
+      options.fileSystem ?? nodeFileSystem,
+      options.logger ?? silentLogger,
+    );
     const uuid = options.uuid ?? randomBytes(UUID_BYTES).toString('hex');
     const fields: HeaderFields = {
       uuid,
@@ -185,23 +260,43 @@ export class DatabaseFile {
     const emptyRoots = Object.fromEntries(TREE_NAMES.map((name) => [name, null])) as TreeRoots;
     const header = encodeHeader({ fields, roots: emptyRoots });
     const file = await BlockFile.create(path, header, options);
-    return new DatabaseFile(file, fields, openTrees(file, emptyRoots, options), options);
+    return new DatabaseFile(path, file, fields, openTrees(file, emptyRoots, options), options);
   }
 
-  /** Opens a database file at its newest durable header. */
+  /**
+   * Opens a database file at its newest durable header, after recovering what a compaction
+   * interrupted by a crash left (compaction.ts).
+   */
   static async open(path: string, options: OpenOptions = {}): Promise<DatabaseFile> {
+    await recoverCompactionFiles(
+      path,
+      options.fileSystem ?? nodeFileSystem,
+      options.logger ?? silentLogger,
+    );
     const file = await BlockFile.open(path, options);
     try {
       const header = decodeHeader(file.header);
-      return new DatabaseFile(file, header.fields, openTrees(file, header.roots, options), options);
+      const trees = openTrees(file, header.roots, options);
+      return new DatabaseFile(path, file, header.fields, trees, options);
     } catch (error) {
       await file.close();
       throw error;
     }
   }
 
+  /**
+   * Opens the database file at `path`, or creates it when neither it nor a complete
+   * compaction of it exists.
+   */
+  static async openOrCreate(path: string, options: CreateOptions): Promise<DatabaseFile> {
+    const fileSystem = options.fileSystem ?? nodeFileSystem;
+    await recoverCompactionFiles(path, fileSystem, options.logger ?? silentLogger);
+    if (await fileSystem.exists(path)) return DatabaseFile.open(path, options);
+    return DatabaseFile.create(path, options);
+  }
+
   get path(): string {
-    return this.#file.path;
+    return this.#path;
   }
 
   get name(): string {
@@ -271,11 +366,19 @@ export class DatabaseFile {
     return readEntries(this.#file, this.#state.trees.log, from, to);
   }
 
-  /** Opens a read snapshot of the applied state. Its reads are synchronous. */
+  /**
+   * Opens a read snapshot of the applied state. Its reads are synchronous; close it, because
+   * it keeps its block file open across a compaction swap.
+   */
   snapshot(): EngineSnapshot {
     this.#checkUsable();
     const { fields, trees } = this.#state;
-    return new EngineSnapshot(this.#file, fields, trees, seqOpaque(fields.uuid));
+    const file = this.#file;
+    this.#hold(file);
+    return new EngineSnapshot(file, fields, trees, seqOpaque(fields.uuid), {
+      compactRunning: this.#compactor !== null,
+      onClose: () => this.#release(file),
+    });
   }
 
   /** Calls `listener` with the new update sequence after each stage that applied entries. */
@@ -293,7 +396,7 @@ export class DatabaseFile {
     this.#checkUsable();
     const sync = batch.sync !== false;
     if (!sync) this.#checkUnsyncedBatch(batch);
-    let staged: { state: EngineState; outcomes: AppliedEntry[] };
+    let staged: StagedBatch;
     try {
       staged = this.#stage(batch);
     } catch (error) {
@@ -305,11 +408,15 @@ export class DatabaseFile {
       fields: staged.state.fields,
       roots: rootsOf(staged.state.trees),
     });
-    const durable = this.#file.commit(header, { sync });
+    const committed = this.#file.commit(header, { sync });
+    this.#lastCommit = committed;
+    const barrier = this.#swapBarrier;
+    const durable = barrier === null ? committed : committed.then(() => barrier);
     durable.catch((error: unknown) => {
       this.#failure ??= error;
     });
     if (staged.outcomes.length > 0) this.#notify(staged.state.fields.updateSeq);
+    if (staged.compactRequested) this.#compactInBackground();
     return { outcomes: staged.outcomes, durable };
   }
 
@@ -332,9 +439,9 @@ export class DatabaseFile {
    */
   durablePoint(): { size: number; meta: SnapshotMeta } {
     this.#checkUsable();
-    const { fields } = decodeHeader(this.#file.header);
+    const { fields } = decodeHeader(this.#durableFile.header);
     return {
-      size: this.#file.committedEnd,
+      size: this.#durableFile.committedEnd,
       meta: {
         index: fields.applied.index,
         term: fields.applied.term,
@@ -343,13 +450,62 @@ export class DatabaseFile {
     };
   }
 
-  /** Waits for commits in flight, then closes the file. */
+  /**
+   * Returns the newest durable state with a descriptor that reads exactly the file that state
+   * lives in, even if a swap renames another file over the path later. Release the descriptor.
+   */
+  durableSource(): DurableSource {
+    const point = this.durablePoint();
+    this.#descriptor ??= SharedDescriptor.open(this.#path);
+    return { ...point, descriptor: this.#descriptor.acquire() };
+  }
+
+  /** The running compaction's progress, or null. */
+  get compaction(): CompactionProgress | null {
+    return this.#compactor?.progress ?? null;
+  }
+
+  /** The running compaction's outcome, or null when none runs. */
+  compactionDone(): Promise<CompactionResult> | null {
+    return this.#compaction;
+  }
+
+  /**
+   * Compacts the file online (compaction.ts) and resolves once the new file is in place;
+   * joins the running compaction when there is one.
+   */
+  compact(options: CompactOptions = {}): Promise<CompactionResult> {
+    this.#checkUsable();
+    if (this.#compaction !== null) return this.#compaction;
+    const compactor = new Compactor(this.#compactionHost(), options);
+    this.#compactor = compactor;
+    const running = compactor.run().finally(() => {
+      if (this.#compactor === compactor) {
+        this.#compactor = null;
+        this.#compaction = null;
+      }
+    });
+    this.#compaction = running;
+    return running;
+  }
+
+  /**
+   * Stops a running compaction, waits for commits in flight, then closes the file. A swap
+   * already renaming the new file into place is finished first.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
     this.#cache.clear();
-    await this.#file.close();
+    this.#compactor?.abort();
+    await this.#compaction?.catch(() => undefined);
+    await this.#swapBarrier?.catch(() => undefined);
+    this.#descriptor?.release();
+    this.#descriptor = null;
+    const files = [...this.#fileHolders.keys()];
+    this.#fileHolders.clear();
+    for (const file of files) await file.close();
   }
 
   #checkUsable(): void {
@@ -357,7 +513,132 @@ export class DatabaseFile {
     assert(!this.#closed, () => `database file ${this.path} is closed`);
   }
 
-  #stage(batch: StageBatch): { state: EngineState; outcomes: AppliedEntry[] } {
+  #hold(file: BlockFile): void {
+    this.#fileHolders.set(file, (this.#fileHolders.get(file) ?? 0) + 1);
+  }
+
+  /** Drops one holder of `file`; a file nobody holds any more is closed. */
+  #release(file: BlockFile): void {
+    const holders = this.#fileHolders.get(file);
+    if (holders === undefined) return;
+    if (holders > 1) {
+      this.#fileHolders.set(file, holders - 1);
+      return;
+    }
+    this.#fileHolders.delete(file);
+    file.close().catch((error: unknown) => {
+      this.#logger.warn({ path: file.path, err: error }, 'closing a replaced block file failed');
+    });
+  }
+
+  /** Starts a compaction a `compact` command asked for; its failure is logged by it. */
+  #compactInBackground(): void {
+    if (this.#compaction !== null) return;
+    this.compact().catch(() => undefined);
+  }
+
+  #compactionHost(): CompactionHost {
+    return {
+      path: this.#path,
+      fileSystem: this.#fileSystem,
+      nodeSizeBytes: this.#options.nodeSizeBytes,
+      logger: this.#logger,
+      sizeBytes: () => this.#file.end,
+      durableHeader: () => Uint8Array.from(this.#durableFile.header),
+      backlogSince: (header) => this.#backlogSince(header),
+      finish: (targetPath, copied) => this.#finishCompaction(targetPath, copied),
+    };
+  }
+
+  #backlogSince(header: Uint8Array): number {
+    const copied = decodeHeader(header).fields;
+    const live = this.#state.fields;
+    const entries = Math.max(0, this.logExtent().lastIndex - copied.applied.index);
+    return live.updateSeq - copied.updateSeq + (live.purgeSeq - copied.purgeSeq) + entries;
+  }
+
+  /** Opens the compacted file, switches to it and renames it into place (see the header). */
+  async #finishCompaction(targetPath: string, copied: Uint8Array): Promise<number> {
+    const target = await BlockFile.open(targetPath, {
+      fileSystem: this.#fileSystem,
+      discipline: this.#options.discipline,
+    });
+    let committed: Promise<void>;
+    try {
+      this.#checkUsable();
+      committed = this.#switchTo(target, copied);
+    } catch (error) {
+      await target.close().catch(() => undefined);
+      throw error;
+    }
+    const swap = this.#completeSwap(target, targetPath, committed);
+    this.#swapBarrier = swap;
+    try {
+      await swap;
+    } catch (error) {
+      this.#failure ??= error;
+      throw error;
+    } finally {
+      if (this.#swapBarrier === swap) this.#swapBarrier = null;
+    }
+    return target.end;
+  }
+
+  /**
+   * Copies the changes since `copied` from the in-memory state into `target`, commits it and
+   * makes it the file stages write to, all in one synchronous step.
+   */
+  #switchTo(target: BlockFile, copied: Uint8Array): Promise<void> {
+    const held = decodeHeader(copied);
+    const live = this.#file;
+    const liveCommitted = this.#lastCommit;
+    const targetHeader = decodeHeader(target.header);
+    const result = runToEnd(
+      copyDelta(
+        { file: live, fields: held.fields, trees: openTrees(live, held.roots, this.#options) },
+        { file: live, fields: this.#state.fields, trees: this.#state.trees },
+        {
+          file: target,
+          trees: openTrees(target, targetHeader.roots, this.#options),
+          fields: targetHeader.fields,
+        },
+      ),
+    );
+    const targetCommitted = target.commit(
+      encodeHeader({ fields: result.fields, roots: rootsOf(result.trees) }),
+    );
+    this.#lastCommit = targetCommitted;
+    // The old file's commits still in flight finish before the renames, so no write to the
+    // old file follows the swap (the target already holds their state).
+    const committed = Promise.all([targetCommitted, liveCommitted]).then(() => undefined);
+    this.#hold(target);
+    this.#file = target;
+    this.#state = { fields: result.fields, trees: result.trees };
+    // Cached commands point at records of the old file; applying reads the new log instead.
+    this.#cache.clear();
+    this.#release(live);
+    return committed;
+  }
+
+  /** Once the new file's first commit is durable: moves pins to it and renames it in place. */
+  async #completeSwap(target: BlockFile, targetPath: string, committed: Promise<void>) {
+    await committed;
+    const descriptor = SharedDescriptor.open(targetPath);
+    const previous = this.#durableFile;
+    this.#hold(target);
+    this.#durableFile = target;
+    this.#release(previous);
+    this.#descriptor?.release();
+    this.#descriptor = descriptor;
+    const complete = `${this.#path}${COMPACT_SUFFIX}`;
+    const directory = dirname(this.#path);
+    await this.#fileSystem.rename(targetPath, complete);
+    await this.#fileSystem.syncDirectory(directory);
+    await this.#fileSystem.rename(complete, this.#path);
+    await this.#fileSystem.syncDirectory(directory);
+  }
+
+  #stage(batch: StageBatch): StagedBatch {
     let fields = this.#state.fields;
     const appended = new Map<number, PreparedEntry>();
     let trees: EngineTrees = {
@@ -368,15 +649,17 @@ export class DatabaseFile {
     if (batch.membership !== undefined) fields = { ...fields, membership: batch.membership };
 
     let outcomes: AppliedEntry[] = [];
+    let compactRequested = false;
     if (batch.apply !== undefined && batch.apply.length > 0) {
       const applied = this.#apply(batch.apply, { fields, trees }, appended);
       ({ fields, trees } = applied.state);
       outcomes = applied.outcomes;
+      compactRequested = applied.compactRequested;
     }
     if (batch.discardUpTo !== undefined)
       ({ fields, trees } = this.#discard(batch.discardUpTo, fields, trees));
     trees = pruneRequests(trees, fields);
-    return { state: { fields, trees }, outcomes };
+    return { state: { fields, trees }, outcomes, compactRequested };
   }
 
   /** Truncates and appends in one tree change; prepared commands go to `appended`. */
@@ -417,7 +700,7 @@ export class DatabaseFile {
     items: readonly ApplyItem[],
     state: EngineState,
     appended: Map<number, PreparedEntry>,
-  ): { state: EngineState; outcomes: AppliedEntry[] } {
+  ): { state: EngineState; outcomes: AppliedEntry[]; compactRequested: boolean } {
     const prepared = items.map((item) => this.#prepare(item, state.trees, appended));
     const batch = new ApplyBatch({ file: this.#file, trees: state.trees, fields: state.fields });
     batch.prefetch(prepared);
@@ -426,7 +709,7 @@ export class DatabaseFile {
       this.#cache.delete(item.index);
       return outcome;
     });
-    return { state: batch.finish(), outcomes };
+    return { state: batch.finish(), outcomes, compactRequested: batch.compactRequested };
   }
 
   #prepare(

@@ -2,8 +2,9 @@
  * What the by_id and by_seq trees store for a document, and their encodings.
  *
  * A revision tree leaf (`StoredLeaf`) points at the record of its body, written once when the
- * log entry was appended (or when a standalone command was applied). It also points at the
- * record of its `_attachments` object if it has one, and names the sequence that wrote it.
+ * log entry was appended (or when a standalone command was applied). When the revision has
+ * attachments it also points at their table (attachment-table.ts) and keeps their sizes, and
+ * it names the sequence that wrote it.
  *
  * by_id value (`DocInfo`), version 1, varints as in src/document/bytes.ts:
  *
@@ -11,14 +12,18 @@
  *   revTree (src/document/rev-tree-codec.ts with the leaf encoding below)
  *
  *   leaf := flags:u8 (bit 0: deleted, bit 1: attachments) seq:varint
- *           bodyPointer:varint bodyLength:varint [attPointer:varint attLength:varint]
+ *           bodyPointer:varint bodyLength:varint
+ *           [tablePointer:varint tableLength:varint attExternal:varint attActive:varint]
  *
  * The fixed fields come first so that the by_id reduction reads them without decoding the
  * tree; `DocInfo.decode` decodes the tree only when asked.
  *
- * Sizes follow CouchDB. A document's external size is the JSON bytes of its leaves' bodies and
- * attachment objects, and its active size adds each record's framing. Interior revisions have
- * no body, so they count nothing.
+ * Sizes follow CouchDB. A document's external size is the JSON bytes of its leaves' bodies plus
+ * the decoded bytes of their attachments, and its active size is the bytes its records take
+ * in the file: bodies, attachment tables and attachment bytes, each with its record framing.
+ * Interior revisions have no body, so they count nothing.
+ * NOTE: an attachment that several leaves share is counted once per leaf; CouchDB counts it
+ * once per document.
  *
  * by_seq value (`SeqRow`), version 1: the document id, the deleted flag and its leaves in
  * winner order, so `_changes` reads one row per document without the by_id tree:
@@ -48,13 +53,22 @@ export interface RecordRef {
   readonly length: number;
 }
 
+/** A leaf's attachment table and the sizes of the attachments it lists. */
+export interface AttachmentsRef extends RecordRef {
+  /** Decoded bytes of the listed attachments. */
+  readonly externalBytes: number;
+  /** Bytes the records of the listed attachments take in the file, framing included. */
+  readonly activeBytes: number;
+}
+
 /** The value of a revision tree leaf. */
 export interface StoredLeaf extends RevLeafValue {
   readonly deleted: boolean;
   /** The update sequence that wrote this leaf. */
   readonly seq: number;
   readonly body: RecordRef;
-  readonly attachments: RecordRef | null;
+  /** The attachment table, or null when the revision has no attachments. */
+  readonly attachments: AttachmentsRef | null;
 }
 
 export const leafCodec: LeafValueCodec<StoredLeaf> = {
@@ -67,6 +81,8 @@ export const leafCodec: LeafValueCodec<StoredLeaf> = {
     if (leaf.attachments !== null) {
       writer.writeVarint(leaf.attachments.pointer);
       writer.writeVarint(leaf.attachments.length);
+      writer.writeVarint(leaf.attachments.externalBytes);
+      writer.writeVarint(leaf.attachments.activeBytes);
     }
   },
   decode(reader) {
@@ -76,19 +92,27 @@ export const leafCodec: LeafValueCodec<StoredLeaf> = {
     const attachments =
       (flags & FLAG_ATTACHMENTS) === 0
         ? null
-        : { pointer: reader.readVarint(), length: reader.readVarint() };
+        : {
+            pointer: reader.readVarint(),
+            length: reader.readVarint(),
+            externalBytes: reader.readVarint(),
+            activeBytes: reader.readVarint(),
+          };
     return { deleted: (flags & FLAG_DELETED) !== 0, seq, body, attachments };
   },
 };
 
-/** Returns a leaf's bytes of JSON (its external size). */
+/** Returns a leaf's external size: its body's JSON bytes and its attachments' decoded bytes. */
 function leafExternalBytes(leaf: StoredLeaf): number {
-  return leaf.body.length + (leaf.attachments?.length ?? 0);
+  return leaf.body.length + (leaf.attachments?.externalBytes ?? 0);
 }
 
 /** Bytes a leaf's records take in the file (its active size). */
 function leafActiveBytes(leaf: StoredLeaf): number {
-  const attachments = leaf.attachments === null ? 0 : leaf.attachments.length + RECORD_PREFIX_BYTES;
+  const attachments =
+    leaf.attachments === null
+      ? 0
+      : leaf.attachments.length + RECORD_PREFIX_BYTES + leaf.attachments.activeBytes;
   return leaf.body.length + RECORD_PREFIX_BYTES + attachments;
 }
 

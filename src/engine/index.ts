@@ -1,10 +1,20 @@
 /**
  * The engine's public API in one import: the database file and its commit (`DatabaseFile`,
  * `stage`), commands and their encoding, outcomes and the hash chain, read snapshots and the
- * reads built on them, sequences, and `LocalDatabase` for standalone use. Each module's header
- * documents its part; docs/file-format.md describes the bytes.
+ * reads built on them, sequences, online compaction, snapshots by shipping the file, and
+ * `LocalDatabase` for standalone use. Each module's header documents its part;
+ * docs/file-format.md describes the bytes.
  */
 export * from './commands.js';
+export {
+  COMPACTION_DELAY_ENV,
+  CompactionAbortedError,
+  type CompactionPhase,
+  type CompactionProgress,
+  type CompactionResult,
+  type CompactOptions,
+  unixSeconds,
+} from './compaction.js';
 export {
   type ApplyItem,
   type CreateOptions,
@@ -12,6 +22,7 @@ export {
   DEFAULT_PURGED_INFOS_LIMIT,
   DEFAULT_REQUEST_RETENTION,
   DEFAULT_REVS_LIMIT,
+  type DurableSource,
   type LogExtent,
   type OpenOptions,
   type StageBatch,
@@ -38,5 +49,6 @@ export {
   type InstallOptions,
   installSnapshot,
   pinDurable,
+  StaleSnapshotError,
 } from './snapshot-file.js';
 export type { LogPosition } from './stored-entry.js';

@@ -11,6 +11,7 @@
  * rejected request changes nothing in the file.
  */
 import { randomBytes } from 'node:crypto';
+import { type CompressionOptions, prepareAttachments } from '../document/attachments.js';
 import { docKind, validateDocId } from '../document/doc-id.js';
 import {
   type DocumentWrite,
@@ -20,10 +21,11 @@ import {
 } from '../document/document.js';
 import { scanObject } from '../document/json.js';
 import { NO_REVISIONS, nextLocalRevCounter, parseRev, type RevPath } from '../document/rev.js';
-import type { WriteDocument, WriteResult } from '../http/backend.js';
+import type { PurgeResult, WriteDocument, WriteResult } from '../http/backend.js';
 import { assert } from '../util/assert.js';
 import { CouchError, errors } from '../util/couch-error.js';
-import { type Command, documentsCommand } from './commands.js';
+import { type Command, documentsCommand, purgeCommand } from './commands.js';
+import type { CompactionResult } from './compaction.js';
 import { type CreateOptions, DatabaseFile, type OpenOptions } from './database-file.js';
 import type { AppliedEntry, EntryOutcome } from './outcome.js';
 import {
@@ -66,6 +68,8 @@ export interface LocalDatabaseOptions {
   readonly maxCommitsInFlight?: number;
   /** Limits applied to documents parsed from bytes. */
   readonly parse?: ParseDocumentOptions;
+  /** Which attachments are stored gzipped; CouchDB's defaults when absent. */
+  readonly attachments?: CompressionOptions;
 }
 
 interface Waiting {
@@ -97,6 +101,7 @@ export class LocalDatabase {
   readonly #requestPrefix: string;
   readonly #maxInFlight: number;
   readonly #parseOptions: ParseDocumentOptions;
+  readonly #compression: CompressionOptions;
   readonly #queue: Waiting[] = [];
   #requestCounter = 0;
   #inFlight = 0;
@@ -111,6 +116,7 @@ export class LocalDatabase {
     this.#requestPrefix = `${options.nodeName ?? 'local'}-${bootId}-`;
     this.#maxInFlight = options.maxCommitsInFlight ?? 1;
     this.#parseOptions = options.parse ?? {};
+    this.#compression = options.attachments ?? {};
   }
 
   /**
@@ -240,6 +246,46 @@ export class LocalDatabase {
     checkOk(await this.submit((requestId) => ({ kind: 'revs_limit', requestId, limit })));
   }
 
+  /**
+   * Purges revisions (`_purge`): one item per document, in order; resolves with the revisions
+   * each purge removed.
+   */
+  async purge(
+    items: ReadonlyArray<{ readonly id: string; readonly revs: readonly string[] }>,
+  ): Promise<PurgeResult[]> {
+    const docs = items.map((item) => ({
+      id: item.id,
+      revs: item.revs,
+      uuid: randomBytes(GENERATED_ID_BYTES).toString('hex'),
+    }));
+    const entry = await this.submit((requestId) => purgeCommand(requestId, { docs }));
+    if (entry.outcome.kind !== 'purge') throw outcomeError(entry.outcome);
+    return [...entry.outcome.results];
+  }
+
+  async setPurgedInfosLimit(limit: number): Promise<void> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw errors.badRequest('`purged_infos_limit` must be positive integer');
+    }
+    checkOk(await this.submit((requestId) => ({ kind: 'purged_infos_limit', requestId, limit })));
+  }
+
+  /**
+   * Applies a `compact` command, which starts compacting the file (`DatabaseFile.compact`);
+   * resolves once the command is durable, while the compaction runs on.
+   */
+  async requestCompaction(): Promise<void> {
+    checkOk(await this.submit((requestId) => ({ kind: 'compact', requestId })));
+  }
+
+  /** Applies a `compact` command and resolves when that compaction has swapped the file in. */
+  async compact(): Promise<CompactionResult> {
+    await this.requestCompaction();
+    const running = this.file.compactionDone();
+    if (running === null) throw new Error(`compaction of ${this.file.path} did not start`);
+    return running;
+  }
+
   async setSecurity(json: Uint8Array | string): Promise<void> {
     const bytes = typeof json === 'string' ? Buffer.from(json) : Buffer.from(json);
     const scanned = scanObject(bytes);
@@ -326,7 +372,11 @@ export class LocalDatabase {
       revisions = revisionsOf(options.rev);
     const kind = docKind(id);
     if (!newEdits) requireReplicatedRevisions(revisions, kind);
-    return { ...parsed, id, kind, revisions };
+    const attachments =
+      parsed.attachments === null || kind === 'local'
+        ? null
+        : prepareAttachments(parsed.attachments.entries, this.#compression);
+    return { ...parsed, id, kind, revisions, attachments };
   }
 
   #scheduleFlush(): void {

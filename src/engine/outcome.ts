@@ -12,6 +12,7 @@
  *   version:u8 kind:u8, then per kind
  *   documents  count:varint result*      local  result      error  error:string reason:string
  *   ok, none   nothing
+ *   purge      count:varint (id:string revCount:varint rev:string*)*
  *   result := ok:u8, id:string, then rev:string when ok, else error:string reason:string
  *
  * Hash chain: `chain(0)` is the single byte 0, and applying entry `i` with outcome `o` gives
@@ -20,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ByteReader, ByteWriter } from '../document/bytes.js';
-import type { WriteResult } from '../http/backend.js';
+import type { PurgeResult, WriteResult } from '../http/backend.js';
 import { assert } from '../util/assert.js';
 import { readString, writeString } from './doc-info.js';
 
@@ -32,9 +33,11 @@ export type EntryOutcome =
   | { readonly kind: 'local'; readonly result: WriteResult }
   | { readonly kind: 'ok' }
   | { readonly kind: 'error'; readonly error: string; readonly reason: string }
-  | { readonly kind: 'none' };
+  | { readonly kind: 'none' }
+  /** The revisions a purge removed, per requested document in request order. */
+  | { readonly kind: 'purge'; readonly results: readonly PurgeResult[] };
 
-const KIND_CODES = { documents: 1, local: 2, ok: 3, error: 4, none: 5 } as const;
+const KIND_CODES = { documents: 1, local: 2, ok: 3, error: 4, none: 5, purge: 6 } as const;
 const KINDS = new Map<number, EntryOutcome['kind']>(
   Object.entries(KIND_CODES).map(([kind, code]) => [code, kind as EntryOutcome['kind']]),
 );
@@ -91,11 +94,32 @@ export function encodeOutcome(outcome: EntryOutcome): Buffer {
       writeString(writer, outcome.error);
       writeString(writer, outcome.reason);
       break;
+    case 'purge':
+      writer.writeVarint(outcome.results.length);
+      for (const result of outcome.results) {
+        writeString(writer, result.id);
+        writer.writeVarint(result.purged.length);
+        for (const rev of result.purged) writeString(writer, rev);
+      }
+      break;
     case 'ok':
     case 'none':
       break;
   }
   return writer.finish();
+}
+
+function readPurgeResults(reader: ByteReader): PurgeResult[] {
+  const count = reader.readVarint();
+  const results: PurgeResult[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = readString(reader);
+    const revCount = reader.readVarint();
+    const purged: string[] = [];
+    for (let j = 0; j < revCount; j++) purged.push(readString(reader));
+    results.push({ id, purged });
+  }
+  return results;
 }
 
 export function decodeOutcome(bytes: Uint8Array): EntryOutcome {
@@ -125,6 +149,9 @@ export function decodeOutcome(bytes: Uint8Array): EntryOutcome {
       break;
     case 'none':
       outcome = NONE_OUTCOME;
+      break;
+    case 'purge':
+      outcome = { kind, results: readPurgeResults(reader) };
       break;
   }
   assert(reader.remaining === 0, 'an outcome has no trailing bytes');

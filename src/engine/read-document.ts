@@ -4,10 +4,14 @@
  * documents, and `_bulk_get`. The result is JSON bytes with the special members spliced
  * around the stored body (src/document/render.ts), so the body is never decoded.
  *
+ * Attachments are stubs unless `attachments` asks for their data (base64, decoded), which
+ * `attsSince` limits to attachments newer than the revisions the reader has.
+ *
  * Not-found reasons follow CouchDB: `missing` for a document never written or a revision
  * without a stored body, `deleted` for a deleted document read without `rev`. Errors are
  * `CouchError`s.
  */
+import { renderRevisionAttachments } from '../document/attachments.js';
 import { LOCAL_PREFIX } from '../document/doc-id.js';
 import { renderDocument } from '../document/render.js';
 import { formatRev, parseRev, type Rev } from '../document/rev.js';
@@ -35,6 +39,12 @@ export interface OpenDocumentOptions {
   readonly conflicts?: boolean;
   readonly deletedConflicts?: boolean;
   readonly localSeq?: boolean;
+  /** Include the data of attachments (base64) instead of stubs. */
+  readonly attachments?: boolean;
+  /** Revisions the reader has: attachments up to the newest of them stay stubs. */
+  readonly attsSince?: readonly string[];
+  /** Show `encoding` and `encoded_length` of gzipped attachments. */
+  readonly attEncodingInfo?: boolean;
 }
 
 /** Renders leaf `rev` of a document, or returns null when it is not a leaf. */
@@ -45,12 +55,29 @@ export function renderRevision(
 ): Buffer | null {
   const content = record.content(rev);
   if (content === null) return null;
+  const attsSince = options.attsSince?.map((text) => parseRev(text)) ?? null;
+  const wantsHistory = attsSince !== null && content.attachments.length > 0;
   const wantsTree =
     options.revs === true ||
     options.revsInfo === true ||
     options.conflicts === true ||
-    options.deletedConflicts === true;
+    options.deletedConflicts === true ||
+    wantsHistory;
   const tree = wantsTree ? record.tree() : null;
+  const attachments =
+    content.attachments.length === 0
+      ? undefined
+      : renderRevisionAttachments(
+          content.attachments,
+          wantsHistory && tree ? revisionPath(tree, rev) : null,
+          {
+            attachments: options.attachments === true || attsSince !== null,
+            attsSince,
+            encodingInfo: options.attEncodingInfo === true,
+            follows: false,
+          },
+          (attachment) => attachment.read(0, attachment.encodedLength),
+        ).json;
   return renderDocument(content.body, {
     id: record.id,
     rev,
@@ -61,7 +88,7 @@ export function renderRevision(
     deletedConflicts:
       options.deletedConflicts === true && tree ? deletedConflicts(tree) : undefined,
     localSeq: options.localSeq === true ? record.updateSeq : undefined,
-    attachments: content.attachments ?? undefined,
+    attachments,
   });
 }
 

@@ -4,23 +4,27 @@
  * append-only file is itself a complete database file whose newest header records the applied
  * index, term, membership and hash chain, every tree and the request-id table.
  *
- * - `pinDurable` (leader) opens a read-only descriptor on the file and fixes the size to the
- *   newest durable header. The bytes before it never change, and the descriptor keeps them
- *   readable even if a compaction swap later unlinks the path.
- * - `installSnapshot` (follower) opens the received file (which verifies its headers), gives it
- *   the follower's own term and vote, restarts its log at the snapshot point, syncs it, and
- *   renames it over the live file. A crash before the rename leaves the old file; after it, the
- *   new one.
+ * - `pinDurable` (leader) takes the newest durable header's size and a descriptor of the file
+ *   that header lives in (`DatabaseFile.durableSource`). The bytes before it never change,
+ *   and the descriptor keeps them readable even after a compaction swap renames the
+ *   compacted file over the path.
+ * - `installSnapshot` (follower) first recovers what an interrupted compaction of the live file
+ *   left (compaction.ts), then refuses a snapshot older than the live file's applied index
+ *   (`StaleSnapshotError`): the live file is the follower's own record of what it applied,
+ *   and installing an older state would move the follower backwards. Otherwise it opens the
+ *   received file (which verifies its headers), gives it the follower's own term and vote,
+ *   restarts its log at the snapshot point, syncs it, and renames it over the live file. A
+ *   crash before the rename leaves the old file; after it, the new one.
  */
-import { close, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { promisify } from 'node:util';
 import type { HardState, SnapshotMeta } from '../raft/types.js';
+import { BlockFile } from '../storage/block-file.js';
 import type { FileSystem } from '../storage/io.js';
 import { nodeFileSystem } from '../storage/io.js';
+import { silentLogger } from '../util/log.js';
+import { recoverCompactionFiles } from './compaction.js';
 import { DatabaseFile, type OpenOptions } from './database-file.js';
-
-const closeAsync = promisify(close);
+import { decodeHeader } from './header.js';
 
 /** A pinned durable prefix of a database file. */
 export interface DurablePin {
@@ -33,10 +37,9 @@ export interface DurablePin {
 
 /** Pins the newest durable state of `file` for shipping. */
 export function pinDurable(file: DatabaseFile): DurablePin {
-  const { size, meta } = file.durablePoint();
-  const fd = openSync(file.path, 'r');
-  if (fstatSync(fd).size < size) {
-    void closeAsync(fd);
+  const { size, meta, descriptor } = file.durableSource();
+  if (descriptor.sizeBytes < size) {
+    descriptor.release();
     throw new Error(`database file ${file.path} is shorter than its durable header`);
   }
   let released = false;
@@ -46,21 +49,39 @@ export function pinDurable(file: DatabaseFile): DurablePin {
     read(offset: number, length: number): Buffer {
       if (released) throw new Error(`snapshot pin of ${file.path} was released`);
       const end = Math.min(size, offset + length);
-      const buffer = Buffer.allocUnsafe(Math.max(0, end - offset));
-      let done = 0;
-      while (done < buffer.length) {
-        const read = readSync(fd, buffer, done, buffer.length - done, offset + done);
-        if (read === 0) throw new Error(`unexpected end of ${file.path} at ${offset + done}`);
-        done += read;
-      }
-      return buffer;
+      return descriptor.read(offset, Math.max(0, end - offset));
     },
     async release(): Promise<void> {
       if (released) return;
       released = true;
-      await closeAsync(fd);
+      descriptor.release();
     },
   };
+}
+
+/** A snapshot older than what the follower has applied; installing it would lose entries. */
+export class StaleSnapshotError extends Error {
+  override readonly name = 'StaleSnapshotError';
+
+  constructor(
+    readonly snapshotIndex: number,
+    readonly appliedIndex: number,
+  ) {
+    super(
+      `snapshot at applied index ${snapshotIndex} is older than the applied index ${appliedIndex} of the live file`,
+    );
+  }
+}
+
+/** Returns the applied index of the live file's newest durable header, or 0 without a file. */
+async function liveAppliedIndex(livePath: string, fileSystem: FileSystem): Promise<number> {
+  if (!(await fileSystem.exists(livePath))) return 0;
+  const live = await BlockFile.open(livePath, { fileSystem, readOnly: true });
+  try {
+    return decodeHeader(live.header).fields.applied.index;
+  } finally {
+    await live.close();
+  }
 }
 
 export interface InstallOptions extends OpenOptions {
@@ -72,6 +93,8 @@ export interface InstallOptions extends OpenOptions {
 /**
  * Installs a received file as the live database file and returns it opened. The received
  * file's applied point becomes the log's discard point; its retained entries are dropped.
+ * Throws `StaleSnapshotError`, leaving both files as they are, when the received file is
+ * older than the live one. The live file must be closed.
  */
 export async function installSnapshot(
   receivedPath: string,
@@ -79,9 +102,14 @@ export async function installSnapshot(
   options: InstallOptions,
 ): Promise<DatabaseFile> {
   const fileSystem = options.fileSystem ?? nodeFileSystem;
+  // A crash during a compaction's swap can leave the newer file aside. Promote it first, so
+  // the snapshot is compared with it and it cannot replace the installed file at next open.
+  await recoverCompactionFiles(livePath, fileSystem, options.logger ?? silentLogger);
+  const liveApplied = await liveAppliedIndex(livePath, fileSystem);
   const received = await DatabaseFile.open(receivedPath, options);
   try {
     const applied = received.applied.index;
+    if (applied < liveApplied) throw new StaleSnapshotError(applied, liveApplied);
     const { durable } = received.stage({
       hardState: options.hardState,
       truncateAfter: applied,

@@ -6,10 +6,14 @@
  * record, only when asked. A `_changes` record comes from the by_seq row (winner and leaves);
  * its full tree is looked up in by_id, at the same roots, on first use.
  *
- * The snapshot stays readable after later commits (copy-on-write trees keep old nodes) until
- * the file is closed. `close()` only marks it closed; reading a closed snapshot is a bug.
+ * Attachments are read through the leaf's attachment table: `content(rev)` decodes the table
+ * and each attachment reads only the chunk records a byte range needs.
+ *
+ * The snapshot stays readable after later commits (copy-on-write trees keep old nodes), and
+ * after a compaction swap, because the database file keeps the block file it reads open until
+ * every snapshot of it is closed. `close()` releases it; reading a closed snapshot is a bug.
  */
-import type { Rev } from '../document/rev.js';
+import { formatRev, type Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
 import { findRevision, winner } from '../document/rev-tree-query.js';
 import type {
@@ -20,10 +24,18 @@ import type {
   IdRange,
   LeafContent,
   LocalDocumentRecord,
+  PurgedInfo,
   Seq,
+  StoredAttachment,
 } from '../http/backend.js';
 import type { BlockFile } from '../storage/block-file.js';
 import { assert } from '../util/assert.js';
+import {
+  type AttachmentRecord,
+  decodeAttachmentTable,
+  digestOf,
+  storedLength,
+} from './attachment-table.js';
 import type { DocInfo, RecordRef, SeqRow, StoredLeaf } from './doc-info.js';
 import type { HeaderFields } from './header.js';
 import { formatSeq, parseSeq } from './seq.js';
@@ -33,6 +45,47 @@ import { documentTreeBytes, type EngineTrees } from './trees.js';
 const EMPTY_SECURITY = Buffer.from('{}');
 /** Rows read per fold while an iterator is consumed. */
 const READ_BATCH = 64;
+const NO_ATTACHMENTS: readonly StoredAttachment[] = Object.freeze([]);
+
+/** Reads stored bytes `[start, end)` of an attachment from its chunk records. */
+function readChunks(
+  snapshot: EngineSnapshot,
+  attachment: AttachmentRecord,
+  start: number,
+  end: number,
+): Buffer {
+  const total = storedLength(attachment);
+  assert(start >= 0 && start <= end && end <= total, () => `range ${start}-${end} of ${total}`);
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (const chunk of attachment.chunks) {
+    const chunkEnd = offset + chunk.length;
+    if (chunkEnd > start && offset < end) {
+      const bytes = snapshot.readRecord(chunk);
+      parts.push(bytes.subarray(Math.max(0, start - offset), Math.min(chunk.length, end - offset)));
+    }
+    offset = chunkEnd;
+    if (offset >= end) break;
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** A stored attachment as the HTTP layer reads it. */
+function storedAttachment(
+  snapshot: EngineSnapshot,
+  attachment: AttachmentRecord,
+): StoredAttachment {
+  return {
+    name: attachment.name,
+    contentType: attachment.contentType,
+    revpos: attachment.revpos,
+    digest: digestOf(attachment),
+    length: attachment.length,
+    encoding: attachment.encoding,
+    encodedLength: storedLength(attachment),
+    read: (start, end) => readChunks(snapshot, attachment, start, end),
+  };
+}
 
 /** A normal or design document read from by_id or by_seq. */
 class StoredDocument implements DocumentRecord {
@@ -102,25 +155,41 @@ class StoredDocument implements DocumentRecord {
     const leaf = this.leaf(rev);
     if (leaf === null) return null;
     const attachments =
-      leaf.attachments === null ? null : this.#snapshot.readRecord(leaf.attachments);
+      leaf.attachments === null ? NO_ATTACHMENTS : this.#snapshot.attachments(leaf.attachments);
     return { deleted: leaf.deleted, body: this.#snapshot.readRecord(leaf.body), attachments };
   }
 }
 
 export type { StoredDocument };
 
+/** What a snapshot knows besides its trees. */
+export interface SnapshotContext {
+  /** True while the database file is being compacted. */
+  readonly compactRunning: boolean;
+  /** Called once when the snapshot is closed. */
+  readonly onClose?: () => void;
+}
+
 export class EngineSnapshot implements DatabaseSnapshot {
   readonly #file: BlockFile;
   readonly #fields: HeaderFields;
   readonly #trees: EngineTrees;
   readonly #opaque: string;
+  readonly #context: SnapshotContext;
   #closed = false;
 
-  constructor(file: BlockFile, fields: HeaderFields, trees: EngineTrees, opaque: string) {
+  constructor(
+    file: BlockFile,
+    fields: HeaderFields,
+    trees: EngineTrees,
+    opaque: string,
+    context: SnapshotContext = { compactRunning: false },
+  ) {
     this.#file = file;
     this.#fields = fields;
     this.#trees = trees;
     this.#opaque = opaque;
+    this.#context = context;
   }
 
   /** The update sequence as an integer. */
@@ -147,6 +216,16 @@ export class EngineSnapshot implements DatabaseSnapshot {
     return this.#file.read(ref.pointer, ref.length);
   }
 
+  /** Reads a leaf's attachment table. */
+  attachmentRecords(ref: RecordRef): AttachmentRecord[] {
+    return decodeAttachmentTable(this.readRecord(ref));
+  }
+
+  /** The attachments of a leaf's table, with readers of their bytes. */
+  attachments(ref: RecordRef): StoredAttachment[] {
+    return this.attachmentRecords(ref).map((attachment) => storedAttachment(this, attachment));
+  }
+
   info(): DatabaseInfo {
     this.#check();
     const reduction = this.#trees.byId.fullReduce();
@@ -163,6 +242,7 @@ export class EngineSnapshot implements DatabaseSnapshot {
         active: reduction.activeBytes + documentTreeBytes(this.#trees),
       },
       cluster: { q: 1, n: voters, w: quorum, r: quorum },
+      compactRunning: this.#context.compactRunning,
     };
   }
 
@@ -310,9 +390,23 @@ export class EngineSnapshot implements DatabaseSnapshot {
     return this.#fields.revsLimit;
   }
 
+  purgedInfosLimit(): number {
+    return this.#fields.purgedInfosLimit;
+  }
+
+  purgedInfos(): PurgedInfo[] {
+    this.#check();
+    const infos: PurgedInfo[] = [];
+    this.#trees.purgeSeq.fold((_seq, info) => {
+      infos.push({ id: info.docId, revs: info.revs.map(formatRev) });
+    });
+    return infos;
+  }
+
   close(): void {
     assert(!this.#closed, 'snapshot closed twice');
     this.#closed = true;
+    this.#context.onClose?.();
   }
 
   #check(): void {

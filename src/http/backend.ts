@@ -28,6 +28,7 @@
  * `unknownOutcome` and `unavailable` with status 503, `invalid_since_seq`, ...); anything
  * else is a bug and becomes a 500.
  */
+import type { AttachmentMeta, WriteAttachment } from '../document/attachments.js';
 import type { DocKind } from '../document/doc-id.js';
 import type { DocumentWrite } from '../document/document.js';
 import type { Rev } from '../document/rev.js';
@@ -64,6 +65,14 @@ export interface DatabaseInfo {
     readonly w: number;
     readonly r: number;
   };
+  /** True while this replica's file is being compacted. */
+  readonly compactRunning: boolean;
+}
+
+/** A stored attachment of a leaf revision, with a reader of its stored bytes. */
+export interface StoredAttachment extends AttachmentMeta {
+  /** Reads the stored (possibly gzipped) bytes `[start, end)`, synchronously. */
+  read(start: number, end: number): Buffer;
 }
 
 /** What a leaf revision stores besides its place in the tree. */
@@ -72,8 +81,8 @@ export interface LeafContent {
   readonly deleted: boolean;
   /** The stored body: a minified JSON object without special members. */
   readonly body: Buffer;
-  /** The `_attachments` object as raw JSON, or null when the revision has none. */
-  readonly attachments: Buffer | null;
+  /** The revision's attachments in document order; empty when it has none. */
+  readonly attachments: readonly StoredAttachment[];
 }
 
 /** A normal or design document as a snapshot holds it. */
@@ -147,15 +156,64 @@ export interface DatabaseSnapshot {
   /** The `_security` object as raw JSON (`{}` when never set). */
   security(): Buffer;
   revsLimit(): number;
+  /** How many purge requests the database keeps (`_purged_infos_limit`). */
+  purgedInfosLimit(): number;
+  /** The purge requests the database keeps, oldest first (`_purged_infos`). */
+  purgedInfos(): PurgedInfo[];
   close(): void;
 }
 
-/** A document to write: a parsed document whose id is known. */
-export interface WriteDocument extends DocumentWrite {
+/** One kept purge request. */
+export interface PurgedInfo {
   readonly id: string;
-  readonly kind: DocKind;
+  readonly revs: readonly string[];
 }
 
+/**
+ * A document to write: a parsed document whose id is known and whose `_attachments` are ready
+ * to store (src/document/attachments.ts).
+ */
+export interface WriteDocument extends Omit<DocumentWrite, 'attachments'> {
+  readonly id: string;
+  readonly kind: DocKind;
+  /** The attachments of the new revision, in order; null when the document names none. */
+  readonly attachments: readonly WriteAttachment[] | null;
+}
+
+/** `POST /{db}/_purge`: revisions to purge per document, each request with a fixed uuid. */
+export interface PurgeRequest {
+  readonly docs: readonly {
+    readonly id: string;
+    /** Revisions as the client sent them, `N-<id>`. */
+    readonly revs: readonly string[];
+    /** 32 lowercase hex digits, chosen before the purge is proposed. */
+    readonly uuid: string;
+  }[];
+}
+
+/** The revisions a purge removed from one document, in request order. */
+export interface PurgeResult {
+  readonly id: string;
+  readonly purged: readonly string[];
+}
+
+/** A running compaction as `_active_tasks` lists it. */
+export interface ActiveTask {
+  readonly type: 'database_compaction';
+  /** Unique per task on this node. */
+  readonly taskId: number;
+  readonly node: string;
+  readonly database: string;
+  /** `document_copy`, `docid_copy`, `catch_up` or `swap`. */
+  readonly phase: string;
+  /** True from the second copy round on (writes landed during the first). */
+  readonly retry: boolean;
+  readonly changesDone: number;
+  readonly totalChanges: number;
+  /** Unix seconds. */
+  readonly startedOn: number;
+  readonly updatedOn: number;
+}
 export interface WriteRequest {
   readonly docs: readonly WriteDocument[];
   /**
@@ -248,6 +306,23 @@ export interface HttpBackend {
   setRevsLimit(db: string, limit: number): Promise<void>;
   /** Stores a validated `_security` object (raw JSON). */
   setSecurity(db: string, security: Buffer): Promise<void>;
+  /*
+   * The four methods below are optional so that a backend can grow them one at a time: a
+   * route whose method is missing answers 501 `not_implemented`. The engine gives each one a
+   * command (`purgeCommand`, `purged_infos_limit`, `compact`) or a file method
+   * (`DatabaseFile.compaction`).
+   */
+  /** Purges revisions through Raft; resolves once applied, with one result per document. */
+  purge?(db: string, request: PurgeRequest): Promise<PurgeResult[]>;
+  /** Sets how many purge requests the database keeps (a positive integer), through Raft. */
+  setPurgedInfosLimit?(db: string, limit: number): Promise<void>;
+  /**
+   * Starts compacting `db` on every node that holds it; resolves once the request is applied,
+   * before any compaction finishes.
+   */
+  compact?(db: string): Promise<void>;
+  /** The compactions running on this node. */
+  activeTasks?(): Promise<ActiveTask[]>;
   /**
    * Resolves true once the local replica of `db` has a change after `since`, false after
    * `timeoutMs` or when `signal` aborts, whichever comes first. Rejects with `dbNotFound`

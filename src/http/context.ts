@@ -5,6 +5,7 @@
  * with the configured limits, and JSON replies.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { CompressionOptions } from '../document/attachments.js';
 import { type ScannedValue, scanJson, scanObject } from '../document/json.js';
 import { errors } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
@@ -21,6 +22,8 @@ export interface ServerContext {
   readonly log: Logger;
   /** Divan's version, reported by `GET /`. */
   readonly version: string;
+  /** Which attachments are stored gzipped (CouchDB's `compressible_types`). */
+  readonly attachmentCompression: CompressionOptions;
 }
 
 /** What the request log line reports besides method, path and status. */

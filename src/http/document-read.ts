@@ -2,11 +2,19 @@
  * Reading documents out of a snapshot as CouchDB 3.x returns them: one revision (the winner,
  * `?rev=`, or `latest=true` from a revision), or several (`open_revs`), rendered with the
  * special members the query asks for (`_revisions`, `_revs_info`, `_conflicts`,
- * `_deleted_conflicts`, `_local_seq`). Bodies are spliced as bytes (src/document/render.ts).
+ * `_deleted_conflicts`, `_local_seq`, `_attachments`). Bodies are spliced as bytes
+ * (src/document/render.ts). Attachments are stubs unless the query asks for their data
+ * (`attachments=true`, `atts_since`), and a multipart reply marks them `follows` and returns
+ * them with the rendered revision, to be sent as parts.
  *
  * Not-found reasons follow CouchDB: `missing` for a document never written or a revision
  * without a stored body, `deleted` for a deleted document read without `?rev=`.
  */
+import {
+  type AttachmentReadOptions,
+  renderRevisionAttachments,
+  STUBS_ONLY,
+} from '../document/attachments.js';
 import { renderDocument } from '../document/render.js';
 import { formatRev, parseRev, type Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
@@ -20,7 +28,7 @@ import {
   revsInfo,
 } from '../document/rev-tree-query.js';
 import { errors } from '../util/couch-error.js';
-import type { DocumentRecord, LocalDocumentRecord } from './backend.js';
+import type { DocumentRecord, LocalDocumentRecord, StoredAttachment } from './backend.js';
 import type { QueryParams } from './query.js';
 
 /** The special members to render. */
@@ -30,6 +38,7 @@ export interface ReadOptions {
   readonly conflicts: boolean;
   readonly deletedConflicts: boolean;
   readonly localSeq: boolean;
+  readonly attachments: AttachmentReadOptions;
 }
 
 export const PLAIN_READ: ReadOptions = Object.freeze({
@@ -38,7 +47,27 @@ export const PLAIN_READ: ReadOptions = Object.freeze({
   conflicts: false,
   deletedConflicts: false,
   localSeq: false,
+  attachments: STUBS_ONLY,
 });
+
+/** Parses a JSON list of revisions (`atts_since`); 400 `Invalid rev format` on a bad one. */
+export function parseRevList(values: readonly unknown[]): Rev[] {
+  return values.map((value) => parseRev(value));
+}
+
+/**
+ * Reads `attachments`, `atts_since` and `att_encoding_info`. `atts_since` implies
+ * `attachments=true`, as in CouchDB.
+ */
+export function attachmentOptionsFromQuery(query: QueryParams): AttachmentReadOptions {
+  const since = query.jsonArray('atts_since');
+  return {
+    attachments: since !== undefined || query.boolean('attachments', false),
+    attsSince: since === undefined ? null : parseRevList(since.map((item) => item.value)),
+    encodingInfo: query.boolean('att_encoding_info', false),
+    follows: false,
+  };
+}
 
 /** Reads the document options of a query; `meta=true` means all three of CouchDB's. */
 export function readOptionsFromQuery(query: QueryParams): ReadOptions {
@@ -49,6 +78,7 @@ export function readOptionsFromQuery(query: QueryParams): ReadOptions {
     conflicts: meta || query.boolean('conflicts', false),
     deletedConflicts: meta || query.boolean('deleted_conflicts', false),
     localSeq: query.boolean('local_seq', false),
+    attachments: attachmentOptionsFromQuery(query),
   };
 }
 
@@ -56,6 +86,8 @@ export function readOptionsFromQuery(query: QueryParams): ReadOptions {
 export interface RenderedRevision {
   readonly rev: Rev;
   readonly bytes: Buffer;
+  /** The attachments marked `follows`, to send as multipart parts in this order. */
+  readonly followed: readonly StoredAttachment[];
 }
 
 /** Renders leaf `rev` of `record`, or returns null when it is not a leaf with a body. */
@@ -66,9 +98,23 @@ export function renderRevision(
 ): RenderedRevision | null {
   const content = record.content(rev);
   if (content === null) return null;
+  const needsHistory = options.attachments.attsSince !== null && content.attachments.length > 0;
   const needsTree =
-    options.revs || options.revsInfo || options.conflicts || options.deletedConflicts;
+    options.revs ||
+    options.revsInfo ||
+    options.conflicts ||
+    options.deletedConflicts ||
+    needsHistory;
   const tree: RevTree<RevLeafValue> | null = needsTree ? record.tree() : null;
+  const attachments =
+    content.attachments.length === 0
+      ? null
+      : renderRevisionAttachments(
+          content.attachments,
+          needsHistory && tree !== null ? revisionPath(tree, rev) : null,
+          options.attachments,
+          (attachment) => attachment.read(0, attachment.encodedLength),
+        );
   const bytes = renderDocument(content.body, {
     id: record.id,
     rev,
@@ -79,9 +125,9 @@ export function renderRevision(
     deletedConflicts:
       options.deletedConflicts && tree !== null ? deletedConflicts(tree) : undefined,
     localSeq: options.localSeq ? record.seq : undefined,
-    attachments: content.attachments ?? undefined,
+    attachments: attachments?.json,
   });
-  return { rev, bytes };
+  return { rev, bytes, followed: attachments?.followed ?? [] };
 }
 
 /** Renders the winning revision, deleted or not. */

@@ -10,6 +10,8 @@
  * | maxJsonDepth         | 256              | none (jiffy has no limit)          | 400 bad_request  |
  * | maxBulkDocs          | 10,000           | couchdb/max_bulk_docs_count        | 413 max_bulk_docs_count_exceeded |
  * | maxBulkGet           | 10,000           | couchdb/max_bulk_get_count         | 413 max_bulk_get_count_exceeded |
+ * | maxPurgeDocs         | 100              | purge/max_document_id_number       | 400 bad_request  |
+ * | maxPurgeRevs         | 1,000            | purge/max_revisions_number         | 400 bad_request  |
  * | maxUuidCount         | 1,000            | uuids/max_count                    | 400 bad_request  |
  * | maxUrlBytes          | 64 KiB           | none (mochiweb's line limit)       | 414 too_long     |
  * | maxHeaderBytes       | 80 KiB           | none                               | 431              |
@@ -37,6 +39,10 @@ export interface HttpLimits {
   readonly maxBulkDocs: number;
   /** Maximum documents in one `_bulk_get` request. */
   readonly maxBulkGet: number;
+  /** Maximum documents in one `_purge` request. */
+  readonly maxPurgeDocs: number;
+  /** Maximum revisions, over all documents, in one `_purge` request. */
+  readonly maxPurgeRevs: number;
   /** Maximum `count` of `/_uuids`. */
   readonly maxUuidCount: number;
   /** Maximum request target (path and query) in bytes. */
@@ -52,6 +58,8 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
   maxBulkDocs: 10_000,
   maxBulkGet: 10_000,
+  maxPurgeDocs: 100,
+  maxPurgeRevs: 1_000,
   maxUuidCount: 1_000,
   maxUrlBytes: 64 * KIB,
   maxHeaderBytes: 80 * KIB,

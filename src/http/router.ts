@@ -7,20 +7,26 @@
  * - `/{db}` and its special routes (`_all_docs`, `_changes`, ...); an invalid database name
  *   gets 404 like a missing database, except to `PUT`;
  * - documents: `/{db}/{id}`, `/{db}/_design/{name}`, `/{db}/_local/{name}`; a deeper path is an
- *   attachment, which gets 501 until attachments exist;
+ *   attachment, whose name is the rest of the path (it may contain `/`);
  * - a wrong method on a route gets 405 `method_not_allowed` with an `Allow` header.
  *
- * Routes CouchDB has and Divan does not yet (`_find`, `_index`, `_purge`, ...) answer 501.
- * Authorization is decided before this (see `requiredAccess`).
+ * Routes CouchDB has and Divan does not yet (`_find`, `_index`, view compaction, ...) answer
+ * 501. Authorization is decided before this (see `requiredAccess`).
  */
-
 import { errors } from '../util/couch-error.js';
 import type { RequestScope } from './context.js';
 import { isValidDatabaseName, type PathSegment } from './request-target.js';
 import { handleAllDocs } from './routes/all-docs.js';
+import {
+  attachmentName,
+  handleDeleteAttachment,
+  handleGetAttachment,
+  handlePutAttachment,
+} from './routes/attachment.js';
 import { handleBulkDocs, handleBulkGet, handleRevsDiff } from './routes/bulk.js';
 import { handleChanges } from './routes/changes.js';
 import {
+  handleCompact,
   handleCreateDatabase,
   handleDatabaseInfo,
   handleDatabaseRaft,
@@ -46,6 +52,13 @@ import {
   handlePutNode,
 } from './routes/membership.js';
 import {
+  handleGetPurgedInfos,
+  handleGetPurgedInfosLimit,
+  handlePurge,
+  handlePutPurgedInfosLimit,
+} from './routes/purge.js';
+import {
+  handleActiveTasks,
   handleAllDbs,
   handleFaults,
   handleNodeRaft,
@@ -64,9 +77,6 @@ const UNIMPLEMENTED_DB_ROUTES: ReadonlySet<string> = new Set([
   '_find',
   '_index',
   '_explain',
-  '_purge',
-  '_purged_infos_limit',
-  '_compact',
   '_view_cleanup',
   '_design_docs',
   '_local_docs',
@@ -115,6 +125,7 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_up') return { GET: handleUp };
     if (first === '_all_dbs') return { GET: handleAllDbs };
     if (first === '_uuids') return { GET: handleUuids };
+    if (first === '_active_tasks') return { GET: handleActiveTasks };
   }
   if (names.length === 1 && first === '_membership') return { GET: handleMembership };
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
@@ -170,6 +181,17 @@ function specialTable(scope: RequestScope, db: string, name: string): MethodTabl
       return { GET: () => handleGetSecurity(scope, db), PUT: () => handlePutSecurity(scope, db) };
     case '_raft':
       return { GET: () => handleDatabaseRaft(scope, db) };
+    case '_purge':
+      return { POST: () => handlePurge(scope, db) };
+    case '_purged_infos_limit':
+      return {
+        GET: () => handleGetPurgedInfosLimit(scope, db),
+        PUT: () => handlePutPurgedInfosLimit(scope, db),
+      };
+    case '_purged_infos':
+      return { GET: () => handleGetPurgedInfos(scope, db) };
+    case '_compact':
+      return { POST: () => handleCompact(scope, db) };
     default:
       return null;
   }
@@ -206,6 +228,9 @@ function databaseRoute(
   if (second.text === '_raft' && segments.length === 3 && segments[2]!.text === 'transfer') {
     return { POST: () => handleRaftTransfer(scope, db) };
   }
+  if (second.text === '_compact') {
+    throw errors.notImplemented('Divan has no views to compact.');
+  }
 
   let idBytes = second.bytes;
   let rest = segments.slice(2);
@@ -213,8 +238,22 @@ function databaseRoute(
     idBytes = prefixedId(second.text, rest[0]!);
     rest = rest.slice(1);
   }
-  if (rest.length > 0) throw errors.notImplemented('Divan does not implement attachments yet.');
+  if (rest.length > 0) return attachmentTable(scope, db, idBytes, rest);
   return documentTable(scope, db, idBytes);
+}
+
+function attachmentTable(
+  scope: RequestScope,
+  db: string,
+  idBytes: Buffer,
+  rest: readonly PathSegment[],
+): MethodTable {
+  const name = () => attachmentName(rest);
+  return {
+    GET: () => handleGetAttachment(scope, db, idBytes.toString('utf8'), name()),
+    PUT: () => handlePutAttachment(scope, db, idBytes, name()),
+    DELETE: () => handleDeleteAttachment(scope, db, idBytes, name()),
+  };
 }
 
 /** Routes one request; raises the CouchDB error of a path or method that has no route. */

@@ -30,6 +30,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import type { CompressionOptions } from '../document/attachments.js';
 import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { AdminAuthenticator, type AdminCredential, type AuthenticatorOptions } from './auth.js';
@@ -60,6 +61,8 @@ export interface HttpServerOptions {
   /** Divan's version for `GET /`; `0.0.0` when absent. */
   readonly version?: string;
   readonly auth?: AuthenticatorOptions;
+  /** Which attachments are stored gzipped; CouchDB's defaults when absent. */
+  readonly attachmentCompression?: CompressionOptions;
 }
 
 interface RequestState {
@@ -143,6 +146,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     limits,
     log: logger,
     version: options.version ?? '0.0.0',
+    attachmentCompression: options.attachmentCompression ?? {},
   };
   const authenticator = new AdminAuthenticator(options.admins, options.auth);
 

@@ -1,8 +1,10 @@
 /**
  * The write side shared by document routes and `_bulk_docs`: parsing a document with the
- * server's limits, fixing its id, and turning a per-document `WriteResult` error into the
- * CouchDB error of a single-document request.
+ * server's limits, fixing its id, preparing its attachments (decoded, digested and compressed
+ * once, here, so every replica stores the same bytes), and turning a per-document
+ * `WriteResult` error into the CouchDB error of a single-document request.
  */
+import { type PrepareOptions, prepareAttachments } from '../document/attachments.js';
 import { docKind, validateDocId } from '../document/doc-id.js';
 import {
   type DocumentWrite,
@@ -53,11 +55,23 @@ export function parseWithLimits(
   }
 }
 
-/** Gives a parsed document its final id and checks what `new_edits=false` requires. */
-export function withId(doc: DocumentWrite, id: string, newEdits: boolean): WriteDocument {
+/**
+ * Gives a parsed document its final id, checks what `new_edits=false` requires and prepares
+ * its attachments (`_local/` documents keep none, as in CouchDB).
+ */
+export function withId(
+  doc: DocumentWrite,
+  id: string,
+  newEdits: boolean,
+  attachmentOptions: PrepareOptions = {},
+): WriteDocument {
   const kind = docKind(id);
   if (!newEdits) requireReplicatedRevisions(doc.revisions, kind);
-  return { ...doc, id, kind };
+  const attachments =
+    doc.attachments === null || kind === 'local'
+      ? null
+      : prepareAttachments(doc.attachments.entries, attachmentOptions);
+  return { ...doc, id, kind, attachments };
 }
 
 /** Validates an id given in a URL (raw bytes) with the server's id length limit. */

@@ -84,3 +84,29 @@ test('a snapshot transfer cut midway resumes', async (t) => {
   assert.equal((await cluster.raft(n1, db)).snapshots_received, 1);
   await assertIdenticalReplicas(cluster, db);
 });
+
+test('a snapshot taken during compaction installs whole', async (t) => {
+  // Slow enough that the leader is still compacting while the follower fetches its file.
+  const cluster = await TestCluster.start(t, {
+    extraArgs: RETENTION,
+    env: { DIVAN_TEST_COMPACTION_DELAY_MS: '20' },
+  });
+  const db = 'compacting';
+  assert.equal((await cluster.httpRetry(cluster.nodes[0]!, 'PUT', `/${db}`)).status, 201);
+  const leader = await cluster.leaderOf(db);
+  const far = cluster.nodes.find((node) => node !== leader)!;
+
+  await writeDocs(cluster, leader, db, 0, 20);
+  await cluster.kill(far);
+  await writeDocs(cluster, leader, db, 20, 80, 1_000);
+  const started = await cluster.http(leader, 'POST', `/${db}/_compact`, undefined, {
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(started.status, 202, started.body);
+  await cluster.startNode(far);
+  await waitForConvergence(cluster, db);
+  assert.equal((await cluster.raft(far, db)).snapshots_received, 1);
+  await writeDocs(cluster, leader, db, 100, 3);
+  await waitForConvergence(cluster, db);
+  await assertIdenticalReplicas(cluster, db);
+});

@@ -3,6 +3,7 @@
  * admin authentication, unchanged: one subtest per behaviour a nano user relies on.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import Nano from 'nano';
 import { ADMIN, TestCluster } from '../support/cluster.js';
@@ -149,6 +150,27 @@ test('nano works unchanged', async (t) => {
       reader.on('error', reject);
     });
     assert.deepEqual(batches, [5]);
+  });
+
+  await t.test('attachments: insert, get, destroy', async () => {
+    await nano.db.create('atts');
+    const db = nano.use('atts');
+    const bytes = randomBytes(256 * 1024);
+    const inserted = await db.attachment.insert('doc', 'blob.bin', bytes, 'application/x-test');
+    assert.equal(inserted.ok, true);
+    const read = await other.use('atts').attachment.get('doc', 'blob.bin');
+    assert.ok(Buffer.from(read).equals(bytes), 'the bytes read from another node');
+    const doc = await other.use<Record<string, unknown>>('atts').get('doc');
+    const stub = (doc._attachments as Record<string, { content_type: string; length: number }>)[
+      'blob.bin'
+    ];
+    assert.equal(stub?.content_type, 'application/x-test');
+    assert.equal(stub?.length, bytes.length);
+    const destroyed = await db.attachment.destroy('doc', 'blob.bin', { rev: inserted.rev });
+    assert.equal(destroyed.ok, true);
+    const missing = await rejection(db.attachment.get('doc', 'blob.bin'));
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.error, 'not_found');
   });
 
   await t.test('errors nano builds from bad requests', async () => {

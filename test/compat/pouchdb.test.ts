@@ -4,6 +4,7 @@
  * long revision histories, and a live sync that keeps going while the leader is killed.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -47,6 +48,13 @@ interface PouchDatabase {
 
 type PouchConstructor = new (name: string, options?: Record<string, unknown>) => PouchDatabase;
 const PouchDB = createRequire(import.meta.url)('pouchdb-node') as PouchConstructor;
+
+/** Several MB, so the replicator's multipart and chunked paths are used. */
+const ATTACHMENT_BYTES = 3 * 1024 * 1024;
+
+function basicAuth(): string {
+  return `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).toString('base64')}`;
+}
 
 function remote(node: TestNode, db: string): PouchDatabase {
   return new PouchDB(`${node.url}/${db}`, {
@@ -109,6 +117,36 @@ test('PouchDB replicates with Divan', async (t) => {
     assert.equal(onServer._conflicts?.length, 1);
     assert.equal(onLeft._rev, onServer._rev, 'the same winner on both sides');
     assert.deepEqual(onLeft._conflicts, onServer._conflicts);
+  });
+
+  await t.test('binary attachments replicate both ways', async () => {
+    const source = local();
+    const pushed = randomBytes(ATTACHMENT_BYTES);
+    await source.put({
+      _id: 'with-file',
+      _attachments: {
+        'data.bin': { content_type: 'application/octet-stream', data: pushed },
+      },
+    });
+    await source.replicate.to(remote(n1, 'files'));
+    const served = await fetch(`${n2.url}/files/with-file/data.bin`, {
+      headers: { authorization: basicAuth() },
+    });
+    assert.equal(served.status, 200);
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(pushed), 'bytes on the server');
+
+    const added = randomBytes(ATTACHMENT_BYTES);
+    const doc = (await cluster.http(n3, 'GET', '/files/with-file')).json as Doc;
+    const put = await cluster.http(n3, 'PUT', `/files/with-file/more.bin?rev=${doc._rev}`, added, {
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    assert.equal(put.status, 201, put.body);
+    const copy = local();
+    await copy.replicate.from(remote(n1, 'files'));
+    const pulled = await copy.get('with-file', { attachments: true, binary: true });
+    const attachments = pulled._attachments as Record<string, { data: Buffer }>;
+    assert.ok(attachments['data.bin']?.data.equals(pushed), 'first attachment pulled');
+    assert.ok(attachments['more.bin']?.data.equals(added), 'second attachment pulled');
   });
 
   await t.test('a long history is stemmed at revs_limit', async () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
+  ATTACHMENT_CHUNK_BYTES,
   type Command,
   CommandFormatError,
   commandSegments,
@@ -31,6 +32,30 @@ const revisionsArbitrary = fc.record(
   plain,
 );
 const requestIdArbitrary = fc.string({ maxLength: 40 });
+const revposArbitrary = fc.option(fc.nat({ max: 2 ** 40 }), { nil: null });
+const attachmentArbitrary = fc.oneof(
+  fc.record(
+    {
+      kind: fc.constant('stub' as const),
+      name: fc.string({ maxLength: 12 }),
+      revpos: revposArbitrary,
+    },
+    plain,
+  ),
+  fc.record(
+    {
+      kind: fc.constant('data' as const),
+      name: fc.string({ maxLength: 12 }),
+      contentType: fc.string({ maxLength: 20 }),
+      encoding: fc.constantFrom('identity' as const, 'gzip' as const),
+      revpos: revposArbitrary,
+      length: fc.nat({ max: 2 ** 40 }),
+      digest: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((bytes) => Buffer.from(bytes)),
+      chunks: fc.array(bytesArbitrary, { maxLength: 3 }),
+    },
+    plain,
+  ),
+);
 
 const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   fc.record(
@@ -45,7 +70,7 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
             revisions: revisionsArbitrary,
             deleted: fc.boolean(),
             body: bytesArbitrary,
-            attachments: fc.option(bytesArbitrary, { nil: null }),
+            attachments: fc.option(fc.array(attachmentArbitrary, { maxLength: 3 }), { nil: null }),
           },
           plain,
         ),
@@ -90,6 +115,33 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
     plain,
   ),
   fc.record({ kind: fc.constant('noop' as const), requestId: requestIdArbitrary }, plain),
+  fc.record(
+    {
+      kind: fc.constant('purge' as const),
+      requestId: requestIdArbitrary,
+      docs: fc.array(
+        fc.record(
+          {
+            uuid: fc.string({ maxLength: 32 }),
+            id: fc.string({ maxLength: 20 }),
+            revs: fc.array(fc.string({ maxLength: 34 }), { maxLength: 3 }),
+          },
+          plain,
+        ),
+        { maxLength: 4 },
+      ),
+    },
+    plain,
+  ),
+  fc.record(
+    {
+      kind: fc.constant('purged_infos_limit' as const),
+      requestId: requestIdArbitrary,
+      limit: fc.nat(),
+    },
+    plain,
+  ),
+  fc.record({ kind: fc.constant('compact' as const), requestId: requestIdArbitrary }, plain),
 );
 
 test('every command kind round-trips', () => {
@@ -172,7 +224,8 @@ test('unknown version and kind are rejected', () => {
 
 test('documents command from a write request', () => {
   const body = Buffer.from('{"n":12345678901234567890}');
-  const attachments = Buffer.from('{"a.txt":{"stub":true}}');
+  const data = Buffer.alloc(ATTACHMENT_CHUNK_BYTES * 2 + 5, 7);
+  const digest = Buffer.alloc(16, 1);
   const command = documentsCommand('n1-b1-1', {
     newEdits: false,
     docs: [
@@ -188,11 +241,28 @@ test('documents command from a write request', () => {
         revisions: { start: 0, ids: [] },
         deleted: true,
         body,
-        attachments: { raw: attachments },
+        attachments: [
+          { kind: 'stub', name: 'a.txt', revpos: 1 },
+          {
+            kind: 'data',
+            name: 'b.bin',
+            contentType: 'application/octet-stream',
+            encoding: 'identity',
+            revpos: null,
+            length: data.length,
+            digest,
+            data,
+          },
+        ],
       },
     ],
   });
-  assert.deepEqual(commandSegments(command), [body, body, attachments]);
+  const chunks = [
+    data.subarray(0, ATTACHMENT_CHUNK_BYTES),
+    data.subarray(ATTACHMENT_CHUNK_BYTES, 2 * ATTACHMENT_CHUNK_BYTES),
+    data.subarray(2 * ATTACHMENT_CHUNK_BYTES),
+  ];
+  assert.deepEqual(commandSegments(command), [body, body, ...chunks]);
   const decoded = decodeCommand(encodeCommand(command));
   assert.deepEqual(decoded, command);
 });

@@ -21,7 +21,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DatabaseFile } from '../../src/engine/database-file.js';
 import { FsyncDelayFileSystem } from '../../src/storage/fault-layers.js';
-import { type FileSystem, nodeFileSystem } from '../../src/storage/io.js';
+import { nodeFileSystem } from '../../src/storage/io.js';
 import {
   applyPowerLossJournal,
   PowerLossFileSystem,
@@ -30,8 +30,8 @@ import {
 import { scaled } from '../support/scale.js';
 import { tempDir } from '../support/tmp.js';
 import { type Acknowledged, CrashDriver, type CrashMode } from './fixtures/crash-driver.js';
-import { entryFor, ReferenceStates, UUID } from './fixtures/crash-workload.js';
-import { dumpDigest } from './support.js';
+import { applyRest, verifyRecovered } from './fixtures/crash-verify.js';
+import { ReferenceStates, UUID } from './fixtures/crash-workload.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const COMMANDS = scaled(200, 600);
@@ -42,71 +42,6 @@ let referencePromise: Promise<ReferenceStates> | undefined;
 function reference(dir: string): Promise<ReferenceStates> {
   referencePromise ??= ReferenceStates.build(dir, COMMANDS);
   return referencePromise;
-}
-
-/** Opens a crashed file and checks it against the acknowledgement and the reference. */
-async function verifyRecovered(
-  path: string,
-  fileSystem: FileSystem,
-  mode: CrashMode,
-  acknowledged: Acknowledged,
-  states: ReferenceStates,
-  context: string,
-): Promise<DatabaseFile> {
-  const file = await DatabaseFile.open(path, { fileSystem });
-  const applied = file.applied.index;
-  assert.ok(
-    applied >= acknowledged.applied,
-    `${context}: applied ${applied} < acknowledged ${acknowledged.applied}`,
-  );
-  const snapshot = file.snapshot();
-  assert.equal(
-    dumpDigest(snapshot),
-    states.digest(applied),
-    `${context}: state at applied index ${applied}`,
-  );
-  snapshot.close();
-  if (mode === 'standalone') return file;
-
-  const extent = file.logExtent();
-  assert.ok(extent.lastIndex >= acknowledged.appended, `${context}: log lost acknowledged entries`);
-  assert.ok(extent.firstIndex <= applied + 1, `${context}: discarded entries not yet applied`);
-  assert.equal(file.hardState.commit, applied, `${context}: hard state and applied index agree`);
-  const entries = file.readLogEntries(extent.firstIndex, extent.lastIndex);
-  assert.equal(
-    entries.length,
-    extent.lastIndex - extent.firstIndex + 1,
-    `${context}: log has no gap`,
-  );
-  for (const entry of entries) {
-    const expected = entryFor(entry.index);
-    assert.equal(entry.term, expected.term, `${context}: term of ${entry.index}`);
-    assert.ok(
-      Buffer.from(entry.data).equals(Buffer.from(expected.data)),
-      `${context}: payload of ${entry.index}`,
-    );
-  }
-  return file;
-}
-
-/** Applies the rest of a recovered log and checks the final state. */
-async function applyRest(
-  file: DatabaseFile,
-  states: ReferenceStates,
-  context: string,
-): Promise<void> {
-  const last = file.logExtent().lastIndex;
-  const apply = [];
-  for (let index = file.applied.index + 1; index <= last; index++)
-    apply.push({ index, term: entryFor(index).term });
-  await file.stage({ apply }).durable;
-  const snapshot = file.snapshot();
-  assert.equal(
-    dumpDigest(snapshot),
-    states.digest(last),
-    `${context}: state after the rest of the log`,
-  );
-  snapshot.close();
 }
 
 for (const mode of MODES) {

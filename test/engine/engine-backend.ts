@@ -1,18 +1,24 @@
 /**
  * A test double of the node over the engine: `EngineBackend` implements the HTTP layer's
  * `HttpBackend` with one `LocalDatabase` per database in a directory, with no Raft. It is the
- * thin adapter the cluster will be between the HTTP layer and the engine: snapshots are the
- * engine's own, writes are `documents` commands, and `_changes` feeds wait on update events.
+ * thin adapter the cluster is between the HTTP layer and the engine: snapshots are the
+ * engine's own, writes, purges and `_compact` are commands, `_changes` feeds wait on update
+ * events, and `_active_tasks` lists the files' running compactions.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LocalDatabase } from '../../src/engine/local-database.js';
+import { unixSeconds } from '../../src/engine/compaction.js';
+import type { CreateOptions } from '../../src/engine/database-file.js';
+import { LocalDatabase, type LocalDatabaseOptions } from '../../src/engine/local-database.js';
 import type {
+  ActiveTask,
   Consistency,
   DatabaseSnapshot,
   HttpBackend,
   NodeRaftStatus,
   NodeStats,
+  PurgeRequest,
+  PurgeResult,
   RaftGroupStatus,
   Seq,
   ServerIdentity,
@@ -26,7 +32,10 @@ export class EngineBackend implements HttpBackend {
   /** Snapshots opened and not yet closed. */
   openSnapshots = 0;
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly options: Omit<CreateOptions, 'name'> & LocalDatabaseOptions = {},
+  ) {}
 
   server(): ServerIdentity {
     return { uuid: '00000000000000000000000000000001' };
@@ -39,7 +48,7 @@ export class EngineBackend implements HttpBackend {
   async createDatabase(name: string): Promise<'created' | 'exists'> {
     if (this.#databases.has(name)) return 'exists';
     const path = join(this.dir, `${encodeURIComponent(name)}.couch`);
-    this.#databases.set(name, await LocalDatabase.create(path, { name }));
+    this.#databases.set(name, await LocalDatabase.create(path, { ...this.options, name }));
     return 'created';
   }
 
@@ -73,6 +82,45 @@ export class EngineBackend implements HttpBackend {
 
   async setSecurity(db: string, security: Buffer): Promise<void> {
     await this.#database(db).setSecurity(security);
+  }
+
+  async purge(db: string, request: PurgeRequest): Promise<PurgeResult[]> {
+    return this.#database(db).purge(request.docs);
+  }
+
+  async setPurgedInfosLimit(db: string, limit: number): Promise<void> {
+    await this.#database(db).setPurgedInfosLimit(limit);
+  }
+
+  /** Starts compacting and resolves once the `compact` command is applied, as a node does. */
+  async compact(db: string): Promise<void> {
+    await this.#database(db).requestCompaction();
+  }
+
+  async activeTasks(): Promise<ActiveTask[]> {
+    const tasks: ActiveTask[] = [];
+    for (const [name, database] of this.#databases) {
+      const progress = database.file.compaction;
+      if (progress === null) continue;
+      tasks.push({
+        type: 'database_compaction',
+        taskId: progress.taskId,
+        node: 'engine',
+        database: name,
+        phase: progress.phase,
+        retry: progress.round > 1,
+        changesDone: progress.changesDone,
+        totalChanges: progress.totalChanges,
+        startedOn: unixSeconds(progress.startedAt),
+        updatedOn: unixSeconds(progress.updatedAt),
+      });
+    }
+    return tasks;
+  }
+
+  /** The database of `name`, for tests that look below the HTTP layer. */
+  database(name: string): LocalDatabase {
+    return this.#database(name);
   }
 
   waitForChange(db: string, since: Seq, timeoutMs: number, signal: AbortSignal): Promise<boolean> {

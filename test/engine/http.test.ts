@@ -8,43 +8,18 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import PouchDB from 'pouchdb-node';
-import { hashPassword } from '../../src/http/auth.js';
-import { createHttpServer } from '../../src/http/server.js';
-import { tempDir } from '../support/tmp.js';
-import { EngineBackend } from './engine-backend.js';
+import { ADMIN, startEngineServer } from './http-server.js';
 
-const ADMIN = { name: 'admin', password: 'secret' };
-const PASSWORD_ITERATIONS = 1_000;
 const DOC_COUNT = 60;
 
 async function startServer(t: TestContext) {
-  const backend = new EngineBackend(await tempDir(t));
-  const app = createHttpServer({
-    backend,
-    admins: [
-      { name: ADMIN.name, passwordHash: await hashPassword(ADMIN.password, PASSWORD_ITERATIONS) },
-    ],
-    version: '0.1.0',
-  });
-  t.after(async () => {
-    await app.close();
-    await backend.close();
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  const base = `http://127.0.0.1:${address.port}`;
-  const authorization = `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).toString('base64')}`;
+  const server = await startEngineServer(t);
   const request = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const reply = await server.send(method, path, body);
     // biome-ignore lint/suspicious/noExplicitAny: reply shapes vary per route and are asserted field by field
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
+    return { status: reply.status, body: reply.json() as Record<string, any> };
   };
-  return { backend, base, request };
+  return { backend: server.backend, base: server.base, request };
 }
 
 test('pouchdb replicates through engine databases', async (t) => {

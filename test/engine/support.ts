@@ -41,9 +41,19 @@ function leafCodecFor(snapshot: EngineSnapshot): LeafValueCodec<StoredLeaf> {
       const body = snapshot.readRecord(leaf.body);
       writer.writeVarint(body.length);
       writer.writeBytes(body);
-      const attachments = leaf.attachments === null ? null : snapshot.readRecord(leaf.attachments);
-      writer.writeVarint(attachments === null ? 0 : attachments.length + 1);
-      if (attachments !== null) writer.writeBytes(attachments);
+      const attachments = leaf.attachments === null ? [] : snapshot.attachments(leaf.attachments);
+      writer.writeVarint(attachments.length);
+      for (const attachment of attachments) {
+        writeText(writer, attachment.name);
+        writeText(writer, attachment.contentType);
+        writer.writeVarint(attachment.revpos);
+        writeText(writer, attachment.digest);
+        writer.writeVarint(attachment.length);
+        writeText(writer, attachment.encoding);
+        const stored = attachment.read(0, attachment.encodedLength);
+        writer.writeVarint(stored.length);
+        writer.writeBytes(stored);
+      }
     },
     decode() {
       throw new Error('the canonical dump is never decoded');
@@ -59,9 +69,9 @@ function writeText(writer: ByteWriter, text: string): void {
 
 /**
  * Encodes every fact of a database's applied state, without file positions: documents with their
- * revision trees and bodies, by_seq rows, local documents, counters, the security object,
- * and (unless `documentsOnly`) the applied index, hash chain and request-id table. Equal dumps
- * mean equal databases.
+ * revision trees, bodies and attachments, by_seq rows, local documents, counters, the security
+ * object, the kept purge requests, and (unless `documentsOnly`) the applied index, hash chain
+ * and request-id table. Equal dumps mean equal databases.
  */
 export function canonicalDump(snapshot: EngineSnapshot, documentsOnly = false): Buffer {
   const writer = new ByteWriter();
@@ -73,6 +83,9 @@ export function canonicalDump(snapshot: EngineSnapshot, documentsOnly = false): 
     writer.writeBytes(fields.hashChain);
   }
   writeText(writer, snapshot.security().toString('utf8'));
+  writer.writeVarint(fields.purgeSeq);
+  writer.writeVarint(fields.purgedInfosLimit);
+  writeText(writer, JSON.stringify(snapshot.purgedInfos()));
   const codec = leafCodecFor(snapshot);
   for (const record of snapshot.changesAfter(0, false)) {
     writer.writeVarint(record.updateSeq);

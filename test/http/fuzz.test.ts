@@ -54,7 +54,7 @@ const QUERY_NAMES = [
 ];
 
 function checkReply(response: LightMyRequestResponse, label: string): void {
-  // 501 is the deliberate reply for routes Divan does not implement yet (attachments).
+  // 501 is the deliberate reply for routes Divan does not implement yet (views, _find).
   const deliberate = response.statusCode === 501;
   assert.ok(
     response.statusCode < 500 || deliberate,

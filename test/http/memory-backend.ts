@@ -14,9 +14,20 @@
  * snapshot never sees a later write. `openSnapshots` counts snapshots not yet closed, so tests
  * can check that every route closes what it opens.
  *
+ * Attachments are kept in memory: a stub takes the attachment of that name (and `revpos`) from
+ * the leaf the edit extends, else the write gets `missing_stub`; data attachments keep the bytes
+ * the HTTP layer prepared. Purge and compaction are not implemented (their routes answer 501
+ * here; the engine's test double covers them).
+ *
  * Test hooks: `failWrites` makes writes reject with a given error (for 503 unknown outcomes),
  * `failSnapshots` makes snapshots throw (for the 500 path).
  */
+import {
+  formatDigest,
+  missingStub,
+  stubMatches,
+  type WriteAttachment,
+} from '../../src/document/attachments.js';
 import { compareCodePoints } from '../../src/document/collate.js';
 import {
   formatLocalRev,
@@ -41,9 +52,11 @@ import type {
   LocalDocumentRecord,
   NodeRaftStatus,
   NodeStats,
+  PurgedInfo,
   RaftGroupStatus,
   Seq,
   ServerIdentity,
+  StoredAttachment,
   WriteDocument,
   WriteRequest,
   WriteResult,
@@ -51,6 +64,7 @@ import type {
 import { errors } from '../../src/util/couch-error.js';
 
 const DEFAULT_REVS_LIMIT = 1000;
+const DEFAULT_PURGED_INFOS_LIMIT = 1000;
 const SEQ_FORM = /^([0-9]+)(?:-mem)?$/;
 const EMPTY_SECURITY = Buffer.from('{}');
 
@@ -175,6 +189,7 @@ class MemorySnapshot implements DatabaseSnapshot {
       purgeSeq: formatSeq(0),
       sizes: { file: external, external, active: external },
       cluster: { q: 1, n: 3, w: 2, r: 2 },
+      compactRunning: false,
     };
   }
 
@@ -241,6 +256,14 @@ class MemorySnapshot implements DatabaseSnapshot {
 
   revsLimit(): number {
     return this.limit;
+  }
+
+  purgedInfosLimit(): number {
+    return DEFAULT_PURGED_INFOS_LIMIT;
+  }
+
+  purgedInfos(): PurgedInfo[] {
+    return [];
   }
 
   close(): void {
@@ -414,8 +437,52 @@ function raftStatusOf(index: number): RaftGroupStatus {
   };
 }
 
-function leafOf(doc: WriteDocument): MemoryLeaf {
-  return { deleted: doc.deleted, body: doc.body, attachments: doc.attachments?.raw ?? null };
+function memoryAttachment(attachment: Extract<WriteAttachment, { kind: 'data' }>, revpos: number) {
+  const stored: StoredAttachment = {
+    name: attachment.name,
+    contentType: attachment.contentType,
+    revpos: attachment.revpos ?? revpos,
+    digest: formatDigest(attachment.digest),
+    length: attachment.length,
+    encoding: attachment.encoding,
+    encodedLength: attachment.data.length,
+    read: (start, end) => attachment.data.subarray(start, end),
+  };
+  return stored;
+}
+
+/** Resolves a write's attachments against the leaf it extends; a name when a stub misses. */
+function resolveAttachments(
+  doc: WriteDocument,
+  parent: MemoryLeaf | null,
+  revpos: number,
+): StoredAttachment[] | string {
+  const resolved: StoredAttachment[] = [];
+  for (const attachment of doc.attachments ?? []) {
+    if (attachment.kind === 'data') {
+      resolved.push(memoryAttachment(attachment, revpos));
+      continue;
+    }
+    const found = parent?.attachments.find((stored) => stubMatches(attachment, stored));
+    if (found === undefined) return attachment.name;
+    resolved.push(found);
+  }
+  return resolved;
+}
+
+function leafOf(doc: WriteDocument, attachments: readonly StoredAttachment[]): MemoryLeaf {
+  return { deleted: doc.deleted, body: doc.body, attachments };
+}
+
+function missingStubResult(id: string, name: string): WriteResult {
+  const error = missingStub(id, name);
+  return { ok: false, id, error: error.error, reason: error.reason };
+}
+
+function leafAt(tree: RevTree<MemoryLeaf>, rev: Rev | null): MemoryLeaf | null {
+  if (rev === null) return null;
+  const node = findRevision(tree, rev);
+  return node === null || node.children.length > 0 ? null : node.value;
 }
 
 function conflictResult(id: string): WriteResult {
@@ -426,8 +493,20 @@ function writeInteractive(database: MemoryDatabase, doc: WriteDocument): WriteRe
   const tree = database.docs.get(doc.id)?.tree ?? [];
   const target = resolveInteractiveEdit(tree, doc.revisions, doc.deleted);
   if (target.kind === 'conflict') return conflictResult(doc.id);
-  const revId = newRevId({ deleted: doc.deleted, parent: target.parent, body: doc.body });
-  const applied = applyInteractiveEdit(tree, target, revId, leafOf(doc));
+  const newPos = target.parent === null ? 1 : target.parent.pos + 1;
+  const attachments = resolveAttachments(doc, leafAt(tree, target.parent), newPos);
+  if (typeof attachments === 'string') return missingStubResult(doc.id, attachments);
+  const revId = newRevId({
+    deleted: doc.deleted,
+    parent: target.parent,
+    body: doc.body,
+    attachments: attachments.map((attachment) => ({
+      name: attachment.name,
+      contentType: attachment.contentType,
+      digest: attachment.digest,
+    })),
+  });
+  const applied = applyInteractiveEdit(tree, target, revId, leafOf(doc, attachments));
   if (applied.kind === 'conflict') return conflictResult(doc.id);
   database.bumpSeq({ id: doc.id, tree: stem(applied.tree, database.revsLimit) });
   return { ok: true, id: doc.id, rev: formatRev(applied.rev) };
@@ -435,7 +514,13 @@ function writeInteractive(database: MemoryDatabase, doc: WriteDocument): WriteRe
 
 function writeReplicated(database: MemoryDatabase, doc: WriteDocument): WriteResult {
   const tree = database.docs.get(doc.id)?.tree ?? [];
-  const merged = mergePath(tree, doc.revisions, leafOf(doc));
+  const parentRev =
+    doc.revisions.ids.length > 1
+      ? { pos: doc.revisions.start - 1, id: doc.revisions.ids[1]! }
+      : null;
+  const attachments = resolveAttachments(doc, leafAt(tree, parentRev), doc.revisions.start);
+  if (typeof attachments === 'string') return missingStubResult(doc.id, attachments);
+  const merged = mergePath(tree, doc.revisions, leafOf(doc, attachments));
   const rev = formatRev({ pos: doc.revisions.start, id: doc.revisions.ids[0]! });
   if (merged.tree !== tree) {
     database.bumpSeq({ id: doc.id, tree: stem(merged.tree, database.revsLimit) });

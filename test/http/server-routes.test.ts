@@ -156,7 +156,14 @@ test('unimplemented routes answer 501', async (t) => {
   const server = await startServer(t);
   await server.json('PUT', '/db', 201);
   assertError(await server.request('POST', '/db/_find', { body: {} }), 501, 'not_implemented');
-  assertError(await server.request('GET', '/db/doc/attachment.txt'), 501, 'not_implemented');
+  assertError(
+    await server.request('POST', '/db/_compact/ddoc', { body: {} }),
+    501,
+    'not_implemented',
+  );
+  // The memory backend implements neither purge nor compaction.
+  assertError(await server.request('POST', '/db/_purge', { body: {} }), 501, 'not_implemented');
+  assertError(await server.request('POST', '/db/_compact', { body: {} }), 501, 'not_implemented');
 });
 
 test('one log line per request', async (t) => {

@@ -17,7 +17,12 @@ import { formatRev } from '../../document/rev.js';
 import { errors } from '../../util/couch-error.js';
 import type { DatabaseSnapshot, DocumentRecord, IdRange } from '../backend.js';
 import type { RequestScope } from '../context.js';
-import { PLAIN_READ, type ReadOptions, renderWinner } from '../document-read.js';
+import {
+  attachmentOptionsFromQuery,
+  PLAIN_READ,
+  type ReadOptions,
+  renderWinner,
+} from '../document-read.js';
 import type { RawJsonValue } from '../query.js';
 import { withSnapshot } from './database.js';
 
@@ -94,7 +99,11 @@ function parseAllDocsQuery(scope: RequestScope): AllDocsQuery {
     skip: query.integer('skip', 0),
     limit: query.integer('limit', Number.MAX_SAFE_INTEGER),
     includeDocs,
-    readOptions: { ...PLAIN_READ, conflicts: includeDocs && conflicts },
+    readOptions: {
+      ...PLAIN_READ,
+      conflicts: includeDocs && conflicts,
+      attachments: attachmentOptionsFromQuery(query),
+    },
     updateSeq: query.boolean('update_seq', false),
     keys,
     range: keys === undefined ? keyRange(scope, descending) : 'empty',

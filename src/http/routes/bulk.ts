@@ -9,7 +9,9 @@
  *
  * `_bulk_get`: one `{id, docs: [...]}` per requested document, each doc `{ok: doc}` or
  * `{error: {id, rev, error, reason}}` (`rev` is `"undefined"` when none was asked for, as in
- * CouchDB). All requested documents are read from one snapshot.
+ * CouchDB). All requested documents are read from one snapshot. `attachments=true` and an
+ * item's `atts_since` send attachment data; a client that accepts `multipart/mixed` gets one
+ * part per revision (with `X-Doc-Id` and `X-Rev-Id`), its attachments as nested parts.
  *
  * `_revs_diff`: for each id, the revisions the database lacks, with `possible_ancestors` when
  * there are any; ids with nothing missing are left out.
@@ -18,17 +20,29 @@ import { decodeMember, kindAt, scanJson } from '../../document/json.js';
 import { formatRev, parseRev, type Rev } from '../../document/rev.js';
 import { missingRevisions, possibleAncestors } from '../../document/rev-tree-query.js';
 import { type CouchError, errors, isCouchError } from '../../util/couch-error.js';
-import type { WriteDocument } from '../backend.js';
+import type { DatabaseSnapshot, WriteDocument } from '../backend.js';
 import type { RequestScope } from '../context.js';
 import {
+  attachmentOptionsFromQuery,
   jsonArray,
   type OpenRevsEntry,
+  PLAIN_READ,
+  parseRevList,
   type ReadOptions,
   readDocument,
   readOpenRevs,
 } from '../document-read.js';
+import { MultipartWriter } from '../multipart.js';
+import {
+  acceptsExactly,
+  addErrorPart,
+  addRevisionPart,
+  MULTIPART_MIXED,
+  sendMultipart,
+} from '../multipart-docs.js';
 import { parseWithLimits, withId } from '../write.js';
 import { withSnapshot } from './database.js';
+import { multipartOptions } from './document.js';
 import { newUuid } from './server.js';
 
 export async function handleBulkDocs(scope: RequestScope, db: string): Promise<void> {
@@ -57,7 +71,7 @@ export async function handleBulkDocs(scope: RequestScope, db: string): Promise<v
     });
     const parsed = parseWithLimits(element, scope.limits);
     if (parsed.id === null && !newEdits) throw errors.illegalDocId('Document id must not be empty');
-    return withId(parsed, parsed.id ?? newUuid(), newEdits);
+    return withId(parsed, parsed.id ?? newUuid(), newEdits, scope.server.attachmentCompression);
   });
 
   const results = docs.length === 0 ? [] : await scope.backend.write(db, { docs, newEdits });
@@ -75,6 +89,8 @@ export async function handleBulkDocs(scope: RequestScope, db: string): Promise<v
 interface BulkGetItem {
   readonly id: unknown;
   readonly rev: unknown;
+  /** `atts_since`: revisions whose attachments the client has; null when absent. */
+  readonly attsSince: readonly Rev[] | null;
 }
 
 function parseBulkGetItems(scope: RequestScope): BulkGetItem[] {
@@ -92,8 +108,36 @@ function parseBulkGetItems(scope: RequestScope): BulkGetItem[] {
       throw errors.badRequest('Each item of `docs` must be a JSON object.');
     }
     const object = item as Record<string, unknown>;
-    return { id: object.id, rev: object.rev };
+    let attsSince: Rev[] | null = null;
+    if (object.atts_since !== undefined) {
+      if (!Array.isArray(object.atts_since)) {
+        throw errors.badRequest('`atts_since` must be a list of revisions.');
+      }
+      attsSince = parseRevList(object.atts_since);
+    }
+    return { id: object.id, rev: object.rev, attsSince };
   });
+}
+
+/** The read options of one `_bulk_get` item: the query's, with the item's `atts_since`. */
+function itemOptions(options: ReadOptions, item: BulkGetItem): ReadOptions {
+  if (item.attsSince === null) return options;
+  return {
+    ...options,
+    attachments: { ...options.attachments, attachments: true, attsSince: item.attsSince },
+  };
+}
+
+function readItem(
+  snapshot: DatabaseSnapshot,
+  id: string,
+  rev: string | undefined,
+  latest: boolean,
+  options: ReadOptions,
+): OpenRevsEntry[] {
+  const record = snapshot.document(id);
+  if (rev !== undefined) return readOpenRevs(record, [rev], latest, options);
+  return [{ kind: 'ok', rendered: readDocument(record, undefined, false, options) }];
 }
 
 function bulkGetError(id: unknown, rev: string, error: CouchError): string {
@@ -128,21 +172,21 @@ export async function handleBulkGet(scope: RequestScope, db: string): Promise<vo
   scope.requireJsonContentType();
   const items = parseBulkGetItems(scope);
   const options: ReadOptions = {
+    ...PLAIN_READ,
     revs: scope.query.boolean('revs', false),
-    revsInfo: false,
-    conflicts: false,
-    deletedConflicts: false,
-    localSeq: false,
+    attachments: attachmentOptionsFromQuery(scope.query),
   };
   const latest = scope.query.boolean('latest', false);
+  if (acceptsExactly(scope, MULTIPART_MIXED)) {
+    await sendBulkGetMultipart(scope, db, items, multipartOptions(options), latest);
+    return;
+  }
 
   const results = await withSnapshot(scope, db, (snapshot) =>
     items.map((item) => {
-      const docs = bulkGetDocs(item, (id, rev) => {
-        const record = snapshot.document(id);
-        if (rev !== undefined) return readOpenRevs(record, [rev], latest, options);
-        return [{ kind: 'ok', rendered: readDocument(record, undefined, false, options) }];
-      });
+      const docs = bulkGetDocs(item, (id, rev) =>
+        readItem(snapshot, id, rev, latest, itemOptions(options, item)),
+      );
       return Buffer.concat([
         Buffer.from(`{"id":${JSON.stringify(item.id ?? null)},"docs":`),
         jsonArray(docs),
@@ -154,6 +198,58 @@ export async function handleBulkGet(scope: RequestScope, db: string): Promise<vo
     200,
     Buffer.concat([Buffer.from('{"results":'), jsonArray(results), Buffer.from('}')]),
   );
+}
+
+/** `_bulk_get` as `multipart/mixed`: a part per revision or error, in request order. */
+async function sendBulkGetMultipart(
+  scope: RequestScope,
+  db: string,
+  items: readonly BulkGetItem[],
+  options: ReadOptions,
+  latest: boolean,
+): Promise<void> {
+  const writer = new MultipartWriter();
+  await withSnapshot(scope, db, (snapshot) => {
+    for (const item of items) {
+      const revLabel = typeof item.rev === 'string' ? item.rev : 'undefined';
+      const idHeader: Array<[string, string]> =
+        typeof item.id === 'string' ? [['X-Doc-Id', encodeURIComponent(item.id)]] : [];
+      let entries: OpenRevsEntry[];
+      try {
+        if (typeof item.id !== 'string' || item.id === '') {
+          throw errors.illegalDocId('Document id must be a string');
+        }
+        entries = readItem(
+          snapshot,
+          item.id,
+          typeof item.rev === 'string' ? item.rev : undefined,
+          latest,
+          itemOptions(options, item),
+        );
+      } catch (error) {
+        if (!isCouchError(error)) throw error;
+        addErrorPart(writer, errorJson(item.id ?? null, revLabel, error), idHeader);
+        continue;
+      }
+      for (const entry of entries) {
+        if (entry.kind === 'ok') {
+          const revHeader: [string, string] = ['X-Rev-Id', formatRev(entry.rendered.rev)];
+          addRevisionPart(writer, entry.rendered, [...idHeader, revHeader]);
+        } else {
+          addErrorPart(
+            writer,
+            errorJson(item.id, entry.rev, errors.docNotFound('missing')),
+            idHeader,
+          );
+        }
+      }
+    }
+  });
+  sendMultipart(scope, 200, writer.contentType('mixed'), writer.finish());
+}
+
+function errorJson(id: unknown, rev: string, error: CouchError): string {
+  return JSON.stringify({ error: error.error, id, rev, reason: error.reason });
 }
 
 export async function handleRevsDiff(scope: RequestScope, db: string): Promise<void> {

@@ -30,7 +30,12 @@ import { compileSelector, type Selector } from '../../document/selector.js';
 import { errors, isCouchError } from '../../util/couch-error.js';
 import type { ChangesSince, DatabaseSnapshot, DocumentRecord, Seq } from '../backend.js';
 import type { RequestScope } from '../context.js';
-import { PLAIN_READ, type ReadOptions, renderWinner } from '../document-read.js';
+import {
+  attachmentOptionsFromQuery,
+  PLAIN_READ,
+  type ReadOptions,
+  renderWinner,
+} from '../document-read.js';
 import { ResponseStream } from '../response-stream.js';
 
 /** CouchDB's default `changes_timeout` and `heartbeat=true` interval, in milliseconds. */
@@ -150,7 +155,11 @@ function parseChangesQuery(scope: RequestScope): ChangesQuery {
     descending: query.boolean('descending', false),
     allDocsStyle: style === 'all_docs',
     includeDocs,
-    readOptions: { ...PLAIN_READ, conflicts: includeDocs && query.boolean('conflicts', false) },
+    readOptions: {
+      ...PLAIN_READ,
+      conflicts: includeDocs && query.boolean('conflicts', false),
+      attachments: attachmentOptionsFromQuery(query),
+    },
     heartbeatMs,
     timeoutMs: timeoutMs ?? (heartbeatMs === null ? DEFAULT_TIMEOUT_MS : null),
     seqInterval,

@@ -1,10 +1,12 @@
 /**
  * Database routes: `PUT`, `GET`, `HEAD` and `DELETE /{db}`, and the small per-database
- * endpoints `_ensure_full_commit`, `_revs_limit`, `_security` and `_raft`.
+ * endpoints `_ensure_full_commit`, `_revs_limit`, `_security`, `_compact` and `_raft`.
  *
  * `GET /{db}` answers with CouchDB 3.x's members, in its order; `instance_start_time` is
- * always `"0"`, as in CouchDB 2 and later. `PUT /{db}` accepts and ignores `q`, `n` and
- * `partitioned`: every Divan database is one shard replicated on every member.
+ * always `"0"`, as in CouchDB 2 and later, and `compact_running` is this node's replica's.
+ * `PUT /{db}` accepts and ignores `q`, `n` and `partitioned`: every Divan database is one
+ * shard replicated on every member. `POST /{db}/_compact` answers 202 once every node has been
+ * asked to compact its file.
  */
 import {
   decodeMember,
@@ -46,7 +48,7 @@ export function databaseInfoJson(db: string, info: DatabaseInfo): Record<string,
     doc_del_count: info.docDelCount,
     doc_count: info.docCount,
     disk_format_version: DISK_FORMAT_VERSION,
-    compact_running: false,
+    compact_running: info.compactRunning,
     cluster: info.cluster,
   };
 }
@@ -129,6 +131,20 @@ export async function handlePutSecurity(scope: RequestScope, db: string): Promis
   const bytes = minifyJson(scanned.bytes, scanned.start, scanned.end);
   await scope.backend.setSecurity(db, Buffer.from(bytes));
   scope.sendJson(200, { ok: true });
+}
+
+/** Raises 501 for a route whose backend method is missing (see `HttpBackend`). */
+export function requireBackendMethod<T>(method: T | undefined, route: string): T {
+  if (method === undefined)
+    throw errors.notImplemented(`This node does not implement ${route} yet.`);
+  return method;
+}
+
+export async function handleCompact(scope: RequestScope, db: string): Promise<void> {
+  scope.requireJsonContentType();
+  const compact = requireBackendMethod(scope.backend.compact, '_compact');
+  await compact.call(scope.backend, db);
+  scope.sendJson(202, { ok: true });
 }
 
 export async function handleDatabaseRaft(scope: RequestScope, db: string): Promise<void> {

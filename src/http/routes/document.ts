@@ -10,19 +10,39 @@
  *   matching `If-None-Match`;
  * - `batch=ok` answers 202 before the write is applied; the write still happens, and a
  *   failure is only logged.
- * `open_revs` always answers JSON (CouchDB's `multipart/mixed` form is not implemented).
+ * - a `PUT` body may be `multipart/related`: the document, then the bodies of the attachments
+ *   it marks `follows` (multipart-docs.ts);
+ * - `GET` with `attachments=true` answers `multipart/related` to a client that accepts it,
+ *   and `open_revs` answers `multipart/mixed` to a client that accepts it, with every
+ *   attachment's data (after `atts_since`) as parts;
+ * - `COPY` copies the attachments' stored bytes into the new document.
  */
+import { parseDigest, type WriteAttachment } from '../../document/attachments.js';
 import { NO_REVISIONS, parseRev, type RevPath } from '../../document/rev.js';
 import { errors } from '../../util/couch-error.js';
-import type { WriteDocument } from '../backend.js';
+import type { LeafContent, WriteDocument } from '../backend.js';
 import type { RequestScope } from '../context.js';
 import {
   openRevsJson,
+  PLAIN_READ,
+  type ReadOptions,
   readDocument,
   readOpenRevs,
   readOptionsFromQuery,
   renderLocalDocument,
 } from '../document-read.js';
+import { MultipartWriter, mediaType } from '../multipart.js';
+import {
+  acceptsExactly,
+  addErrorPart,
+  addRevisionPart,
+  followedBodies,
+  MULTIPART_MIXED,
+  MULTIPART_RELATED,
+  parseRelatedRequest,
+  relatedBody,
+  sendMultipart,
+} from '../multipart-docs.js';
 import { encodeDocIdForUrl, percentDecode } from '../request-target.js';
 import { parseWithLimits, validateUrlDocId, withId, writeError } from '../write.js';
 import { withSnapshot } from './database.js';
@@ -39,7 +59,7 @@ function location(scope: RequestScope, db: string, id: string): string {
 }
 
 /** Returns the revision `?rev=` names, or else the one in the `If-Match` header. */
-function requestedRev(scope: RequestScope): string | undefined {
+export function requestedRev(scope: RequestScope): string | undefined {
   const fromQuery = scope.query.string('rev');
   if (fromQuery !== undefined) return fromQuery;
   const ifMatch = scope.header('if-match');
@@ -47,7 +67,7 @@ function requestedRev(scope: RequestScope): string | undefined {
 }
 
 /** Writes one document and returns its new revision; raises the CouchDB error on failure. */
-async function writeOne(
+export async function writeOne(
   scope: RequestScope,
   db: string,
   doc: WriteDocument,
@@ -82,6 +102,7 @@ export async function handlePostDocument(scope: RequestScope, db: string): Promi
     generated ? { ...parsed, revisions: NO_REVISIONS } : parsed,
     parsed.id ?? newUuid(),
     true,
+    scope.server.attachmentCompression,
   );
   if (scope.query.string('batch') === 'ok') {
     writeBatched(scope, db, doc);
@@ -102,26 +123,62 @@ export async function handleGetDocument(
     scope.sendJsonBytes(200, renderLocalDocument(local), { etag: etag(local.rev) });
     return;
   }
-  const options = readOptionsFromQuery(scope.query);
+  const query = readOptionsFromQuery(scope.query);
   const latest = scope.query.boolean('latest', false);
   const openRevsText = scope.query.string('open_revs');
   if (openRevsText !== undefined) {
     const revs = openRevsText === 'all' ? 'all' : openRevsList(scope);
-    const entries = await withSnapshot(scope, db, (snapshot) =>
-      readOpenRevs(snapshot.document(id), revs, latest, options),
-    );
-    scope.sendJsonBytes(200, openRevsJson(entries));
+    const multipart = acceptsExactly(scope, MULTIPART_MIXED);
+    const options = multipart ? multipartOptions(query) : query;
+    // Attachment bytes are read while the snapshot is open, so the multipart body is built
+    // inside it.
+    const reply = await withSnapshot(scope, db, (snapshot) => {
+      const entries = readOpenRevs(snapshot.document(id), revs, latest, options);
+      if (!multipart) return { json: openRevsJson(entries) };
+      const writer = new MultipartWriter();
+      for (const entry of entries) {
+        if (entry.kind === 'ok') addRevisionPart(writer, entry.rendered);
+        else addErrorPart(writer, JSON.stringify({ missing: entry.rev }));
+      }
+      return { multipart: { type: writer.contentType('mixed'), body: writer.finish() } };
+    });
+    if (reply.json !== undefined) scope.sendJsonBytes(200, reply.json);
+    else sendMultipart(scope, 200, reply.multipart.type, reply.multipart.body);
     return;
   }
-  const rendered = await withSnapshot(scope, db, (snapshot) =>
-    readDocument(snapshot.document(id), scope.query.string('rev'), latest, options),
-  );
+  const multipart = query.attachments.attachments && acceptsExactly(scope, MULTIPART_RELATED);
+  const options = multipart ? multipartOptions(query) : query;
+  const { rendered, related } = await withSnapshot(scope, db, (snapshot) => {
+    const revision = readDocument(
+      snapshot.document(id),
+      scope.query.string('rev'),
+      latest,
+      options,
+    );
+    const follows = multipart && revision.followed.length > 0;
+    return { rendered: revision, related: follows ? relatedBody(revision) : null };
+  });
   const tag = etag(`${rendered.rev.pos}-${rendered.rev.id}`);
   if (scope.header('if-none-match') === tag) {
     scope.reply.code(304).header('etag', tag).send();
     return;
   }
+  if (related !== null) {
+    sendMultipart(scope, 200, related.contentType, related.body, { etag: tag });
+    return;
+  }
   scope.sendJsonBytes(200, rendered.bytes, { etag: tag });
+}
+
+/**
+ * The read options of a multipart reply: every attachment's data after `atts_since` follows,
+ * as stored, with its encoding shown, as CouchDB sends multipart documents.
+ */
+export function multipartOptions(options: ReadOptions): ReadOptions {
+  return {
+    ...options,
+    attachments: { ...options.attachments, attachments: true, encodingInfo: true, follows: true },
+  };
 }
 
 function openRevsList(scope: RequestScope): string[] {
@@ -151,10 +208,22 @@ export async function handlePutDocument(
   idBytes: Buffer,
 ): Promise<void> {
   const id = validateUrlDocId(idBytes, scope.limits);
-  const parsed = parseWithLimits(scope.body(), scope.limits, id);
+  const contentType = scope.header('content-type');
+  let json = scope.body();
+  let followed: Map<string, Buffer> | undefined;
+  const related =
+    mediaType(contentType) === MULTIPART_RELATED
+      ? parseRelatedRequest(scope.body(), contentType!)
+      : null;
+  if (related !== null) json = related.json;
+  const parsed = parseWithLimits(json, scope.limits, id);
+  if (related !== null) followed = followedBodies(parsed.attachments?.entries ?? [], related.parts);
   const newEdits = scope.query.boolean('new_edits', true);
   const revisions = mergeRevisions(parsed.revisions, requestedRev(scope));
-  const doc = withId({ ...parsed, revisions }, id, newEdits);
+  const doc = withId({ ...parsed, revisions }, id, newEdits, {
+    ...scope.server.attachmentCompression,
+    followed,
+  });
   if (newEdits && scope.query.string('batch') === 'ok') {
     writeBatched(scope, db, doc);
     return;
@@ -192,6 +261,24 @@ export async function handleDeleteDocument(
   scope.sendJson(200, { ok: true, id, rev: newRev }, { etag: etag(newRev) });
 }
 
+/**
+ * The attachments of a copied revision, with their stored bytes: the copy is another document,
+ * so its attachments cannot be stubs of the source's revisions.
+ */
+function copiedAttachments(content: LeafContent): WriteAttachment[] | null {
+  if (content.attachments.length === 0) return null;
+  return content.attachments.map((attachment) => ({
+    kind: 'data',
+    name: attachment.name,
+    contentType: attachment.contentType,
+    encoding: attachment.encoding,
+    revpos: null,
+    length: attachment.length,
+    digest: parseDigest(attachment.digest)!,
+    data: attachment.read(0, attachment.encodedLength),
+  }));
+}
+
 /** Splits a COPY `Destination` header: `id` or `id?rev=N-x`, percent-encoded. */
 function parseDestination(header: string | undefined): { id: Buffer; rev: string | undefined } {
   if (header === undefined || header === '') {
@@ -215,29 +302,27 @@ export async function handleCopyDocument(
   const targetId = validateUrlDocId(destination.id, scope.limits);
   const source = await withSnapshot(scope, db, (snapshot) => {
     const record = snapshot.document(id);
-    const rendered = readDocument(record, scope.query.string('rev'), false, {
-      revs: false,
-      revsInfo: false,
-      conflicts: false,
-      deletedConflicts: false,
-      localSeq: false,
-    });
-    return record!.content(rendered.rev)!;
+    const rendered = readDocument(record, scope.query.string('rev'), false, PLAIN_READ);
+    const content = record!.content(rendered.rev)!;
+    return { body: content.body, attachments: copiedAttachments(content) };
   });
   const targetRev = destination.rev === undefined ? undefined : parseRev(destination.rev);
-  const doc = withId(
-    {
-      id: targetId,
-      kind: null,
-      revisions:
-        targetRev === undefined ? NO_REVISIONS : { start: targetRev.pos, ids: [targetRev.id] },
-      deleted: false,
-      attachments: null,
-      body: source.body,
-    },
-    targetId,
-    true,
-  );
+  const doc: WriteDocument = {
+    ...withId(
+      {
+        id: targetId,
+        kind: null,
+        revisions:
+          targetRev === undefined ? NO_REVISIONS : { start: targetRev.pos, ids: [targetRev.id] },
+        deleted: false,
+        attachments: null,
+        body: source.body,
+      },
+      targetId,
+      true,
+    ),
+    attachments: source.attachments,
+  };
   const rev = await writeOne(scope, db, doc, true);
   scope.sendJson(
     201,

@@ -1,13 +1,14 @@
 /**
- * Server-level routes: `GET /`, `/_up`, `/_all_dbs`, `/_uuids`, `/_node/_local/_system` and
- * `/_node/_local/_raft`. The welcome body follows CouchDB 3.x's members; `vendor` names Divan.
+ * Server-level routes: `GET /`, `/_up`, `/_all_dbs`, `/_uuids`, `/_active_tasks`,
+ * `/_node/_local/_system` and `/_node/_local/_raft`. The welcome body follows CouchDB 3.x's
+ * members; `vendor` names Divan.
  */
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { compareCodePoints } from '../../document/collate.js';
 import { decodeMember } from '../../document/json.js';
 import { errors } from '../../util/couch-error.js';
-import type { FaultSettings } from '../backend.js';
+import type { ActiveTask, FaultSettings } from '../backend.js';
 import type { RequestScope } from '../context.js';
 
 /** The CouchDB release whose API Divan follows, reported as `version` by `GET /`. */
@@ -74,6 +75,35 @@ export function handleUuids(scope: RequestScope): void {
     { uuids },
     { 'cache-control': 'must-revalidate, no-cache', pragma: 'no-cache' },
   );
+}
+
+/** CouchDB's fields of a `database_compaction` task; `pid` is a string, as Fauxton needs. */
+function activeTaskJson(task: ActiveTask): Record<string, unknown> {
+  const progress =
+    task.totalChanges === 0 ? 0 : Math.floor((task.changesDone / task.totalChanges) * 100);
+  return {
+    pid: `<0.${task.taskId}.0>`,
+    node: task.node,
+    type: task.type,
+    database: task.database,
+    phase: task.phase,
+    progress: Math.min(100, progress),
+    changes_done: task.changesDone,
+    total_changes: task.totalChanges,
+    ...(task.retry ? { retry: true } : {}),
+    process_status: 'running',
+    started_on: task.startedOn,
+    updated_on: task.updatedOn,
+  };
+}
+
+/** `GET /_active_tasks`: this node's running compactions, by database and start time. */
+export async function handleActiveTasks(scope: RequestScope): Promise<void> {
+  const tasks = scope.backend.activeTasks === undefined ? [] : await scope.backend.activeTasks();
+  const sorted = [...tasks].sort(
+    (a, b) => compareCodePoints(a.database, b.database) || a.startedOn - b.startedOn,
+  );
+  scope.sendJson(200, sorted.map(activeTaskJson));
 }
 
 /** Event-loop delay since the server started, sampled every 10 ms. */
