@@ -280,7 +280,8 @@ test('document ids round-trip through URLs', async (t) => {
     fc.asyncProperty(
       fc
         .string({ unit: 'grapheme', minLength: 1, maxLength: 20 })
-        .filter((id) => !id.startsWith('_')),
+        // WHATWG URL clients resolve `.` and `..` as path steps, so such ids never arrive.
+        .filter((id) => !id.startsWith('_') && id !== '.' && id !== '..'),
       async (id) => {
         const url = `/db/${encodeURIComponent(id)}`;
         const created = await server.json('PUT', url, 201, { body: { id } });
