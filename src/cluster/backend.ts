@@ -23,6 +23,7 @@ import type {
   RaftGroupStatus,
   Seq,
   ServerIdentity,
+  WriteAuthorization,
   WriteRequest,
   WriteResult,
 } from '../http/backend.js';
@@ -121,34 +122,45 @@ export class NodeBackend implements HttpBackend {
     return open.file.snapshot();
   }
 
-  async write(db: string, request: WriteRequest): Promise<WriteResult[]> {
+  async write(
+    db: string,
+    request: WriteRequest,
+    authorization?: WriteAuthorization,
+  ): Promise<WriteResult[]> {
     if (request.docs.length === 0) return [];
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       documentsCommand(this.node.nextRequestId(), request),
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind === 'documents') return [...outcome.results];
     throw outcomeError(outcome);
   }
 
-  async setRevsLimit(db: string, limit: number): Promise<void> {
+  async setRevsLimit(db: string, limit: number, authorization?: WriteAuthorization): Promise<void> {
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       { kind: 'revs_limit', requestId: this.node.nextRequestId(), limit },
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind !== 'ok') throw outcomeError(outcome);
   }
 
-  async setSecurity(db: string, security: Buffer): Promise<void> {
+  async setSecurity(
+    db: string,
+    security: Buffer,
+    authorization?: WriteAuthorization,
+  ): Promise<void> {
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       { kind: 'security', requestId: this.node.nextRequestId(), security },
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind !== 'ok') throw outcomeError(outcome);
   }
