@@ -29,7 +29,7 @@ import type {
 } from '../http/backend.js';
 import { NO_NODE } from '../raft/index.js';
 import { CouchError, errors } from '../util/couch-error.js';
-import { catalogBody, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
+import { catalogBody, catalogDocId, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
 import { DBS_GROUP, type DivanNode, type OpenGroup } from './node.js';
 
 /** How long `PUT /db` waits for the new group's first leader before it returns anyway. */
@@ -58,7 +58,7 @@ export class NodeBackend implements HttpBackend {
         newEdits: true,
         docs: [
           {
-            id: name,
+            id: catalogDocId(name),
             revisions: { start: 0, ids: [] },
             deleted: false,
             attachments: null,
@@ -88,7 +88,7 @@ export class NodeBackend implements HttpBackend {
       await this.#barrier(this.node.dbs);
       const entry = this.node.catalog.get(name);
       if (entry === undefined) return 'missing';
-      const rev = this.#catalogRev(name);
+      const rev = this.#catalogRev(catalogDocId(name));
       if (rev === null) return 'missing';
       const outcome = await this.node.propose(
         DBS_GROUP,
@@ -96,7 +96,7 @@ export class NodeBackend implements HttpBackend {
           newEdits: true,
           docs: [
             {
-              id: name,
+              id: catalogDocId(name),
               revisions: { start: rev.pos, ids: [rev.id] },
               deleted: true,
               attachments: null,
@@ -376,10 +376,11 @@ export class NodeBackend implements HttpBackend {
     await open.group.readBarrier(this.#deadline());
   }
 
-  #catalogRev(name: string): { pos: number; id: string } | null {
+  /** The winning revision of the `_dbs` document `id`, or null when it is missing or deleted. */
+  #catalogRev(id: string): { pos: number; id: string } | null {
     const snapshot = this.node.dbs.file.snapshot();
     try {
-      const record = snapshot.document(name);
+      const record = snapshot.document(id);
       if (record === null || record.deleted) return null;
       return record.winner;
     } finally {

@@ -56,7 +56,14 @@ import {
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
 import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
-import { Catalog, catalogBody, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
+import {
+  Catalog,
+  catalogBody,
+  catalogDocId,
+  type DatabaseEntry,
+  nodeBody,
+  nodeDocId,
+} from './catalog.js';
 import type { NodeConfig } from './config.js';
 import {
   DroppedProposalError,
@@ -957,7 +964,7 @@ export class DivanNode {
     const snapshot = this.#dbs.file.snapshot();
     let recorded: boolean;
     try {
-      recorded = snapshot.document(USERS_DATABASE) !== null;
+      recorded = snapshot.document(catalogDocId(USERS_DATABASE)) !== null;
     } finally {
       snapshot.close();
     }
@@ -966,7 +973,7 @@ export class DivanNode {
     const uuid = randomBytes(USERS_UUID_BYTES).toString('hex');
     const voters = this.#dbs.group.status().membership.voters;
     const doc = {
-      id: USERS_DATABASE,
+      id: catalogDocId(USERS_DATABASE),
       revisions: { start: 0, ids: [] },
       deleted: false,
       attachments: null,
