@@ -58,6 +58,11 @@ program
     'methods allowed on CORS requests (default GET,PUT,POST,HEAD,DELETE)',
   )
   .option('--cors-headers <list>', 'request headers allowed on CORS requests')
+  .option(
+    '--cors-max-age <seconds>',
+    'how long browsers may cache a CORS preflight (default 600)',
+    integer,
+  )
   .option('--tls-key <file>', 'serve HTTPS with this PEM private key (env DIVAN_TLS_KEY)')
   .option('--tls-cert <file>', 'and this PEM certificate chain (env DIVAN_TLS_CERT)')
   .option('--peer-tls-key <file>', 'encrypt the peer port with TLS: PEM private key')

@@ -45,6 +45,7 @@ export interface StartFlags {
   corsCredentials?: boolean;
   corsMethods?: string;
   corsHeaders?: string;
+  corsMaxAge?: number;
   tlsKey?: string;
   tlsCert?: string;
   peerTlsKey?: string;
@@ -209,6 +210,7 @@ function securityConfig(settings: StartFlags): Partial<NodeConfig> {
       credentials: settings.corsCredentials === true,
       ...(settings.corsMethods === undefined ? {} : { methods: list(settings.corsMethods) }),
       ...(settings.corsHeaders === undefined ? {} : { headers: list(settings.corsHeaders) }),
+      ...(settings.corsMaxAge === undefined ? {} : { maxAgeS: Number(settings.corsMaxAge) }),
     };
   }
   const httpTls = tlsFiles(settings.tlsKey, settings.tlsCert, undefined, '--tls');
