@@ -186,7 +186,7 @@ function tlsFiles(
   };
 }
 
-/** The security part of a node configuration: sessions, access defaults, CORS, TLS, limits. */
+/** Builds the security part of a node configuration: sessions, access, CORS, TLS, limits. */
 function securityConfig(settings: StartFlags): Partial<NodeConfig> {
   const config: Partial<NodeConfig> = {};
   if (settings.cookieSecretFile !== undefined) {

@@ -10,7 +10,7 @@
  * is gone and drops its messages.
  *
  * A system database (`_users`, `_replicator`, ...) cannot use its name as the id, because
- * document ids starting with `_` are reserved; its id is `system:<name>` (see `catalogDocId`).
+ * document ids starting with `_` are reserved. Its id is `system:<name>` (see `catalogDocId`).
  *
  * Cluster members are documents of `_dbs` too, with ids `node:<name>` (never a legal database
  * name, because of the colon) and bodies `{"peer": "host:port", "http": "host:port"}`. The set
@@ -51,12 +51,12 @@ export function nodeDocId(name: string): string {
 const NODE_PREFIX = 'node:';
 const SYSTEM_PREFIX = 'system:';
 
-/** The `_dbs` document id of database `name`. */
+/** Returns the `_dbs` document id of database `name`. */
 export function catalogDocId(name: string): string {
   return name.startsWith('_') ? `${SYSTEM_PREFIX}${name}` : name;
 }
 
-/** The database name of a `_dbs` document id that is not a member's. */
+/** Returns the database name of a `_dbs` document id that is not a member's. */
 function databaseName(id: string): string {
   return id.startsWith(SYSTEM_PREFIX) ? id.slice(SYSTEM_PREFIX.length) : id;
 }

@@ -565,7 +565,7 @@ export class DivanNode {
    * accepted against an older copy. Raises 401 or 403 when the caller may not write.
    *
    * NOTE: a `_security` change committed between this check and the write's own commit does
-   * not apply to the write; the two are concurrent, and the write is ordered by its check.
+   * not apply to the write. The two are concurrent, so the write is ordered by its check.
    */
   async #authorizeWrite(
     open: OpenGroup,
@@ -985,9 +985,11 @@ export class DivanNode {
       documentsCommand(this.nextRequestId(), { newEdits: true, docs: [doc] }),
       Date.now() + this.config.writeTimeoutMs,
     )
-      .then((outcome) =>
-        this.log.info({ db: USERS_DATABASE, outcome: outcome.kind }, 'users database created'),
-      )
+      .then((outcome) => {
+        const result = outcome.kind === 'documents' ? outcome.results[0] : undefined;
+        if (result?.ok === true) this.log.info({ db: USERS_DATABASE }, 'database created');
+        else this.log.warn({ db: USERS_DATABASE, outcome }, 'creating the database failed');
+      })
       .catch((error: unknown) => this.log.warn({ err: error }, 'creating _users failed'))
       .finally(() => {
         this.#creatingUsers = false;

@@ -18,14 +18,14 @@ const WAITING_FEEDS: ReadonlySet<string> = new Set([
   'live',
 ]);
 
-/** Whether a request opens a `_changes` feed that waits for changes. */
+/** Returns whether a request opens a `_changes` feed that waits for changes. */
 export function isWaitingFeed(target: RequestTarget): boolean {
   const second = target.segments[1]?.text;
   if (target.segments.length !== 2 || second !== '_changes') return false;
   return WAITING_FEEDS.has(target.query.get('feed') ?? 'normal');
 }
 
-/** The key a caller's feeds are counted under. */
+/** Returns the key a caller's feeds are counted under. */
 export function feedKey(name: string | null, address: string | undefined): string {
   return name === null ? `address:${address ?? 'unknown'}` : `user:${name}`;
 }

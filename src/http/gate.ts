@@ -4,7 +4,7 @@
  * 1. Identity: `Authorization: Basic` credentials (wrong ones are a 401 on every route, as in
  *    CouchDB), else a valid `AuthSession` cookie, else anonymous. An invalid or expired
  *    cookie counts as no cookie.
- * 2. Access (router.ts `requiredAccess`): server routes need a server admin; database routes
+ * 2. Access (router.ts `requiredAccess`): server routes need a server admin. Database routes
  *    need a member or a database admin of that database's `_security` as this node has
  *    applied it. When that copy denies a request that changes something, the check is repeated
  *    after a read barrier, so a lagging copy delays nobody who was just given access.
@@ -67,13 +67,13 @@ export interface SecuritySettings {
   readonly sessionTimeoutS: number;
   /** Whether cookies carry `Secure` (set when the HTTP port serves TLS). */
   readonly secureCookies: boolean;
-  /** What a database with no members allows. */
+  /** The access to a database whose `_security` names no members. */
   readonly defaultSecurity: DefaultSecurity;
   /** PBKDF2 iterations for passwords set in `_users`. */
   readonly passwordIterations: number;
 }
 
-/** How the caller was identified, as `GET /_session` reports it. */
+/** The authentication method of the caller, as `GET /_session` reports it. */
 export type AuthMethod = 'default' | 'cookie' | null;
 
 export interface Identity {
@@ -87,7 +87,7 @@ const EMPTY_SECURITY: SecurityObject = parseSecurity('{}');
 
 const ANONYMOUS_IDENTITY: Identity = Object.freeze({ user: ANONYMOUS_USER, method: null });
 
-/** The userCtx of an authenticated outcome. */
+/** Returns the userCtx of an authenticated outcome. */
 export function userOf(outcome: Extract<AuthOutcome, { kind: 'admin' | 'user' }>): UserContext {
   if (outcome.kind === 'admin') return { name: outcome.name, roles: [ADMIN_ROLE] };
   return { name: outcome.name, roles: outcome.roles };
@@ -138,7 +138,7 @@ async function verifyCookie(
   };
 }
 
-/** The `Set-Cookie` value of a session cookie (an empty value with `Max-Age=0` clears it). */
+/** Builds the `Set-Cookie` value of a session cookie (an empty value with `Max-Age=0` clears it). */
 export function sessionCookie(settings: SecuritySettings, value: string, maxAgeS: number): string {
   const secure = settings.secureCookies ? '; Secure' : '';
   return `${SESSION_COOKIE}=${value}; Version=1; Path=/; Max-Age=${maxAgeS}; HttpOnly; SameSite=Lax${secure}`;
@@ -225,13 +225,13 @@ export function checkUsersRequest(
   if (id !== userDocId(user.name)) throw errors.docNotFound('missing');
 }
 
-/** The access level a write of these documents needs. */
+/** Returns the access level a write of these documents needs. */
 function writeAccess(request: WriteRequest): DatabaseAccess {
   return request.docs.some((doc) => doc.kind === 'design') ? 'admin' : 'member';
 }
 
 /**
- * The backend as one request's route handlers see it: every write carries the caller and the
+ * Wraps the backend for one request's route handlers: every write carries the caller and the
  * access it needs, and writes to `_users` are checked and their passwords hashed first. Every
  * other method is the inner backend's, bound to it; a Proxy keeps that true for methods added
  * to `HttpBackend` later.

@@ -4,7 +4,7 @@
  *
  * Request lifecycle:
  * 1. `onRequest`: assign the request id (10 hex digits, CouchDB's nonce length) and send it as
- *    `X-Couch-Request-ID`. Answer a CORS preflight, or add the CORS headers (cors.ts). Reject a
+ *    `X-Couch-Request-ID`. Reply to a CORS preflight, or add the CORS headers (cors.ts). Reject a
  *    request target longer than `maxUrlBytes` (414), parse the path, identify the caller and
  *    check its access (gate.ts: 401 or 403), and count an open `_changes` feed against the
  *    caller's cap (429). This runs before the body is read, so an upload that would be

@@ -14,7 +14,7 @@
  *   is a string matching the id, `roles` is a list of strings. Divan also rejects names and
  *   roles starting with `_`, so no document can grant `_admin`.
  *
- * `userStore` reads users for authentication from the answering node's replica.
+ * `userStore` reads users for authentication from the replica of the node serving the request.
  *
  * NOTE: a user document's body is re-encoded with `JSON.parse`/`JSON.stringify` when its
  * password is hashed, so integers beyond 2^53 in other members of that document lose precision.
@@ -40,7 +40,7 @@ import type {
 export const USERS_DB = USERS_DATABASE;
 export const USER_ID_PREFIX = 'org.couchdb.user:';
 
-/** The `_users` document id of `name`. */
+/** Returns the `_users` document id of `name`. */
 export function userDocId(name: string): string {
   return `${USER_ID_PREFIX}${name}`;
 }
@@ -109,7 +109,7 @@ async function findUserWith(
 }
 
 /**
- * Looks users up in the answering node's `_users`; a name it does not have is looked up again
+ * Looks users up in this node's `_users`; a name it does not have is looked up again
  * after a read barrier, so a user created on another node a moment ago can log in at once.
  */
 export function userStore(backend: HttpBackend): UserStore {
@@ -165,7 +165,7 @@ async function hashPasswordField(fields: Fields, iterations: number): Promise<Fi
   };
 }
 
-/** The roles of the revision a write replaces, read where that revision is known. */
+/** Reads the roles of the revision a write replaces (after a read barrier). */
 async function replacedRoles(
   backend: HttpBackend,
   doc: WriteDocument,

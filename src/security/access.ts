@@ -24,7 +24,7 @@ import { CouchError } from '../util/couch-error.js';
 /** The role every server admin holds. */
 export const ADMIN_ROLE = '_admin';
 
-/** Who makes a request: CouchDB's `userCtx`. `name` is null for an anonymous caller. */
+/** The caller of a request: CouchDB's `userCtx`. `name` is null for an anonymous caller. */
 export interface UserContext {
   readonly name: string | null;
   readonly roles: readonly string[];
@@ -32,7 +32,7 @@ export interface UserContext {
 
 export const ANONYMOUS_USER: UserContext = Object.freeze({ name: null, roles: Object.freeze([]) });
 
-/** What a database with no members allows: CouchDB's `[couchdb] default_security`. */
+/** The access to a database with no members: CouchDB's `[couchdb] default_security`. */
 export type DefaultSecurity = 'admin_only' | 'everyone';
 
 /** The access level a request needs on one database. */
@@ -50,9 +50,9 @@ export interface SecurityObject {
 }
 
 /**
- * What a write proposed on behalf of a caller carries to the leader, which checks it against
+ * The caller and access level a write carries to the leader, which checks them against
  * its own applied `_security`. `user_document` is a `_users` write whose owner the receiving
- * node has already checked (see src/security/users.ts); the leader accepts it as it is.
+ * node has already checked (see src/http/users.ts); the leader accepts it as it is.
  */
 export interface WriteAuthorization {
   readonly user: UserContext;

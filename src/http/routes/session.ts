@@ -2,7 +2,7 @@
  * `/_session`, CouchDB's cookie sessions:
  * - `POST` with `{"name", "password"}` as JSON or as an HTML form logs in: 200
  *   `{"ok":true,"name","roles"}` with an `AuthSession` cookie, or 401 for a wrong name or
- *   password. `?next=/path` answers 302 to that path of this server instead.
+ *   password. With `?next=/path`, the reply is a 302 redirect to that path of this server.
  * - `GET` returns the caller's `userCtx` and how it was authenticated.
  * - `DELETE` clears the cookie.
  *
