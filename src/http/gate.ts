@@ -36,7 +36,7 @@ import {
   signSession,
   verifySession,
 } from '../security/cookie.js';
-import { errors, isCouchError } from '../util/couch-error.js';
+import { errors } from '../util/couch-error.js';
 import type { Authenticator, AuthOutcome } from './auth.js';
 import type {
   Consistency,
@@ -47,6 +47,7 @@ import type {
 } from './backend.js';
 import type { PathSegment } from './request-target.js';
 import type { AccessRule } from './router.js';
+import { readIfExists } from './snapshot-read.js';
 import { prepareUserWrite, USER_ID_PREFIX, USERS_DB, userDocId } from './users.js';
 
 const MS_PER_SECOND = 1000;
@@ -154,26 +155,19 @@ export function issueCookie(settings: SecuritySettings, name: string, salt: stri
   return sessionCookie(settings, value, settings.sessionTimeoutS);
 }
 
-/** Reads the `_security` this node has applied for `db`; null when the database is missing. */
+/**
+ * Reads the `_security` this node has applied for `db`; null when the database is missing, also
+ * after a read barrier (this node may not have applied the database's creation yet).
+ */
 async function appliedSecurity(
   backend: HttpBackend,
   db: string,
   consistency: Consistency,
 ): Promise<SecurityObject | null> {
-  let snapshot: DatabaseSnapshot;
-  try {
-    snapshot = await backend.snapshot(db, consistency);
-  } catch (error) {
-    if (!isCouchError(error) || error.status !== 404) throw error;
-    if (consistency === 'linearizable') return null;
-    // This node may not have applied the database's creation yet.
-    return appliedSecurity(backend, db, 'linearizable');
-  }
-  try {
-    return parseSecurity(snapshot.security());
-  } finally {
-    snapshot.close();
-  }
+  const read = (snapshot: DatabaseSnapshot) => parseSecurity(snapshot.security());
+  const security = await readIfExists(backend, db, consistency, read);
+  if (security !== null || consistency === 'linearizable') return security;
+  return readIfExists(backend, db, 'linearizable', read);
 }
 
 /** Raises the CouchDB error that stops the request, or returns when it may go on. */

@@ -36,6 +36,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from './backend.js';
+import { readIfExists } from './snapshot-read.js';
 
 export const USERS_DB = USERS_DATABASE;
 export const USER_ID_PREFIX = 'org.couchdb.user:';
@@ -89,23 +90,12 @@ function readUser(snapshot: DatabaseSnapshot, name: string): StoredUser | null {
   return content === null ? null : storedUserFromBody(name, content.body);
 }
 
-async function findUserWith(
+function findUserWith(
   backend: HttpBackend,
   name: string,
   consistency: Consistency,
 ): Promise<StoredUser | null> {
-  let snapshot: DatabaseSnapshot;
-  try {
-    snapshot = await backend.snapshot(USERS_DB, consistency);
-  } catch (error) {
-    if (isCouchError(error) && error.status === 404) return null;
-    throw error;
-  }
-  try {
-    return readUser(snapshot, name);
-  } finally {
-    snapshot.close();
-  }
+  return readIfExists(backend, USERS_DB, consistency, (snapshot) => readUser(snapshot, name));
 }
 
 /**
