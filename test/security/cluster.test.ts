@@ -110,6 +110,18 @@ test('security on a real cluster', async (t) => {
   await t.test('design documents need a database admin', async () => {
     const member = await as(cluster, second, 'bob', 'PUT', '/guarded/_design/x', {});
     assert.equal(member.status, 403, member.body);
+    // The early check admits a member to _bulk_docs, so only the leader can refuse the design
+    // document inside; send it through a follower so the refusal crosses the peer transport.
+    const leader = await cluster.leaderOf('guarded');
+    const follower = cluster.nodes.find((node) => node !== leader)!;
+    const bulk = await as(cluster, follower, 'bob', 'POST', '/guarded/_bulk_docs', {
+      docs: [{ _id: '_design/y' }],
+    });
+    assert.equal(bulk.status, 403, bulk.body);
+    assert.deepEqual(bulk.json, {
+      error: 'forbidden',
+      reason: 'You are not a db or server admin.',
+    });
     await cluster.httpRetry(first, 'PUT', '/guarded/_security', {
       admins: { names: ['bob'] },
       members: { names: ['alice'] },
