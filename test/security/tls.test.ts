@@ -1,9 +1,11 @@
 /**
  * TLS on both ports: the HTTP API over HTTPS (with `Secure` session cookies), and the peer
  * transport, where nodes with the shared certificate connect and a node whose certificate the
- * CA did not sign is rejected before the HMAC handshake.
+ * CA did not sign is rejected before the HMAC handshake. A real cluster started with the
+ * `--peer-tls-*` flags replicates over TLS.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { Transport, type TransportTls } from '../../src/cluster/transport/index.js';
@@ -11,6 +13,7 @@ import { createHttpServer } from '../../src/http/server.js';
 import { silentLogger } from '../../src/util/log.js';
 import { adminHash } from '../http/harness.js';
 import { MemoryBackend } from '../http/memory-backend.js';
+import { TestCluster, type TestNode, waitFor } from '../support/cluster.js';
 import { freePorts } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 import { selfSignedCertificate } from './certs.js';
@@ -126,4 +129,27 @@ test('peer transport over TLS', async (t) => {
   assert.equal(rogueDialer.isConnected('n1'), false);
   assert.equal(rogueAcceptor.isConnected('n2'), false);
   assert.deepEqual(received, [{ hello: 'over tls' }]);
+});
+
+test('a real cluster over peer TLS', async (t) => {
+  const dir = await tempDir(t);
+  const shared = selfSignedCertificate(dir, 'cluster');
+  if (shared === null) {
+    t.skip('openssl is not installed');
+    return;
+  }
+  const cluster = await TestCluster.start(t, {
+    extraArgs: ['--peer-tls-key', shared.keyFile, '--peer-tls-cert', shared.certFile],
+  });
+  const [first, second, third] = cluster.nodes as [TestNode, TestNode, TestNode];
+  assert.equal((await cluster.httpRetry(first, 'PUT', '/encrypted')).status, 201);
+  const write = await cluster.httpRetry(second, 'PUT', '/encrypted/doc', { over: 'tls' });
+  assert.equal(write.status, 201, write.body);
+  const read = await cluster.httpRetry(third, 'GET', '/encrypted/doc');
+  assert.equal((read.json as { over: string }).over, 'tls');
+  const system = await cluster.http(third, 'GET', '/_node/_local/_system');
+  const transport = (
+    system.json as { divan: { transport: { handshakeFailures: { tls: number } } } }
+  ).divan.transport;
+  assert.equal(transport.handshakeFailures.tls, 0);
 });
