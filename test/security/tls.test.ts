@@ -147,9 +147,25 @@ test('a real cluster over peer TLS', async (t) => {
   assert.equal(write.status, 201, write.body);
   const read = await cluster.httpRetry(third, 'GET', '/encrypted/doc');
   assert.equal((read.json as { over: string }).over, 'tls');
-  const system = await cluster.http(third, 'GET', '/_node/_local/_system');
-  const transport = (
-    system.json as { divan: { transport: { handshakeFailures: { tls: number } } } }
-  ).divan.transport;
-  assert.equal(transport.handshakeFailures.tls, 0);
+
+  // A plain TCP peer is rejected by the TLS layer, which proves the port speaks TLS.
+  const tlsFailures = async () => {
+    const system = await cluster.http(third, 'GET', '/_node/_local/_system');
+    const divan = (system.json as { divan: { transport: { handshakeFailures: { tls: number } } } })
+      .divan;
+    return divan.transport.handshakeFailures.tls;
+  };
+  assert.equal(await tlsFailures(), 0);
+  await plainConnection(third.peerPort);
+  await waitFor('the plain connection to be rejected', async () => (await tlsFailures()) > 0);
 });
+
+/** Connects without TLS, sends a few bytes and resolves when the node closes the socket. */
+function plainConnection(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('connect', () => socket.write(Buffer.from('not a TLS hello\r\n\r\n')));
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+  });
+}
