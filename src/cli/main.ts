@@ -39,6 +39,48 @@ program
   .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
   .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
   .option('--max-open-databases <n>', 'database files kept open at once', integer)
+  .option(
+    '--cookie-secret-file <file>',
+    'file holding the session cookie secret, the same on every node (default: derived from the cluster secret; env DIVAN_COOKIE_SECRET_FILE)',
+  )
+  .option('--session-timeout <seconds>', 'lifetime of a session cookie (default 600)', integer)
+  .option(
+    '--default-security <mode>',
+    'access to databases whose _security names no members: admin_only (default) or everyone (env DIVAN_DEFAULT_SECURITY)',
+  )
+  .option(
+    '--cors-origins <list>',
+    'enable CORS for these origins, comma-separated, or * (env DIVAN_CORS_ORIGINS)',
+  )
+  .option('--cors-credentials', 'let browsers send credentials on CORS requests')
+  .option(
+    '--cors-methods <list>',
+    'methods allowed on CORS requests (default GET,PUT,POST,HEAD,DELETE)',
+  )
+  .option('--cors-headers <list>', 'request headers allowed on CORS requests')
+  .option(
+    '--cors-max-age <seconds>',
+    'how long browsers may cache a CORS preflight (default 600)',
+    integer,
+  )
+  .option('--tls-key <file>', 'serve HTTPS with this PEM private key (env DIVAN_TLS_KEY)')
+  .option('--tls-cert <file>', 'and this PEM certificate chain (env DIVAN_TLS_CERT)')
+  .option('--peer-tls-key <file>', 'encrypt the peer port with TLS: PEM private key')
+  .option('--peer-tls-cert <file>', 'PEM certificate chain of this node on the peer port')
+  .option(
+    '--peer-tls-ca <file>',
+    'PEM CA certificates that signed the peers (default: --peer-tls-cert)',
+  )
+  .option(
+    '--max-feeds-per-user <n>',
+    'open _changes feeds per user or anonymous address (default 100)',
+    integer,
+  )
+  .option(
+    '--request-timeout-ms <ms>',
+    'time a client has to send a whole request (default 300000; 0: none)',
+    integer,
+  )
   .option('--fault-control', 'test-only: serve /_node/_local/_faults to change file faults')
   .option(
     '--unsafe-ack-before-fsync',

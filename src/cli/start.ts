@@ -14,9 +14,11 @@ import {
   parseAdmin,
   parseAdminFile,
   parseMembers,
+  type TlsFiles,
   validateNodeName,
 } from '../cluster/config.js';
 import { startNode } from '../cluster/start.js';
+import { parseDefaultSecurity } from '../security/access.js';
 import { createLogger } from '../util/log.js';
 
 export interface StartFlags {
@@ -36,6 +38,21 @@ export interface StartFlags {
   faultControl?: boolean;
   unsafeAckBeforeFsync?: boolean;
   plantedBug?: string[];
+  cookieSecretFile?: string;
+  sessionTimeout?: number;
+  defaultSecurity?: string;
+  corsOrigins?: string;
+  corsCredentials?: boolean;
+  corsMethods?: string;
+  corsHeaders?: string;
+  corsMaxAge?: number;
+  tlsKey?: string;
+  tlsCert?: string;
+  peerTlsKey?: string;
+  peerTlsCert?: string;
+  peerTlsCa?: string;
+  maxFeedsPerUser?: number;
+  requestTimeoutMs?: number;
 }
 
 const ENVIRONMENT: Record<string, keyof StartFlags> = {
@@ -48,6 +65,14 @@ const ENVIRONMENT: Record<string, keyof StartFlags> = {
   DIVAN_SECRET_FILE: 'secretFile',
   DIVAN_ADMIN: 'admin',
   DIVAN_ADMIN_FILE: 'adminFile',
+  DIVAN_COOKIE_SECRET_FILE: 'cookieSecretFile',
+  DIVAN_DEFAULT_SECURITY: 'defaultSecurity',
+  DIVAN_CORS_ORIGINS: 'corsOrigins',
+  DIVAN_TLS_KEY: 'tlsKey',
+  DIVAN_TLS_CERT: 'tlsCert',
+  DIVAN_PEER_TLS_KEY: 'peerTlsKey',
+  DIVAN_PEER_TLS_CERT: 'peerTlsCert',
+  DIVAN_PEER_TLS_CA: 'peerTlsCa',
 };
 
 const MIN_SECRET_CHARACTERS = 32;
@@ -88,13 +113,7 @@ export function buildConfig(settings: StartFlags): NodeConfig {
   if (settings.join === undefined && !members.some((member) => member.name === name)) {
     throw new ConfigError(`--members does not name this node (${name})`);
   }
-  const secretFile = required(settings.secretFile, '--secret-file');
-  const secret = readFileSync(secretFile, 'utf8').trim();
-  if (secret.length < MIN_SECRET_CHARACTERS) {
-    throw new ConfigError(
-      `the secret in ${secretFile} is too short: use at least ${MIN_SECRET_CHARACTERS} characters`,
-    );
-  }
+  const secret = readSecret(required(settings.secretFile, '--secret-file'));
   const admins: AdminCredential[] = [];
   if (settings.admin !== undefined) admins.push(parseAdmin(settings.admin));
   if (settings.adminFile !== undefined) {
@@ -125,7 +144,91 @@ export function buildConfig(settings: StartFlags): NodeConfig {
     ...(settings.faultControl === true ? { faultControl: true } : {}),
     ...(settings.unsafeAckBeforeFsync === true ? { unsafeAckBeforeFsync: true } : {}),
     ...(settings.plantedBug === undefined ? {} : { plantedBugs: settings.plantedBug }),
+    ...securityConfig(settings),
   };
+}
+
+function readSecret(file: string): string {
+  const secret = readFileSync(file, 'utf8').trim();
+  if (secret.length < MIN_SECRET_CHARACTERS) {
+    throw new ConfigError(
+      `the secret in ${file} is too short: use at least ${MIN_SECRET_CHARACTERS} characters`,
+    );
+  }
+  return secret;
+}
+
+function list(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
+/** Reads a TLS key and certificate pair; both or neither must be given. */
+function tlsFiles(
+  key: string | undefined,
+  cert: string | undefined,
+  ca: string | undefined,
+  flag: string,
+): TlsFiles | undefined {
+  if (key === undefined && cert === undefined) {
+    if (ca !== undefined) throw new ConfigError(`${flag}-ca needs ${flag}-key and ${flag}-cert`);
+    return undefined;
+  }
+  if (key === undefined || cert === undefined) {
+    throw new ConfigError(`pass both ${flag}-key and ${flag}-cert, or neither`);
+  }
+  return {
+    key: readFileSync(key),
+    cert: readFileSync(cert),
+    ...(ca === undefined ? {} : { ca: readFileSync(ca) }),
+  };
+}
+
+/** Builds the security part of a node configuration: sessions, access, CORS, TLS, limits. */
+function securityConfig(settings: StartFlags): Partial<NodeConfig> {
+  const config: Partial<NodeConfig> = {};
+  if (settings.cookieSecretFile !== undefined) {
+    config.cookieSecret = Buffer.from(readSecret(settings.cookieSecretFile), 'utf8');
+  }
+  if (settings.sessionTimeout !== undefined) {
+    config.sessionTimeoutS = Number(settings.sessionTimeout);
+  }
+  if (settings.defaultSecurity !== undefined) {
+    const parsed = parseDefaultSecurity(settings.defaultSecurity);
+    if (parsed === null) {
+      throw new ConfigError(
+        `invalid --default-security '${settings.defaultSecurity}': expected admin_only or everyone`,
+      );
+    }
+    config.defaultSecurity = parsed;
+  }
+  if (settings.corsOrigins !== undefined) {
+    config.cors = {
+      origins: list(settings.corsOrigins),
+      credentials: settings.corsCredentials === true,
+      ...(settings.corsMethods === undefined ? {} : { methods: list(settings.corsMethods) }),
+      ...(settings.corsHeaders === undefined ? {} : { headers: list(settings.corsHeaders) }),
+      ...(settings.corsMaxAge === undefined ? {} : { maxAgeS: Number(settings.corsMaxAge) }),
+    };
+  }
+  const httpTls = tlsFiles(settings.tlsKey, settings.tlsCert, undefined, '--tls');
+  if (httpTls !== undefined) config.httpTls = httpTls;
+  const peerTls = tlsFiles(
+    settings.peerTlsKey,
+    settings.peerTlsCert,
+    settings.peerTlsCa,
+    '--peer-tls',
+  );
+  if (peerTls !== undefined) config.peerTls = peerTls;
+  if (settings.maxFeedsPerUser !== undefined) {
+    config.maxFeedsPerCaller = Number(settings.maxFeedsPerUser);
+  }
+  if (settings.requestTimeoutMs !== undefined) {
+    config.requestTimeoutMs = Number(settings.requestTimeoutMs);
+  }
+  return config;
 }
 
 /** Runs one node in the foreground until SIGTERM or SIGINT. */

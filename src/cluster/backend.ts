@@ -31,12 +31,13 @@ import type {
   RaftGroupStatus,
   Seq,
   ServerIdentity,
+  WriteAuthorization,
   WriteRequest,
   WriteResult,
 } from '../http/backend.js';
 import { NO_NODE } from '../raft/index.js';
 import { CouchError, errors } from '../util/couch-error.js';
-import { catalogBody, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
+import { catalogBody, catalogDocId, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
 import { DBS_GROUP, type DivanNode, type OpenGroup } from './node.js';
 
 /** How long `PUT /db` waits for the new group's first leader before it returns anyway. */
@@ -67,7 +68,7 @@ export class NodeBackend implements HttpBackend {
         newEdits: true,
         docs: [
           {
-            id: name,
+            id: catalogDocId(name),
             revisions: { start: 0, ids: [] },
             deleted: false,
             attachments: null,
@@ -97,7 +98,7 @@ export class NodeBackend implements HttpBackend {
       await this.#barrier(this.node.dbs);
       const entry = this.node.catalog.get(name);
       if (entry === undefined) return 'missing';
-      const rev = this.#catalogRev(name);
+      const rev = this.#catalogRev(catalogDocId(name));
       if (rev === null) return 'missing';
       const outcome = await this.node.propose(
         DBS_GROUP,
@@ -105,7 +106,7 @@ export class NodeBackend implements HttpBackend {
           newEdits: true,
           docs: [
             {
-              id: name,
+              id: catalogDocId(name),
               revisions: { start: rev.pos, ids: [rev.id] },
               deleted: true,
               attachments: null,
@@ -131,34 +132,45 @@ export class NodeBackend implements HttpBackend {
     return open.file.snapshot();
   }
 
-  async write(db: string, request: WriteRequest): Promise<WriteResult[]> {
+  async write(
+    db: string,
+    request: WriteRequest,
+    authorization?: WriteAuthorization,
+  ): Promise<WriteResult[]> {
     if (request.docs.length === 0) return [];
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       documentsCommand(this.node.nextRequestId(), request),
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind === 'documents') return [...outcome.results];
     throw outcomeError(outcome);
   }
 
-  async setRevsLimit(db: string, limit: number): Promise<void> {
+  async setRevsLimit(db: string, limit: number, authorization?: WriteAuthorization): Promise<void> {
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       { kind: 'revs_limit', requestId: this.node.nextRequestId(), limit },
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind !== 'ok') throw outcomeError(outcome);
   }
 
-  async setSecurity(db: string, security: Buffer): Promise<void> {
+  async setSecurity(
+    db: string,
+    security: Buffer,
+    authorization?: WriteAuthorization,
+  ): Promise<void> {
     const open = await this.#open(db, 'linearizable');
     const outcome = await this.node.propose(
       open.id,
       { kind: 'security', requestId: this.node.nextRequestId(), security },
       this.#deadline(),
+      authorization,
     );
     if (outcome.kind !== 'ok') throw outcomeError(outcome);
   }
@@ -414,10 +426,11 @@ export class NodeBackend implements HttpBackend {
     await open.group.readBarrier(this.#deadline());
   }
 
-  #catalogRev(name: string): { pos: number; id: string } | null {
+  /** The winning revision of the `_dbs` document `id`, or null when it is missing or deleted. */
+  #catalogRev(id: string): { pos: number; id: string } | null {
     const snapshot = this.node.dbs.file.snapshot();
     try {
-      const record = snapshot.document(name);
+      const record = snapshot.document(id);
       if (record === null || record.deleted) return null;
       return record.winner;
     } finally {

@@ -9,6 +9,9 @@
  * document, leaving a tombstone whose body keeps the uuid, so every node knows that incarnation
  * is gone and drops its messages.
  *
+ * A system database (`_users`, `_replicator`, ...) cannot use its name as the id, because
+ * document ids starting with `_` are reserved. Its id is `system:<name>` (see `catalogDocId`).
+ *
  * Cluster members are documents of `_dbs` too, with ids `node:<name>` (never a legal database
  * name, because of the colon) and bodies `{"peer": "host:port", "http": "host:port"}`. The set
  * of member documents is the membership every Raft group converges to.
@@ -46,6 +49,17 @@ export function nodeDocId(name: string): string {
 }
 
 const NODE_PREFIX = 'node:';
+const SYSTEM_PREFIX = 'system:';
+
+/** Returns the `_dbs` document id of database `name`. */
+export function catalogDocId(name: string): string {
+  return name.startsWith('_') ? `${SYSTEM_PREFIX}${name}` : name;
+}
+
+/** Returns the database name of a `_dbs` document id that is not a member's. */
+function databaseName(id: string): string {
+  return id.startsWith(SYSTEM_PREFIX) ? id.slice(SYSTEM_PREFIX.length) : id;
+}
 
 const UUID_PATTERN = /^[0-9a-f]{32}$/;
 
@@ -96,9 +110,10 @@ export class Catalog {
           this.#refreshNode(record.id.slice(NODE_PREFIX.length), record) || nodesChanged;
         continue;
       }
+      const name = databaseName(record.id);
       const content = record.content(record.winner);
       const fields = content === null ? null : parseBody(content.body);
-      const previous = this.#byName.get(record.id);
+      const previous = this.#byName.get(name);
       if (record.deleted || fields === null) {
         if (previous !== undefined) {
           this.#remove(previous);
@@ -113,7 +128,7 @@ export class Catalog {
         deleted.push(previous);
       }
       const entry = {
-        name: record.id,
+        name,
         uuid: fields.uuid,
         candidate: fields.candidate,
         voters: fields.voters,

@@ -3,6 +3,8 @@
  * environment, and what the node runs with. Parsing and validation live here so that the CLI,
  * tests and benchmarks build configurations the same way.
  */
+import type { CorsSettings } from '../http/cors.js';
+import type { DefaultSecurity } from '../security/access.js';
 
 export interface Address {
   host: string;
@@ -18,6 +20,14 @@ export interface AdminCredential {
   name: string;
   /** Either a clear password, hashed at start-up, or a stored `-pbkdf2-` hash. */
   password: string;
+}
+
+/** PEM contents of TLS files. */
+export interface TlsFiles {
+  key: Buffer;
+  cert: Buffer;
+  /** Certificates trusted to sign peers' certificates; absent means `cert` itself. */
+  ca?: Buffer;
 }
 
 export interface NodeConfig {
@@ -48,6 +58,25 @@ export interface NodeConfig {
   maxDocumentBytes: number;
   /** How long a write waits for a leader before it fails with 503. */
   writeTimeoutMs: number;
+  /** What a database whose `_security` names no members allows; `admin_only` when absent. */
+  defaultSecurity?: DefaultSecurity;
+  /**
+   * Signs session cookies; the same on every node. Absent: derived from `secret`, which every
+   * node of a cluster shares (src/security/cookie.ts `deriveCookieSecret`).
+   */
+  cookieSecret?: Buffer;
+  /** How long a session cookie stays valid, in seconds; 600 when absent. */
+  sessionTimeoutS?: number;
+  /** CORS of the HTTP port; off unless it names an origin. */
+  cors?: Partial<CorsSettings>;
+  /** TLS of the HTTP port: PEM key and certificate chain. */
+  httpTls?: TlsFiles;
+  /** TLS of the peer port: PEM key, certificate chain and the CA that signed every node's. */
+  peerTls?: TlsFiles;
+  /** Maximum open waiting `_changes` feeds per user (per address when anonymous). */
+  maxFeedsPerCaller?: number;
+  /** Time a client has to send a whole request, in milliseconds; 0 for no limit. */
+  requestTimeoutMs?: number;
   /**
    * Test-only: serve `GET`/`PUT /_node/_local/_faults` to change the file fault layers at run
    * time (fault runs use it to delay or stall fsync on one node).

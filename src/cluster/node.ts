@@ -46,10 +46,26 @@ import {
   type SnapshotMeta,
   stepsToTarget,
 } from '../raft/index.js';
+import {
+  checkDatabaseAccess,
+  isServerAdmin,
+  isWriteAuthorization,
+  parseSecurity,
+  type SecurityObject,
+  USERS_DATABASE,
+  type WriteAuthorization,
+} from '../security/access.js';
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
-import { errors, isCouchError } from '../util/couch-error.js';
+import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
-import { Catalog, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
+import {
+  Catalog,
+  catalogBody,
+  catalogDocId,
+  type DatabaseEntry,
+  nodeBody,
+  nodeDocId,
+} from './catalog.js';
 import type { NodeConfig } from './config.js';
 import {
   DroppedProposalError,
@@ -80,6 +96,8 @@ interface ProposeRequest {
   readonly group: string;
   readonly timeoutMs: number;
   readonly command: Uint8Array;
+  /** The caller the leader authorizes the write for; absent when the node itself writes. */
+  readonly authorization?: WriteAuthorization;
 }
 
 /** A leadership transfer forwarded to the leader's node. */
@@ -104,6 +122,13 @@ export type TransferReply =
 
 type ProposeReply =
   | { readonly status: 'ok'; readonly outcome: Uint8Array }
+  /** The leader's `_security` does not allow the caller this write. */
+  | {
+      readonly status: 'denied';
+      readonly code: number;
+      readonly error: string;
+      readonly reason: string;
+    }
   | { readonly status: 'not_leader'; readonly leader: string }
   | { readonly status: 'dropped' | 'unknown' | 'unknown_group' };
 
@@ -134,6 +159,8 @@ const RETRY_PAUSE_MS = 20;
 const LEADER_WAIT_MS = 1_000;
 /** A snapshot transfer that has not finished by then is abandoned and asked for again. */
 const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+/** Bytes of the uuid of the `_users` incarnation the bootstrap creates. */
+const USERS_UUID_BYTES = 16;
 /** The leader caps the wait of a forwarded proposal at this many ms. */
 const MAX_FORWARD_TIMEOUT_MS = 60_000;
 
@@ -163,6 +190,8 @@ export class DivanNode {
   /** Every peer address this process has learned, by node name. */
   readonly #knownPeers = new Map<string, string>();
   #bootstrapping = false;
+  /** True while this node proposes the creation of `_users`. */
+  #creatingUsers = false;
   #tickTimer: NodeJS.Timeout | null = null;
   #reconcileChain: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -261,6 +290,7 @@ export class DivanNode {
       secret: this.config.secret,
       limits: { maxMessageBytes: this.config.maxRequestBytes + 1024 * 1024 },
       logger: this.log.child({ component: 'transport' }),
+      ...(this.config.peerTls === undefined ? {} : { tls: this.config.peerTls }),
     });
     this.transport.onMessage((from, payload) => this.#onMessage(from, payload));
     this.transport.onRequest((from, payload) => this.#onRequest(from, payload));
@@ -462,7 +492,12 @@ export class DivanNode {
    * leader's node when this node does not lead, retrying with the same request id until
    * `deadline`; then fails with 503 (unknown outcome when the command may have been applied).
    */
-  async propose(groupId: string, command: Command, deadline: number): Promise<EntryOutcome> {
+  async propose(
+    groupId: string,
+    command: Command,
+    deadline: number,
+    authorization?: WriteAuthorization,
+  ): Promise<EntryOutcome> {
     const payload = encodeCommand(command);
     let maybeApplied = false;
     while (Date.now() < deadline) {
@@ -470,6 +505,9 @@ export class DivanNode {
       const status = open.group.status();
       if (status.role === 'leader') {
         try {
+          if (authorization !== undefined) {
+            await this.#authorizeWrite(open, authorization, deadline);
+          }
           return (await open.group.propose(payload, deadline)).outcome;
         } catch (error) {
           if (error instanceof UnknownOutcomeError) throw unknownOutcome();
@@ -491,7 +529,7 @@ export class DivanNode {
         await pause(RETRY_PAUSE_MS);
         continue;
       }
-      const forwarded = await this.#forward(leader, groupId, payload, deadline);
+      const forwarded = await this.#forward(leader, groupId, payload, deadline, authorization);
       if (forwarded.outcome !== undefined) return forwarded.outcome;
       maybeApplied ||= forwarded.maybeApplied;
       this.forwardRetries++;
@@ -506,6 +544,7 @@ export class DivanNode {
     groupId: string,
     payload: Uint8Array,
     deadline: number,
+    authorization: WriteAuthorization | undefined,
   ): Promise<{ outcome?: EntryOutcome; maybeApplied: boolean }> {
     const timeoutMs = Math.max(1, deadline - Date.now());
     const request: ProposeRequest = {
@@ -513,11 +552,13 @@ export class DivanNode {
       group: groupId,
       timeoutMs,
       command: payload,
+      ...(authorization === undefined ? {} : { authorization }),
     };
     try {
       const reply = (await this.transport.request(leader, request, { timeoutMs })) as ProposeReply;
       if (reply.status === 'ok')
         return { outcome: decodeOutcome(reply.outcome), maybeApplied: true };
+      if (reply.status === 'denied') throw new CouchError(reply.code, reply.error, reply.reason);
       return { maybeApplied: reply.status === 'unknown' };
     } catch (error) {
       if (error instanceof RequestError) return { maybeApplied: !error.notSent };
@@ -541,7 +582,8 @@ export class DivanNode {
       request.kind !== 'propose' ||
       typeof request.group !== 'string' ||
       typeof request.timeoutMs !== 'number' ||
-      !(request.command instanceof Uint8Array)
+      !(request.command instanceof Uint8Array) ||
+      (request.authorization !== undefined && !isWriteAuthorization(request.authorization))
     ) {
       this.log.warn({ from }, 'malformed forwarded request dropped');
       return { status: 'unknown_group' };
@@ -554,14 +596,59 @@ export class DivanNode {
     }
     const timeoutMs = Math.min(Math.max(request.timeoutMs, 1), MAX_FORWARD_TIMEOUT_MS);
     try {
+      if (request.authorization !== undefined) {
+        if (open.group.status().role !== 'leader') {
+          return { status: 'not_leader', leader: open.group.status().leader };
+        }
+        await this.#authorizeWrite(open, request.authorization, Date.now() + timeoutMs);
+      }
       const applied = await open.group.propose(request.command, Date.now() + timeoutMs);
       return { status: 'ok', outcome: encodeOutcome(applied.outcome) };
     } catch (error) {
       if (error instanceof NotLeaderError) return { status: 'not_leader', leader: error.leader };
       if (error instanceof DroppedProposalError) return { status: 'dropped' };
       if (error instanceof UnknownOutcomeError) return { status: 'unknown' };
+      if (isCouchError(error) && (error.status === 401 || error.status === 403)) {
+        return { status: 'denied', code: error.status, error: error.error, reason: error.reason };
+      }
       throw error;
     }
+  }
+
+  /**
+   * Authorizes a write on the group's leader: after a read barrier, this node's applied
+   * `_security` includes every change committed before the write arrived, so a write is never
+   * accepted against an older copy. Raises 401 or 403 when the caller may not write.
+   *
+   * NOTE: a `_security` change committed between this check and the write's own commit does
+   * not apply to the write. The two are concurrent, so the write is ordered by its check.
+   */
+  async #authorizeWrite(
+    open: OpenGroup,
+    authorization: WriteAuthorization,
+    deadline: number,
+  ): Promise<void> {
+    if (isServerAdmin(authorization.user)) return;
+    if (authorization.access === 'user_document') {
+      if (open.name === USERS_DATABASE) return;
+      throw errors.forbidden('Only user documents of _users are checked by their owner.');
+    }
+    await open.group.readBarrier(deadline);
+    const snapshot = open.file.snapshot();
+    let security: SecurityObject;
+    try {
+      security = parseSecurity(snapshot.security());
+    } finally {
+      snapshot.close();
+    }
+    const defaultSecurity = this.config.defaultSecurity ?? 'admin_only';
+    const denied = checkDatabaseAccess(
+      authorization.user,
+      security,
+      authorization.access,
+      defaultSecurity,
+    );
+    if (denied !== null) throw denied;
   }
 
   /**
@@ -800,6 +887,7 @@ export class DivanNode {
     if (++this.#ticksSinceReconcile >= RECONCILE_TICKS) {
       this.#ticksSinceReconcile = 0;
       this.#bootstrapMembers();
+      this.#bootstrapUsersDatabase();
       this.#recordOwnAddresses();
       for (const open of this.#groups.values()) this.#reconcileMembership(open);
     }
@@ -928,6 +1016,47 @@ export class DivanNode {
       .catch((error: unknown) => this.log.warn({ err: error }, 'recording the members failed'))
       .finally(() => {
         this.#bootstrapping = false;
+      });
+  }
+
+  /**
+   * Creates `_users` with the cluster, once: the `_dbs` leader proposes its catalog document
+   * when `_dbs` has never had one. A `_users` deleted by an admin stays deleted.
+   */
+  #bootstrapUsersDatabase(): void {
+    if (this.#creatingUsers || this.catalog.nodes.size === 0) return;
+    if (this.#dbs.group.status().role !== 'leader') return;
+    const snapshot = this.#dbs.file.snapshot();
+    let recorded: boolean;
+    try {
+      recorded = snapshot.document(catalogDocId(USERS_DATABASE)) !== null;
+    } finally {
+      snapshot.close();
+    }
+    if (recorded) return;
+    this.#creatingUsers = true;
+    const uuid = randomBytes(USERS_UUID_BYTES).toString('hex');
+    const voters = this.#dbs.group.status().membership.voters;
+    const doc = {
+      id: catalogDocId(USERS_DATABASE),
+      revisions: { start: 0, ids: [] },
+      deleted: false,
+      attachments: null,
+      body: catalogBody(uuid, this.config.name, voters),
+    };
+    this.propose(
+      DBS_GROUP,
+      documentsCommand(this.nextRequestId(), { newEdits: true, docs: [doc] }),
+      Date.now() + this.config.writeTimeoutMs,
+    )
+      .then((outcome) => {
+        const result = outcome.kind === 'documents' ? outcome.results[0] : undefined;
+        if (result?.ok === true) this.log.info({ db: USERS_DATABASE }, 'database created');
+        else this.log.warn({ db: USERS_DATABASE, outcome }, 'creating the database failed');
+      })
+      .catch((error: unknown) => this.log.warn({ err: error }, 'creating _users failed'))
+      .finally(() => {
+        this.#creatingUsers = false;
       });
   }
 

@@ -8,6 +8,7 @@ import {
   hashPassword,
   parsePasswordHash,
 } from '../http/index.js';
+import { deriveCookieSecret } from '../security/cookie.js';
 import type { FaultStack } from '../storage/io.js';
 import type { Logger } from '../util/log.js';
 import { NodeBackend } from './backend.js';
@@ -35,11 +36,27 @@ export async function startNode(
     limits: {
       maxRequestBodyBytes: config.maxRequestBytes,
       maxDocumentBytes: config.maxDocumentBytes,
+      ...(config.maxFeedsPerCaller === undefined
+        ? {}
+        : { maxFeedsPerCaller: config.maxFeedsPerCaller }),
+      ...(config.requestTimeoutMs === undefined
+        ? {}
+        : { requestTimeoutMs: config.requestTimeoutMs }),
     },
     logger: logger.child({ component: 'http' }),
+    security: {
+      cookieSecret: config.cookieSecret ?? deriveCookieSecret(config.secret),
+      defaultSecurity: config.defaultSecurity ?? 'admin_only',
+      ...(config.sessionTimeoutS === undefined ? {} : { sessionTimeoutS: config.sessionTimeoutS }),
+    },
+    ...(config.cors === undefined ? {} : { cors: config.cors }),
+    ...(config.httpTls === undefined
+      ? {}
+      : { tls: { key: config.httpTls.key, cert: config.httpTls.cert } }),
   });
   await http.listen({ host: config.http.host, port: config.http.port });
-  logger.info({ http: `${config.http.host}:${config.http.port}` }, 'http listening');
+  const scheme = config.httpTls === undefined ? 'http' : 'https';
+  logger.info({ http: `${scheme}://${config.http.host}:${config.http.port}` }, 'http listening');
   return {
     node,
     http,

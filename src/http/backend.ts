@@ -33,6 +33,9 @@ import type { DocKind } from '../document/doc-id.js';
 import type { DocumentWrite } from '../document/document.js';
 import type { Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
+import type { WriteAuthorization } from '../security/access.js';
+
+export type { WriteAuthorization };
 
 /**
  * `linearizable` (the default) reads state that includes every write acknowledged before the
@@ -301,11 +304,20 @@ export interface HttpBackend {
   deleteDatabase(name: string): Promise<'deleted' | 'missing'>;
   /** Opens a snapshot; rejects with `dbNotFound` when the database does not exist. */
   snapshot(db: string, consistency: Consistency): Promise<DatabaseSnapshot>;
-  /** Applies documents through Raft; resolves once applied, with one result per document. */
-  write(db: string, request: WriteRequest): Promise<WriteResult[]>;
-  setRevsLimit(db: string, limit: number): Promise<void>;
-  /** Stores a validated `_security` object (raw JSON). */
-  setSecurity(db: string, security: Buffer): Promise<void>;
+  /**
+   * Applies documents through Raft; resolves once applied, with one result per document.
+   * With `authorization`, the group's leader first checks the caller against the `_security`
+   * it has applied and rejects with 401 or 403; without it, the node itself is writing.
+   */
+  write(
+    db: string,
+    request: WriteRequest,
+    authorization?: WriteAuthorization,
+  ): Promise<WriteResult[]>;
+  /** Sets `_revs_limit`; `authorization` as for `write`. */
+  setRevsLimit(db: string, limit: number, authorization?: WriteAuthorization): Promise<void>;
+  /** Stores a validated `_security` object (raw JSON); `authorization` as for `write`. */
+  setSecurity(db: string, security: Buffer, authorization?: WriteAuthorization): Promise<void>;
   /*
    * The four methods below are optional so that a backend can grow them one at a time: a
    * route whose method is missing answers 501 `not_implemented`. The engine gives each one a

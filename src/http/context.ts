@@ -1,15 +1,18 @@
 /**
  * The per-request view that route handlers work with: the parsed target and query, the raw
- * body bytes, the server-wide settings (backend, limits, logger), and helpers for what every
+ * body bytes, the caller, the server-wide settings (backend, limits, logger), and helpers for what every
  * route repeats: the content-type check of POST routes, the read consistency, body parsing
  * with the configured limits, and JSON replies.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CompressionOptions } from '../document/attachments.js';
 import { type ScannedValue, scanJson, scanObject } from '../document/json.js';
+import type { UserContext } from '../security/access.js';
 import { errors } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
+import type { Authenticator } from './auth.js';
 import type { Consistency, HttpBackend } from './backend.js';
+import { authorizingBackend, type Identity, type SecuritySettings } from './gate.js';
 import type { HttpLimits } from './limits.js';
 import { QueryParams } from './query.js';
 import { type Headers, sendJson, sendJsonBytes } from './reply.js';
@@ -24,6 +27,8 @@ export interface ServerContext {
   readonly version: string;
   /** Which attachments are stored gzipped (CouchDB's `compressible_types`). */
   readonly attachmentCompression: CompressionOptions;
+  readonly authenticator: Authenticator;
+  readonly security: SecuritySettings;
 }
 
 /** What the request log line reports besides method, path and status. */
@@ -43,12 +48,17 @@ export class RequestScope {
     readonly reply: FastifyReply,
     readonly target: RequestTarget,
     readonly facts: RequestFacts,
+    readonly identity: Identity,
   ) {
     this.query = new QueryParams(target.query, server.limits.maxJsonDepth);
+    this.backend = authorizingBackend(server.backend, identity.user, server.security);
   }
 
-  get backend(): HttpBackend {
-    return this.server.backend;
+  /** The backend, with every write authorized as the caller (see gate.ts). */
+  readonly backend: HttpBackend;
+
+  get user(): UserContext {
+    return this.identity.user;
   }
 
   get limits(): HttpLimits {
@@ -96,10 +106,10 @@ export class RequestScope {
     return 'linearizable';
   }
 
-  /** The `http://host` prefix for `Location` headers, from the request's Host header. */
+  /** The `http://host` (or `https://`) prefix for `Location` headers, from the Host header. */
   origin(): string {
     const host = this.header('host') ?? 'localhost';
-    return `http://${host}`;
+    return `${this.request.protocol}://${host}`;
   }
 
   sendJson(status: number, value: unknown, headers?: Headers): void {

@@ -3,7 +3,7 @@
  * the limits, and admin password hashing for the CLI.
  */
 export type { AdminCredential, AuthenticatorOptions } from './auth.js';
-export { AdminAuthenticator, hashPassword, parsePasswordHash, verifyPassword } from './auth.js';
+export { Authenticator, hashPassword, parsePasswordHash, verifyPassword } from './auth.js';
 export type * from './backend.js';
 export { DEFAULT_HTTP_LIMITS, type HttpLimits, resolveLimits } from './limits.js';
 export { createHttpServer, type HttpServerOptions } from './server.js';

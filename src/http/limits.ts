@@ -15,6 +15,13 @@
  * | maxUuidCount         | 1,000            | uuids/max_count                    | 400 bad_request  |
  * | maxUrlBytes          | 64 KiB           | none (mochiweb's line limit)       | 414 too_long     |
  * | maxHeaderBytes       | 80 KiB           | none                               | 431              |
+ * | maxFeedsPerCaller    | 100              | none                               | 429 too_many_requests |
+ * | requestTimeoutMs     | 300,000          | none                               | connection closed |
+ * | headersTimeoutMs     | 60,000           | none                               | connection closed |
+ *
+ * The two timeouts bound how long a client may take to send a request: its headers, and the
+ * whole request with its body (Node's `headersTimeout` and `requestTimeout`, with Node 20's
+ * defaults). They do not bound a response, so open `_changes` feeds are not cut.
  *
  * The request body default is Divan's own: a request is one Raft log entry, and the peer
  * transport carries an entry of that size in one frame.
@@ -22,6 +29,7 @@
 import { DEFAULT_MAX_DOCUMENT_SIZE } from '../document/document.js';
 import { DEFAULT_MAX_JSON_DEPTH } from '../document/json.js';
 import { assert } from '../util/assert.js';
+import { DEFAULT_MAX_FEEDS_PER_CALLER } from './feed-limiter.js';
 
 const MIB = 1024 * 1024;
 const KIB = 1024;
@@ -49,6 +57,12 @@ export interface HttpLimits {
   readonly maxUrlBytes: number;
   /** Maximum size of the request line and headers together, in bytes (Node's maxHeaderSize). */
   readonly maxHeaderBytes: number;
+  /** Maximum open waiting `_changes` feeds per user (per IP address when anonymous). */
+  readonly maxFeedsPerCaller: number;
+  /** Time a client has to send a whole request, in milliseconds; 0 means no limit. */
+  readonly requestTimeoutMs: number;
+  /** Time a client has to send the request line and headers, in milliseconds. */
+  readonly headersTimeoutMs: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
@@ -63,6 +77,9 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxUuidCount: 1_000,
   maxUrlBytes: 64 * KIB,
   maxHeaderBytes: 80 * KIB,
+  maxFeedsPerCaller: DEFAULT_MAX_FEEDS_PER_CALLER,
+  requestTimeoutMs: 300_000,
+  headersTimeoutMs: 60_000,
 });
 
 /** Returns the defaults with `overrides` applied, after checking every value. */
@@ -76,6 +93,12 @@ export function resolveLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
   assert(
     limits.maxUrlBytes < limits.maxHeaderBytes,
     'maxUrlBytes must be below maxHeaderBytes, which includes the request line',
+  );
+  assert(limits.maxFeedsPerCaller >= 1, 'maxFeedsPerCaller must allow one feed');
+  assert(limits.headersTimeoutMs >= 1, 'headersTimeoutMs must be positive');
+  assert(
+    limits.requestTimeoutMs === 0 || limits.headersTimeoutMs <= limits.requestTimeoutMs,
+    'headersTimeoutMs must not exceed requestTimeoutMs',
   );
   return limits;
 }

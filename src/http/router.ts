@@ -11,8 +11,9 @@
  * - a wrong method on a route gets 405 `method_not_allowed` with an `Allow` header.
  *
  * Routes CouchDB has and Divan does not yet (`_find`, `_index`, view compaction, ...) answer
- * 501. Authorization is decided before this (see `requiredAccess`).
+ * 501. Authorization is decided before this (see `requiredAccess` and gate.ts).
  */
+import type { DatabaseAccess } from '../security/access.js';
 import { errors } from '../util/couch-error.js';
 import type { RequestScope } from './context.js';
 import { isValidDatabaseName, type PathSegment } from './request-target.js';
@@ -67,6 +68,7 @@ import {
   handleUuids,
   handleWelcome,
 } from './routes/server.js';
+import { handleDeleteSession, handleGetSession, handlePostSession } from './routes/session.js';
 
 type Handler = (scope: RequestScope) => void | Promise<void>;
 /** Handlers by method; `GET` also serves `HEAD`. */
@@ -86,19 +88,49 @@ const UNIMPLEMENTED_DB_ROUTES: ReadonlySet<string> = new Set([
   '_partition',
 ]);
 
-/** The access a route needs: none, or a server admin (each kind with its CouchDB 401 reason). */
-export type Access = 'public' | 'server_admin' | 'database';
-
 /**
- * Decides the access a request needs, before its body is read. The kind only chooses the
- * 401 reason: every request that is not public needs a server admin.
+ * The access a request needs, decided from its path and method before its body is read:
+ * - `public`: anyone (`/`, `/_up`);
+ * - `session`: anyone, with credentials checked when present (`/_session`);
+ * - `server_admin`: a server admin (every other server route, creating and deleting databases,
+ *   a group's Raft routes);
+ * - `database`: a member of `db`, or a database admin when `access` is `admin` (design
+ *   documents, `_security`, `_revs_limit` and compaction changes). `_users` has its own rules
+ *   (see gate.ts).
  */
-export function requiredAccess(segments: readonly PathSegment[], method: string): Access {
+export type AccessRule =
+  | { readonly kind: 'public' }
+  | { readonly kind: 'session' }
+  | { readonly kind: 'server_admin' }
+  | { readonly kind: 'database'; readonly db: string; readonly access: DatabaseAccess };
+
+const PUBLIC: AccessRule = Object.freeze({ kind: 'public' });
+const SESSION: AccessRule = Object.freeze({ kind: 'session' });
+const SERVER_ADMIN: AccessRule = Object.freeze({ kind: 'server_admin' });
+
+/** Database routes that change the database's settings or files: database admins only. */
+const ADMIN_DB_ROUTES: ReadonlySet<string> = new Set([
+  '_compact',
+  '_view_cleanup',
+  '_purge',
+  '_purged_infos_limit',
+]);
+
+/** Decides the access a request needs (see `AccessRule`). */
+export function requiredAccess(segments: readonly PathSegment[], method: string): AccessRule {
   const first = segments[0]?.text;
-  if (first === undefined || (first === '_up' && segments.length === 1)) return 'public';
-  if (first.startsWith('_') && !isValidDatabaseName(first)) return 'server_admin';
-  if (segments.length === 1 && (method === 'PUT' || method === 'DELETE')) return 'server_admin';
-  return 'database';
+  if (first === undefined || (first === '_up' && segments.length === 1)) return PUBLIC;
+  if (first === '_session' && segments.length === 1) return SESSION;
+  if (first.startsWith('_') && !isValidDatabaseName(first)) return SERVER_ADMIN;
+  if (segments.length === 1 && (method === 'PUT' || method === 'DELETE')) return SERVER_ADMIN;
+  const second = segments[1]?.text;
+  if (second === '_raft') return SERVER_ADMIN;
+  const reads = method === 'GET' || method === 'HEAD';
+  let access: DatabaseAccess = 'member';
+  if (second !== undefined && ADMIN_DB_ROUTES.has(second)) access = 'admin';
+  if ((second === '_security' || second === '_revs_limit') && !reads) access = 'admin';
+  if (second === '_design' && segments.length > 2 && !reads) access = 'admin';
+  return { kind: 'database', db: first, access };
 }
 
 function allowedMethods(table: MethodTable): string {
@@ -128,6 +160,9 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_active_tasks') return { GET: handleActiveTasks };
   }
   if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  if (names.length === 1 && first === '_session') {
+    return { GET: handleGetSession, POST: handlePostSession, DELETE: handleDeleteSession };
+  }
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
     if (names.length === 3) return { GET: handleListNodes };
     if (names.length === 4) {

@@ -4,9 +4,11 @@
  *
  * Request lifecycle:
  * 1. `onRequest`: assign the request id (10 hex digits, CouchDB's nonce length) and send it as
- *    `X-Couch-Request-ID`. Reject a request target longer than `maxUrlBytes` (414), parse the
- *    path and check credentials (401 unless public or a server admin). This runs before the
- *    body is read, so an unauthenticated upload is never buffered.
+ *    `X-Couch-Request-ID`. Reply to a CORS preflight, or add the CORS headers (cors.ts). Reject a
+ *    request target longer than `maxUrlBytes` (414), parse the path, identify the caller and
+ *    check its access (gate.ts: 401 or 403), and count an open `_changes` feed against the
+ *    caller's cap (429). This runs before the body is read, so an upload that would be
+ *    rejected is never buffered.
  * 2. Body: every content type is read as raw bytes up to `maxRequestBodyBytes` (413 past it);
  *    nothing is parsed by fastify.
  * 3. Handler: the router (router.ts) and route modules; errors are `CouchError`s.
@@ -33,13 +35,28 @@ import Fastify, {
 import type { CompressionOptions } from '../document/attachments.js';
 import { CouchError, errors, isCouchError } from '../util/couch-error.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { AdminAuthenticator, type AdminCredential, type AuthenticatorOptions } from './auth.js';
+import {
+  type AdminCredential,
+  Authenticator,
+  type AuthenticatorOptions,
+  DEFAULT_PBKDF2_ITERATIONS,
+} from './auth.js';
 import type { HttpBackend } from './backend.js';
 import { type RequestFacts, RequestScope, type ServerContext } from './context.js';
+import { applyCors, type CorsSettings, resolveCors } from './cors.js';
+import { FeedLimiter, feedKey, isWaitingFeed } from './feed-limiter.js';
+import {
+  authorizeRequest,
+  DEFAULT_SESSION_TIMEOUT_S,
+  type Identity,
+  identify,
+  type SecuritySettings,
+} from './gate.js';
 import { type HttpLimits, resolveLimits } from './limits.js';
 import { sendError } from './reply.js';
 import { isValidDatabaseName, parseRequestTarget, type RequestTarget } from './request-target.js';
-import { type Access, requiredAccess, route } from './router.js';
+import { requiredAccess, route } from './router.js';
+import { userStore } from './users.js';
 
 const REQUEST_ID_BYTES = 5;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
@@ -47,9 +64,10 @@ const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 const EXTRA_METHODS = ['COPY'];
 const ROUTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'COPY', 'OPTIONS', 'PATCH'];
 
-const NOT_SERVER_ADMIN = 'You are not a server admin.';
-const NOT_DATABASE_MEMBER = 'You are not authorized to access this db.';
-const WRONG_CREDENTIALS = 'Name or password is incorrect.';
+const ANONYMOUS_IDENTITY: Identity = Object.freeze({
+  user: Object.freeze({ name: null, roles: Object.freeze([]) }),
+  method: null,
+});
 
 export interface HttpServerOptions {
   readonly backend: HttpBackend;
@@ -63,11 +81,20 @@ export interface HttpServerOptions {
   readonly auth?: AuthenticatorOptions;
   /** Which attachments are stored gzipped; CouchDB's defaults when absent. */
   readonly attachmentCompression?: CompressionOptions;
+  /** Sessions and access control; cookie sessions are off without a `cookieSecret`. */
+  readonly security?: Partial<SecuritySettings>;
+  /** CORS; off unless `origins` names at least one origin. */
+  readonly cors?: Partial<CorsSettings>;
+  /** Serve HTTPS with this PEM key and certificate chain. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
 }
 
 interface RequestState {
   target: RequestTarget;
   facts: RequestFacts;
+  identity: Identity;
+  /** Ends the request's count against the open-feed cap; set for waiting feeds only. */
+  releaseFeed?: () => void;
 }
 
 /** Per-request state, set in `onRequest` and read by the handler and the log line. */
@@ -106,9 +133,30 @@ function fastifyErrorToCouch(error: FastifyError): CouchError | null {
   return null;
 }
 
-function unauthorized(access: Access, rejected: boolean): CouchError {
-  if (rejected) return errors.unauthorized(WRONG_CREDENTIALS);
-  return errors.unauthorized(access === 'database' ? NOT_DATABASE_MEMBER : NOT_SERVER_ADMIN);
+function resolveSecurity(
+  overrides: Partial<SecuritySettings> = {},
+  tls: boolean,
+): SecuritySettings {
+  return {
+    cookieSecret: overrides.cookieSecret ?? null,
+    sessionTimeoutS: overrides.sessionTimeoutS ?? DEFAULT_SESSION_TIMEOUT_S,
+    secureCookies: overrides.secureCookies ?? tls,
+    defaultSecurity: overrides.defaultSecurity ?? 'admin_only',
+    passwordIterations: overrides.passwordIterations ?? DEFAULT_PBKDF2_ITERATIONS,
+  };
+}
+
+/** Counts a waiting feed against its caller's cap until its response closes. */
+function holdFeed(limiter: FeedLimiter, key: string, reply: FastifyReply): () => void {
+  limiter.acquire(key);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    limiter.release(key);
+  };
+  reply.raw.once('close', release);
+  return release;
 }
 
 /** Writes a JSON error straight to a socket, for requests Node rejects before fastify. */
@@ -141,14 +189,19 @@ function handleClientError(error: NodeJS.ErrnoException, socket: Socket): void {
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const limits = resolveLimits(options.limits);
   const logger = options.logger ?? silentLogger;
+  const security = resolveSecurity(options.security, options.tls !== undefined);
+  const cors = resolveCors(options.cors);
+  const authenticator = new Authenticator(options.admins, options.auth, userStore(options.backend));
   const context: ServerContext = {
     backend: options.backend,
     limits,
     log: logger,
     version: options.version ?? '0.0.0',
     attachmentCompression: options.attachmentCompression ?? {},
+    authenticator,
+    security,
   };
-  const authenticator = new AdminAuthenticator(options.admins, options.auth);
+  const feeds = new FeedLimiter(limits.maxFeedsPerCaller);
 
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -161,11 +214,19 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       return '/';
     },
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    requestTimeout: 0,
+    requestTimeout: limits.requestTimeoutMs,
     forceCloseConnections: true,
     exposeHeadRoutes: false,
     return503OnClosing: true,
-    http: { maxHeaderSize: limits.maxHeaderBytes },
+    ...(options.tls === undefined
+      ? { http: { maxHeaderSize: limits.maxHeaderBytes } }
+      : {
+          https: {
+            key: options.tls.key,
+            cert: options.tls.cert,
+            maxHeaderSize: limits.maxHeaderBytes,
+          },
+        }),
     clientErrorHandler: handleClientError,
     frameworkErrors: (error, _request, reply) => {
       reply.header('x-couch-request-id', newRequestId());
@@ -173,6 +234,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     },
   });
   for (const method of EXTRA_METHODS) fastify.addHttpMethod(method, { hasBody: false });
+  fastify.server.headersTimeout = limits.headersTimeoutMs;
 
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
@@ -181,28 +243,48 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
 
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-couch-request-id', request.id);
+    if (applyCors(cors, request, reply)) return reply;
     const url = originalUrl(request);
     if (Buffer.byteLength(url) > limits.maxUrlBytes) throw errors.uriTooLong();
     const target = parseRequestTarget(url);
     const first = target.segments[0]?.text;
     const db = first !== undefined && isValidDatabaseName(first) ? first : null;
     const facts: RequestFacts = { user: null, db };
-    requestStates.set(request, { target, facts });
+    const state: RequestState = { target, facts, identity: ANONYMOUS_IDENTITY };
+    requestStates.set(request, state);
 
-    const access = requiredAccess(target.segments, request.method);
-    if (access === 'public') return;
-    const outcome = await authenticator.authenticate(request.headers.authorization);
-    if (outcome.kind === 'admin') {
-      facts.user = outcome.name;
-      return;
+    const rule = requiredAccess(target.segments, request.method);
+    if (rule.kind === 'public') return;
+    try {
+      state.identity = await identify(request, authenticator, security);
+      facts.user = state.identity.user.name;
+      await authorizeRequest(
+        rule,
+        target.segments,
+        request.method,
+        state.identity.user,
+        options.backend,
+        security,
+      );
+    } catch (error) {
+      const challenge = request.headers['x-couchdb-www-authenticate'];
+      if (isCouchError(error) && error.status === 401 && typeof challenge === 'string') {
+        reply.header('www-authenticate', challenge);
+      }
+      throw error;
     }
-    const challenge = request.headers['x-couchdb-www-authenticate'];
-    if (typeof challenge === 'string') reply.header('www-authenticate', challenge);
-    throw unauthorized(access, outcome.kind === 'rejected');
+    if (state.identity.refreshedCookie !== undefined) {
+      reply.header('set-cookie', state.identity.refreshedCookie);
+    }
+    if (isWaitingFeed(target)) {
+      const key = feedKey(state.identity.user.name, request.ip);
+      state.releaseFeed = holdFeed(feeds, key, reply);
+    }
   });
 
   fastify.addHook('onResponse', async (request, reply) => {
     const state = requestStates.get(request);
+    state?.releaseFeed?.();
     request.log.info(
       {
         method: request.method,
@@ -229,7 +311,9 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = requestStates.get(request);
     if (state === undefined) throw new Error('request state missing: onRequest did not run');
-    await route(new RequestScope(context, request, reply, state.target, state.facts));
+    await route(
+      new RequestScope(context, request, reply, state.target, state.facts, state.identity),
+    );
   };
   fastify.route({ method: ROUTED_METHODS, url: '/', handler });
   fastify.setNotFoundHandler(handler);

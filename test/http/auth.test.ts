@@ -3,7 +3,7 @@ import { pbkdf2Sync } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import {
-  AdminAuthenticator,
+  Authenticator,
   hashPassword,
   parseBasicCredentials,
   parsePasswordHash,
@@ -84,9 +84,7 @@ test('basic credentials parsing', () => {
 });
 
 test('verified credentials are cached', async () => {
-  const authenticator = new AdminAuthenticator([
-    { name: ADMIN_NAME, passwordHash: await adminHash() },
-  ]);
+  const authenticator = new Authenticator([{ name: ADMIN_NAME, passwordHash: await adminHash() }]);
   for (let i = 0; i < 5; i++) {
     assert.deepEqual(await authenticator.authenticate(ADMIN_AUTH), {
       kind: 'admin',
@@ -105,7 +103,7 @@ test('credential cache expires and is bounded', async () => {
   let now = 0;
   const hash = await hashPassword('pw', FEW_ITERATIONS);
   const admins = ['a', 'b', 'c'].map((name) => ({ name, passwordHash: hash }));
-  const authenticator = new AdminAuthenticator(admins, {
+  const authenticator = new Authenticator(admins, {
     cacheEntries: 2,
     cacheTtlMs: 1_000,
     now: () => now,

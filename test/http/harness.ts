@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { hashPassword } from '../../src/http/auth.js';
 import type { HttpLimits } from '../../src/http/limits.js';
-import { createHttpServer } from '../../src/http/server.js';
+import { createHttpServer, type HttpServerOptions } from '../../src/http/server.js';
 import { MemoryBackend } from './memory-backend.js';
 
 /** A parsed reply; tests read its fields directly and assert each one. */
@@ -108,6 +108,7 @@ export function assertError(
 export async function startServer(
   t: TestContext,
   limits: Partial<HttpLimits> = {},
+  options: Partial<HttpServerOptions> = {},
 ): Promise<TestServer> {
   const backend = new MemoryBackend();
   const app = createHttpServer({
@@ -115,6 +116,7 @@ export async function startServer(
     admins: [{ name: ADMIN_NAME, passwordHash: await adminHash() }],
     limits,
     version: '0.1.0',
+    ...options,
   });
   t.after(() => app.close());
   await app.ready();

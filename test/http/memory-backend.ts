@@ -18,6 +18,9 @@
  * the leaf the edit extends, else the write gets `missing_stub`; data attachments keep the bytes
  * the HTTP layer prepared. Purge and compaction are not implemented (their routes answer 501
  * here; the engine's test double covers them).
+ * Writes that carry a `WriteAuthorization` are checked against the database's `_security` as
+ * the leader checks them (src/security/access.ts), and every authorization is recorded in
+ * `authorizations`, so tests see what the HTTP layer asked for.
  *
  * Test hooks: `failWrites` makes writes reject with a given error (for 503 unknown outcomes),
  * `failSnapshots` makes snapshots throw (for the 500 path).
@@ -61,6 +64,14 @@ import type {
   WriteRequest,
   WriteResult,
 } from '../../src/http/backend.js';
+import {
+  checkDatabaseAccess,
+  type DefaultSecurity,
+  isServerAdmin,
+  parseSecurity,
+  USERS_DATABASE,
+  type WriteAuthorization,
+} from '../../src/security/access.js';
 import { errors } from '../../src/util/couch-error.js';
 
 const DEFAULT_REVS_LIMIT = 1000;
@@ -278,6 +289,10 @@ export class MemoryBackend implements HttpBackend {
   openSnapshots = 0;
   /** When set, every write rejects with this error. */
   failWrites: Error | null = null;
+  /** What a database with no members allows, as the node's `defaultSecurity`. */
+  defaultSecurity: DefaultSecurity = 'admin_only';
+  /** Every authorization a write carried, in order. */
+  readonly authorizations: WriteAuthorization[] = [];
   /** When set, every snapshot rejects with this error. */
   failSnapshots: Error | null = null;
   /** Consistencies asked for, in order, for tests of `stable=false`. */
@@ -319,8 +334,31 @@ export class MemoryBackend implements HttpBackend {
     return snapshot;
   }
 
-  async write(db: string, request: WriteRequest): Promise<WriteResult[]> {
+  /** Checks a write as the leader does; records the authorization. */
+  private authorize(db: string, database: MemoryDatabase, authorization?: WriteAuthorization) {
+    if (authorization === undefined) return;
+    this.authorizations.push(authorization);
+    if (isServerAdmin(authorization.user)) return;
+    if (authorization.access === 'user_document') {
+      if (db === USERS_DATABASE) return;
+      throw errors.forbidden('user_document outside _users');
+    }
+    const denied = checkDatabaseAccess(
+      authorization.user,
+      parseSecurity(database.security),
+      authorization.access,
+      this.defaultSecurity,
+    );
+    if (denied !== null) throw denied;
+  }
+
+  async write(
+    db: string,
+    request: WriteRequest,
+    authorization?: WriteAuthorization,
+  ): Promise<WriteResult[]> {
     const database = this.database(db);
+    this.authorize(db, database, authorization);
     if (this.failWrites !== null) throw this.failWrites;
     const results = request.docs.map((doc) => {
       if (doc.kind === 'local') return writeLocal(database, doc);
@@ -330,12 +368,16 @@ export class MemoryBackend implements HttpBackend {
     return results;
   }
 
-  async setRevsLimit(db: string, limit: number): Promise<void> {
-    this.database(db).revsLimit = limit;
+  async setRevsLimit(db: string, limit: number, authorization?: WriteAuthorization) {
+    const database = this.database(db);
+    this.authorize(db, database, authorization);
+    database.revsLimit = limit;
   }
 
-  async setSecurity(db: string, security: Buffer): Promise<void> {
-    this.database(db).security = security;
+  async setSecurity(db: string, security: Buffer, authorization?: WriteAuthorization) {
+    const database = this.database(db);
+    this.authorize(db, database, authorization);
+    database.security = security;
   }
 
   waitForChange(db: string, since: Seq, timeoutMs: number, signal: AbortSignal): Promise<boolean> {

@@ -41,7 +41,9 @@ export type HandshakeFailure =
   | 'wrong-direction'
   | 'unexpected-peer'
   | 'cancelled'
-  | 'too-many-pending';
+  | 'too-many-pending'
+  /** The TLS handshake failed (no certificate, or one the CA did not sign). */
+  | 'tls';
 
 export type HandshakeOutcome =
   | { ok: true; peerId: string; socket: Socket; decoder: FrameDecoder }

@@ -33,6 +33,7 @@ export {
 } from './errors.js';
 export type { HandshakeFailure } from './handshake-session.js';
 export type { Lane } from './inbound.js';
+export type { TransportTls } from './options.js';
 export {
   defaultLimits,
   defaultTiming,

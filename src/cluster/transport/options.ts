@@ -86,6 +86,16 @@ export interface TransportOptions {
   limits?: Partial<TransportLimits>;
   timing?: Partial<TransportTiming>;
   logger: Logger;
+  /** Encrypt every connection with TLS; absent means plain TCP. */
+  tls?: TransportTls;
+}
+
+/** PEM key, certificate chain and CA of the peer port's TLS. */
+export interface TransportTls {
+  key: Buffer;
+  cert: Buffer;
+  /** The CA that signed every node's certificate; absent means `cert` (one shared certificate). */
+  ca?: Buffer;
 }
 
 export interface SocketAddress {

@@ -112,6 +112,7 @@ export function createCounters(): TransportCounters {
       'unexpected-peer': 0,
       cancelled: 0,
       'too-many-pending': 0,
+      tls: 0,
     },
     dialFailures: 0,
     protocolErrors: 0,

@@ -9,11 +9,21 @@
  * two nodes never race to build two connections. A newly authenticated connection from a peer
  * replaces the old one (the peer restarted or the old socket died silently).
  *
+ * With `tls` set, every connection is TLS with both sides presenting a certificate signed by
+ * the configured CA; host names are not checked, because a peer's identity is the node id its
+ * handshake proof covers. The HMAC handshake runs inside TLS as before.
+ *
  * Does not: interpret messages, retry sends (Raft tolerates loss), or persist anything.
  */
 import { EventEmitter } from 'node:events';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import {
+  connect as connectTcp,
+  createServer as createTcpServer,
+  type Server,
+  type Socket,
+} from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
 import { assert } from '../../util/assert.js';
 import type { Logger } from '../../util/log.js';
 import { reconnectDelayMs } from './backoff.js';
@@ -48,6 +58,7 @@ import {
   type TransportLimits,
   type TransportOptions,
   type TransportTiming,
+  type TransportTls,
   validateNodeId,
 } from './options.js';
 import { NO_TAG } from './outbound.js';
@@ -102,6 +113,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   readonly #peers = new Map<string, PeerSlot>();
   readonly #accepting = new Set<HandshakeHandle>();
   readonly #server: Server;
+  readonly #tls: TransportTls | undefined;
   #state: State = 'new';
   #livenessTimer: NodeJS.Timeout | null = null;
   #lastTickAt = 0;
@@ -132,7 +144,42 @@ export class Transport extends EventEmitter<TransportEvents> {
     for (const [peerId, address] of resolvePeers(options.peers, this.nodeId)) {
       this.#peers.set(peerId, new PeerSlot(peerId, address, this.nodeId < peerId));
     }
-    this.#server = createServer((socket) => this.#onAccept(socket));
+    this.#tls = options.tls;
+    this.#server = this.#createServer();
+  }
+
+  #createServer(): Server {
+    const tls = this.#tls;
+    if (tls === undefined) return createTcpServer((socket) => this.#onAccept(socket));
+    const server = createTlsServer(
+      {
+        key: tls.key,
+        cert: tls.cert,
+        ca: tls.ca ?? tls.cert,
+        requestCert: true,
+        rejectUnauthorized: true,
+        handshakeTimeout: this.timing.handshakeTimeoutMs,
+      },
+      (socket) => this.#onAccept(socket),
+    );
+    server.on('tlsClientError', (error, socket) => {
+      this.#rejectInbound(`${socket.remoteAddress}:${socket.remotePort}`, 'tls', error.message);
+    });
+    return server;
+  }
+
+  #connect(address: SocketAddress): Socket {
+    const tls = this.#tls;
+    if (tls === undefined) return connectTcp({ host: address.host, port: address.port });
+    return connectTls({
+      host: address.host,
+      port: address.port,
+      key: tls.key,
+      cert: tls.cert,
+      ca: tls.ca ?? tls.cert,
+      // Identity is the handshake's node id; the certificate chain is still verified.
+      checkServerIdentity: () => undefined,
+    });
   }
 
   /** The address the server listens on; after `start`, with the port the kernel chose. */
@@ -340,7 +387,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   #dial(slot: PeerSlot): void {
     if (this.#state !== 'running' || !slot.dials) return;
     if (slot.connection !== null || slot.dialing !== null || slot.reconnectTimer !== null) return;
-    const socket = connect({ host: slot.address.host, port: slot.address.port });
+    const socket = this.#connect(slot.address);
     socket.setNoDelay(true);
     let connected = false;
     socket.once('connect', () => {
