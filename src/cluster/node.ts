@@ -32,6 +32,8 @@ import {
   encodeOutcome,
   installSnapshot,
 } from '../engine/index.js';
+import { NodeMetrics } from '../ops/metrics.js';
+import { timedFileSystem } from '../ops/timed-fs.js';
 import {
   EMPTY_MEMBERSHIP,
   type HardState,
@@ -136,6 +138,7 @@ export class DivanNode {
   readonly catalog = new Catalog();
   readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
   readonly clusterUuid: string;
+  readonly metrics = new NodeMetrics();
   transport!: Transport;
   readonly snapshots: SnapshotServer;
 
@@ -165,7 +168,9 @@ export class DivanNode {
     this.config = config;
     this.log = logger;
     this.faults = faults ?? fileSystemFromEnv(process.env);
-    this.#fileSystem = this.faults.fileSystem;
+    this.#fileSystem = timedFileSystem(this.faults.fileSystem, (kind, seconds) =>
+      this.metrics.fsyncFinished(kind, seconds),
+    );
     this.clusterUuid = clusterUuidOf(config.secret);
     this.snapshots = new SnapshotServer(logger.child({ component: 'snapshots' }));
     this.#plantedBugs = plantedBugsOf(config);
@@ -345,6 +350,7 @@ export class DivanNode {
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
       plantedBugs: this.#plantedBugs,
+      metrics: this.metrics,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
         this.#installSnapshot(open, requested, from, hardState),

@@ -8,6 +8,7 @@ import {
   hashPassword,
   parsePasswordHash,
 } from '../http/index.js';
+import { installRequestMetrics } from '../ops/http-metrics.js';
 import type { FaultStack } from '../storage/io.js';
 import type { Logger } from '../util/log.js';
 import { NodeBackend } from './backend.js';
@@ -38,6 +39,7 @@ export async function startNode(
     },
     logger: logger.child({ component: 'http' }),
   });
+  installRequestMetrics(http, node.metrics);
   await http.listen({ host: config.http.host, port: config.http.port });
   logger.info({ http: `${config.http.host}:${config.http.port}` }, 'http listening');
   return {

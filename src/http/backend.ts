@@ -32,6 +32,7 @@ import type { DocKind } from '../document/doc-id.js';
 import type { DocumentWrite } from '../document/document.js';
 import type { Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
+import type { OpsSource } from '../ops/source.js';
 
 /**
  * `linearizable` (the default) reads state that includes every write acknowledged before the
@@ -235,6 +236,8 @@ export interface FaultSettings {
 }
 
 export interface HttpBackend {
+  /** Metrics, status and configuration for the operations routes; absent, they answer 404. */
+  readonly ops?: OpsSource;
   server(): ServerIdentity;
   /** Every database name, sorted bytewise, system databases included. */
   listDatabases(consistency: Consistency): Promise<string[]>;

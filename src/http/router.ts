@@ -45,6 +45,7 @@ import {
   handleMembership,
   handlePutNode,
 } from './routes/membership.js';
+import { nodeRoute } from './routes/metrics.js';
 import {
   handleAllDbs,
   handleFaults,
@@ -117,6 +118,8 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_uuids') return { GET: handleUuids };
   }
   if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  const nodeOps = nodeRoute(scope, names);
+  if (nodeOps !== null) return nodeOps;
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
     if (names.length === 3) return { GET: handleListNodes };
     if (names.length === 4) {
