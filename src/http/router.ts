@@ -46,6 +46,7 @@ import {
   handlePutNode,
 } from './routes/membership.js';
 import { nodeRoute } from './routes/metrics.js';
+import { isPublicAsset, STATUS_PREFIX, statusRoute } from './routes/status.js';
 import {
   handleAllDbs,
   handleFaults,
@@ -87,6 +88,7 @@ export type Access = 'public' | 'server_admin' | 'database';
 export function requiredAccess(segments: readonly PathSegment[], method: string): Access {
   const first = segments[0]?.text;
   if (first === undefined || (first === '_up' && segments.length === 1)) return 'public';
+  if (isPublicAsset(segments)) return 'public';
   if (first.startsWith('_') && !isValidDatabaseName(first)) return 'server_admin';
   if (segments.length === 1 && (method === 'PUT' || method === 'DELETE')) return 'server_admin';
   return 'database';
@@ -118,6 +120,7 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
     if (first === '_uuids') return { GET: handleUuids };
   }
   if (names.length === 1 && first === '_membership') return { GET: handleMembership };
+  if (first === STATUS_PREFIX) return statusRoute(scope, names);
   const nodeOps = nodeRoute(scope, names);
   if (nodeOps !== null) return nodeOps;
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
