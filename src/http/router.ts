@@ -46,7 +46,6 @@ import {
   handlePutNode,
 } from './routes/membership.js';
 import { nodeRoute } from './routes/metrics.js';
-import { isPublicAsset, STATUS_PREFIX, statusRoute } from './routes/status.js';
 import {
   handleAllDbs,
   handleFaults,
@@ -56,6 +55,7 @@ import {
   handleUuids,
   handleWelcome,
 } from './routes/server.js';
+import { isPublicAsset, STATUS_PREFIX, statusRoute } from './routes/status.js';
 
 type Handler = (scope: RequestScope) => void | Promise<void>;
 /** Handlers by method; `GET` also serves `HEAD`. */

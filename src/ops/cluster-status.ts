@@ -2,8 +2,8 @@
  * `clusterStatus`: the whole cluster as `GET /_divan/cluster` reports it, merged from every
  * member's own view (`GET /_divan/cluster?local=true`, fetched with the caller's credentials).
  *
- * Per node: whether it answered, its peer connection and round-trip time as the answering node
- * sees them, the groups it leads and its largest apply lag. Per database on the page: the
+ * Per node: whether it returned its view, its peer connection and round-trip time as seen from
+ * the node that serves the request, the groups it leads and its largest apply lag. Per database on the page: the
  * leader (the member that reports itself leader at the highest term), its term and commit
  * index, and each member's role and applied index. A database whose leader is unknown or
  * down is `leaderless`. A member is `lagging` when its applied index is more than
@@ -17,7 +17,7 @@ import type { LocalGroupRow, LocalStatus, OpsSource, StatusPage } from './source
 
 /** A member further behind the leader's commit index than this is reported as lagging. */
 export const LAG_THRESHOLD_ENTRIES = 10;
-/** How long the answering node waits for each other member's view. */
+/** How long the serving node waits for each other member's view. */
 const MEMBER_TIMEOUT_MS = 2_000;
 
 export type MemberState = 'ok' | 'lagging' | 'down' | 'closed' | 'unknown';
@@ -26,9 +26,9 @@ export interface NodeStatus {
   readonly name: string;
   readonly http: string;
   readonly reachable: boolean;
-  /** Why the node's view could not be fetched. */
+  /** The reason the node's view could not be fetched. */
   readonly error?: string;
-  /** The answering node's peer connection to it; null for the answering node itself. */
+  /** The serving node's peer connection to it; null for the serving node itself. */
   readonly connected: boolean | null;
   readonly rtt_ms: number | null;
   readonly uptime_s?: number;
@@ -151,7 +151,7 @@ export function mergeViews(
   };
 }
 
-/** The databases on the page, in the order the members list them (`_dbs` first). */
+/** Lists the databases on the page in the order the members list them (`_dbs` first). */
 function databaseNames(views: readonly { status: LocalStatus }[]): string[] {
   const names: string[] = [];
   const seen = new Set<string>();

@@ -1,8 +1,8 @@
 /**
  * `serveStatic`: sends one file of a static folder (the status page, Fauxton) over fastify,
- * as CouchDB serves `/_utils/`: GET and HEAD only, paths confined to the folder (no `..`, no
- * symbolic link out of it, no hidden files), a MIME type by extension, and the caller's
- * cache and content-security headers.
+ * as CouchDB serves `/_utils/`. It serves GET and HEAD only and confines paths to the folder
+ * (no `..`, no symbolic link out of it, no hidden files). Each file gets a MIME type by its
+ * extension and the caller's cache and content-security headers.
  *
  * Files are read whole into memory per request; the largest Fauxton file is under 2 MB.
  */
@@ -77,7 +77,7 @@ function isPlainSegment(segment: string): boolean {
   );
 }
 
-/** The real path of `candidate` when it is a regular file inside `root`, else null. */
+/** Resolves `candidate` to its real path when it is a regular file inside `root`, else null. */
 async function confinedPath(root: string, candidate: string): Promise<string | null> {
   try {
     const [realRoot, realCandidate] = await Promise.all([realpath(root), realpath(candidate)]);

@@ -1,9 +1,9 @@
 /**
- * The cluster status routes: `GET /_divan/cluster` (server admin) returns the whole cluster's
- * status as JSON (`?local=true`: this node's own view, which the other nodes fetch), and
- * `/_divan/` serves the status page, plain HTML, CSS and JavaScript from `src/ops/status-page`
- * without authentication, the way CouchDB serves `/_utils/`. The page itself asks for admin
- * credentials when `/_divan/cluster` answers 401.
+ * The cluster status routes. `GET /_divan/cluster` (server admin) returns the whole cluster's
+ * status as JSON; with `?local=true` it returns this node's own view, which the other nodes
+ * fetch. `/_divan/` serves the status page (plain HTML, CSS and JavaScript from
+ * `src/ops/status-page`) without authentication, the way CouchDB serves `/_utils/`. The page
+ * asks for admin credentials when `/_divan/cluster` returns 401.
  */
 import { fileURLToPath } from 'node:url';
 import { clusterStatus } from '../../ops/cluster-status.js';
@@ -40,7 +40,7 @@ export function isPublicAsset(segments: readonly PathSegment[]): boolean {
   return first === STATUS_PREFIX && segments[1]?.text !== STATUS_DATA;
 }
 
-/** The handlers of a `/_divan...` path. */
+/** Returns the handlers of a `/_divan...` path. */
 export function statusRoute(scope: RequestScope, names: readonly string[]): MethodTable {
   if (names.length === 2 && names[1] === STATUS_DATA) return { GET: sendClusterStatus };
   if (names.length === 1 && !scope.target.rawPath.endsWith('/')) {

@@ -31,7 +31,9 @@ function drawNodes(status) {
     const facts = element('dl');
     const add = (label, value) => facts.append(element('dt', '', label), element('dd', '', value));
     add('HTTP', node.http || '–');
-    add('peer link', node.connected === null ? 'this node' : node.connected ? 'connected' : 'down');
+    let link = 'this node';
+    if (node.connected !== null) link = node.connected ? 'connected' : 'down';
+    add('peer link', link);
     add('round trip', formatRtt(node.rtt_ms));
     add('groups led', node.groups_led ?? '–');
     add('groups open', node.groups_open ?? '–');
