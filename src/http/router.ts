@@ -56,6 +56,7 @@ import {
   handleWelcome,
 } from './routes/server.js';
 import { isPublicAsset, STATUS_PREFIX, statusRoute } from './routes/status.js';
+import { fauxtonRoute, UTILS_PREFIX, utilsRoute } from './routes/utils.js';
 
 type Handler = (scope: RequestScope) => void | Promise<void>;
 /** Handlers by method; `GET` also serves `HEAD`. */
@@ -121,6 +122,9 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
   }
   if (names.length === 1 && first === '_membership') return { GET: handleMembership };
   if (first === STATUS_PREFIX) return statusRoute(scope, names);
+  if (first === UTILS_PREFIX) return utilsRoute(scope, names);
+  const fauxton = fauxtonRoute(names);
+  if (fauxton !== null) return fauxton;
   const nodeOps = nodeRoute(scope, names);
   if (nodeOps !== null) return nodeOps;
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
