@@ -1,9 +1,10 @@
 /**
- * Fauxton, CouchDB's admin UI, at `/_utils/`, served as CouchDB 3.x serves it: without
- * authentication (the UI logs in through `_session` itself), `/_utils` redirected to
- * `/_utils/` because asset paths are relative, files confined to Fauxton's folder, GET and HEAD
- * only, `Cache-Control: private, must-revalidate`, and a content-security policy that allows
- * what the 1.2.6 build needs (`eval` in its bundle, inline styles, `data:` images and fonts).
+ * Fauxton, CouchDB's admin UI, at `/_utils/`, served as CouchDB 3.x serves it. Files need no
+ * authentication, because the UI logs in through `_session` itself. `/_utils` redirects to
+ * `/_utils/`, since asset paths are relative. Files are confined to Fauxton's folder and
+ * served to GET and HEAD only, with `Cache-Control: private, must-revalidate` and a
+ * content-security policy that allows what the 1.2.6 build needs: `eval` in its bundle,
+ * inline styles, and `data:` images and fonts.
  *
  * Also the routes Fauxton requests that Divan has no other use for: `_cluster_setup` (the
  * cluster is configured by start-up flags, so it is always `cluster_finished`) and the
