@@ -67,6 +67,11 @@ export async function serveStatic(
   return 'sent';
 }
 
+/** Sends a 301 to `location`, as CouchDB redirects `/_utils` to `/_utils/`. */
+export function sendRedirect(reply: FastifyReply, location: string): void {
+  reply.code(301).header('location', location).header('content-length', '0').send();
+}
+
 function isPlainSegment(segment: string): boolean {
   return (
     segment.length > 0 &&

@@ -26,7 +26,8 @@ const MISSING_FAUXTON =
   'run `npm run fetch-fauxton` to run these tests';
 const DB = 'fauxton-db';
 const DOC_ID = 'doc-1';
-const UI_TIMEOUT_MS = 15_000;
+/** Generous, because the suite runs on 2 cores next to other clusters. */
+const UI_TIMEOUT_MS = 30_000;
 
 /** The admin session Fauxton expects from `GET /_session`, for a server without the route. */
 const ADMIN_SESSION = {
@@ -47,6 +48,17 @@ async function replaceEditorText(page: Page, text: string): Promise<void> {
   await page.keyboard.press('Control+A');
   await page.keyboard.press('Delete');
   await page.keyboard.insertText(text);
+}
+
+/**
+ * Waits until Fauxton has left the document editor after a save and listed the database's
+ * documents, so the next navigation does not race its own.
+ */
+async function fauxtonSettled(page: Page): Promise<void> {
+  await waitFor('Fauxton back on the documents list', () =>
+    new RegExp(`#/?database/${DB}/_all_docs`).test(page.url()),
+  );
+  await page.locator('.loading-lines').first().waitFor({ state: 'detached' });
 }
 
 async function sessionAvailable(node: TestNode): Promise<boolean> {
@@ -179,6 +191,7 @@ test('fauxton at _utils', async (t) => {
       const doc = await cluster.http(n2, 'GET', `/${DB}/${DOC_ID}`);
       return doc.status === 200 && (doc.json as { color: string }).color === 'blue';
     });
+    await fauxtonSettled(page);
   });
 
   await t.test('edit a document', async (st) => {
@@ -195,6 +208,7 @@ test('fauxton at _utils', async (t) => {
       };
       return doc.color === 'green' && doc._rev.startsWith('2-');
     });
+    await fauxtonSettled(page);
     await page.goto(`${n1.url}/_utils/#/database/${DB}/${DOC_ID}`);
     await page.locator('.ace_content', { hasText: 'green' }).waitFor();
     await screenshot(st, page, 'fauxton-edited-document');

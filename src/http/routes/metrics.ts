@@ -16,7 +16,8 @@ import type { RequestScope } from '../context.js';
 import { JSON_CONTENT_TYPE } from '../reply.js';
 
 type Handler = (scope: RequestScope) => void | Promise<void>;
-type MethodTable = Readonly<Partial<Record<string, Handler>>>;
+/** Handlers by method, as the router dispatches them (`GET` also serves `HEAD`). */
+export type MethodTable = Readonly<Partial<Record<string, Handler>>>;
 
 const LOCAL_NODE = '_local';
 /** How long a request forwarded to another member may take. */

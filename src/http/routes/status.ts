@@ -8,13 +8,11 @@
 import { fileURLToPath } from 'node:url';
 import { clusterStatus } from '../../ops/cluster-status.js';
 import type { StatusPage } from '../../ops/source.js';
-import { serveStatic } from '../../ops/static-files.js';
+import { sendRedirect, serveStatic } from '../../ops/static-files.js';
 import { errors } from '../../util/couch-error.js';
 import type { RequestScope } from '../context.js';
 import type { PathSegment } from '../request-target.js';
-
-type Handler = (scope: RequestScope) => void | Promise<void>;
-type MethodTable = Readonly<Partial<Record<string, Handler>>>;
+import type { MethodTable } from './metrics.js';
 
 export const STATUS_PREFIX = '_divan';
 const STATUS_DATA = 'cluster';
@@ -44,14 +42,10 @@ export function isPublicAsset(segments: readonly PathSegment[]): boolean {
 export function statusRoute(scope: RequestScope, names: readonly string[]): MethodTable {
   if (names.length === 2 && names[1] === STATUS_DATA) return { GET: sendClusterStatus };
   if (names.length === 1 && !scope.target.rawPath.endsWith('/')) {
-    return { GET: () => redirect(scope, `/${STATUS_PREFIX}/`) };
+    return { GET: () => sendRedirect(scope.reply, `/${STATUS_PREFIX}/`) };
   }
   const file = names.length === 1 ? [INDEX_FILE] : names.slice(1);
   return { GET: () => sendPageFile(scope, file) };
-}
-
-function redirect(scope: RequestScope, location: string): void {
-  scope.reply.code(301).header('location', location).header('content-length', '0').send();
 }
 
 async function sendPageFile(scope: RequestScope, file: readonly string[]): Promise<void> {

@@ -11,12 +11,10 @@
  * replication scheduler probes, which return CouchDB's 501 error for a missing feature.
  */
 import { FAUXTON_MISSING, fauxtonInstalled, fauxtonRoot } from '../../ops/fauxton.js';
-import { serveStatic } from '../../ops/static-files.js';
+import { sendRedirect, serveStatic } from '../../ops/static-files.js';
 import { errors } from '../../util/couch-error.js';
 import type { RequestScope } from '../context.js';
-
-type Handler = (scope: RequestScope) => void | Promise<void>;
-type MethodTable = Readonly<Partial<Record<string, Handler>>>;
+import type { MethodTable } from './metrics.js';
 
 export const UTILS_PREFIX = '_utils';
 const INDEX_FILE = 'index.html';
@@ -34,7 +32,7 @@ const NO_SCHEDULER = 'Divan does not implement replication jobs yet.';
 /** Returns the handlers of a `/_utils...` path. */
 export function utilsRoute(scope: RequestScope, names: readonly string[]): MethodTable {
   if (names.length === 1 && !scope.target.rawPath.endsWith('/')) {
-    return { GET: () => redirect(scope, `/${UTILS_PREFIX}/`) };
+    return { GET: () => sendRedirect(scope.reply, `/${UTILS_PREFIX}/`) };
   }
   const file = names.length === 1 ? [INDEX_FILE] : names.slice(1);
   return { GET: () => sendFauxtonFile(scope, file) };
@@ -53,10 +51,6 @@ export function fauxtonRoute(names: readonly string[]): MethodTable | null {
     return { GET: () => Promise.reject(errors.notImplemented(NO_SCHEDULER)) };
   }
   return null;
-}
-
-function redirect(scope: RequestScope, location: string): void {
-  scope.reply.code(301).header('location', location).header('content-length', '0').send();
 }
 
 async function sendFauxtonFile(scope: RequestScope, file: readonly string[]): Promise<void> {
