@@ -34,6 +34,7 @@ import {
 } from '../engine/index.js';
 import { NodeMetrics } from '../ops/metrics.js';
 import { timedFileSystem } from '../ops/timed-fs.js';
+import { SnapshotTransfers } from '../ops/transfers.js';
 import {
   EMPTY_MEMBERSHIP,
   type HardState,
@@ -139,6 +140,7 @@ export class DivanNode {
   readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
   readonly clusterUuid: string;
   readonly metrics = new NodeMetrics();
+  readonly snapshotTransfers = new SnapshotTransfers();
   transport!: Transport;
   readonly snapshots: SnapshotServer;
 
@@ -372,6 +374,7 @@ export class DivanNode {
     const livePath = open.file.path;
     const receivedPath = `${livePath}.snapshot`;
     const deadline = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    const transfer = this.snapshotTransfers.begin(open.name, from);
     const fetched = await fetchSnapshot({
       transport: this.transport,
       fileSystem: this.#fileSystem,
@@ -380,7 +383,8 @@ export class DivanNode {
       path: receivedPath,
       deadline,
       log: this.log.child({ db: open.name, group: open.id }),
-    });
+      onProgress: (done, total) => transfer.update(done, total),
+    }).finally(() => transfer.end());
     if (fetched.index < requested.index) {
       throw new Error(
         `snapshot at ${fetched.index} is older than the requested ${requested.index}`,

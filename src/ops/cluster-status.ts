@@ -36,6 +36,7 @@ export interface NodeStatus {
   readonly groups_led?: number;
   readonly groups_without_leader?: number;
   readonly max_apply_lag?: number;
+  readonly snapshot_transfers?: number;
 }
 
 export interface MemberStatus {

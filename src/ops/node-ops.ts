@@ -17,6 +17,7 @@ import type {
   OpsSource,
   StatusPage,
 } from './source.js';
+import type { SnapshotTask } from './transfers.js';
 
 /** The `_dbs` system database, listed first on every status page. */
 const SYSTEM_DATABASE = '_dbs';
@@ -101,9 +102,15 @@ export class NodeOps implements OpsSource {
         groups_led: groupsLed,
         groups_without_leader: groupsWithoutLeader,
         max_apply_lag: maxApplyLag,
+        snapshot_transfers: this.node.snapshotTransfers.size,
       },
+      transfers: this.activeTasks(),
       databases: { total: names.length, skip: page.skip, rows },
     };
+  }
+
+  activeTasks(): readonly SnapshotTask[] {
+    return this.node.snapshotTransfers.tasks(this.nodeName);
   }
 
   members(): readonly MemberAddress[] {

@@ -7,6 +7,7 @@
  * Shapes here are the JSON the routes send, so their members use CouchDB's snake_case.
  */
 import type { NodeMetrics } from './metrics.js';
+import type { SnapshotTask } from './transfers.js';
 
 /** One Raft group as this node sees it. `open` is false when the file is closed to save memory. */
 export interface LocalGroupRow {
@@ -44,7 +45,10 @@ export interface LocalStatus {
     readonly groups_led: number;
     readonly groups_without_leader: number;
     readonly max_apply_lag: number;
+    /** Snapshot transfers this node is receiving now. */
+    readonly snapshot_transfers: number;
   };
+  readonly transfers: readonly SnapshotTask[];
   readonly databases: {
     readonly total: number;
     readonly skip: number;
@@ -74,4 +78,6 @@ export interface OpsSource {
   /** The member nodes with their HTTP addresses, this node included. */
   members(): readonly MemberAddress[];
   config(): ConfigSections;
+  /** This node's tasks for `GET /_active_tasks`: the snapshot transfers it is receiving. */
+  activeTasks(): readonly SnapshotTask[];
 }

@@ -21,6 +21,8 @@ const AUTHORIZATION = `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).to
 /** A database name that must never show up in the exposition. */
 const DB = 'metrics-private-name';
 const WRITES = 5;
+/** More single writes than the 20 retained entries. */
+const SNAPSHOT_WRITES = 40;
 
 async function scrape(cluster: TestCluster, node: TestNode, path = '/_node/_local/_prometheus') {
   const result = await cluster.http(node, 'GET', path);
@@ -66,7 +68,8 @@ function assertTypes(exposition: Exposition): void {
 }
 
 test('node metrics on a cluster', async (t) => {
-  const cluster = await Cluster.start(t);
+  // A short log, so that a follower away for a few writes needs a snapshot.
+  const cluster = await Cluster.start(t, { extraArgs: ['--log-retention-entries', '20'] });
   const [n1, n2, n3] = cluster.nodes as [TestNode, TestNode, TestNode];
   assert.equal((await cluster.httpRetry(n1, 'PUT', `/${DB}`)).status, 201);
   const leader = await cluster.leaderOf(DB);
@@ -192,6 +195,28 @@ test('node metrics on a cluster', async (t) => {
     });
     assert.ok(connected.length === 2);
     await cluster.startNode(leader);
+  });
+
+  await t.test('snapshots counted', async () => {
+    const current = await cluster.leaderOf(DB);
+    const far = cluster.nodes.find((node) => node !== current && node.process !== null)!;
+    await cluster.kill(far);
+    for (let i = 0; i < SNAPSHOT_WRITES; i++) {
+      const write = await cluster.httpRetry(current, 'PUT', `/${DB}/snap-${i}`, { i });
+      assert.equal(write.status, 201, write.body);
+    }
+    await cluster.startNode(far);
+    await waitFor('a snapshot counted on both sides', async () => {
+      const [received, sent] = await Promise.all([scrape(cluster, far), scrape(cluster, current)]);
+      return (
+        sampleSum(received.exposition, 'divan_raft_snapshots_total', { direction: 'received' }) >=
+          1 && sampleSum(sent.exposition, 'divan_raft_snapshots_total', { direction: 'sent' }) >= 1
+      );
+    });
+    const status = await cluster.http(far, 'GET', '/_divan/cluster?local=true');
+    const local = status.json as { transfers: unknown[]; summary: { snapshot_transfers: number } };
+    assert.deepEqual(local.transfers, [], 'no transfer left running');
+    assert.equal(local.summary.snapshot_transfers, 0);
   });
 
   await t.test('stats in couchdb shape', async () => {

@@ -39,6 +39,7 @@ function drawNodes(status) {
     add('groups open', node.groups_open ?? '–');
     add('without leader', node.groups_without_leader ?? '–');
     add('max apply lag', node.max_apply_lag ?? '–');
+    add('snapshots in', node.snapshot_transfers ?? '–');
     if (node.error) add('error', node.error);
     card.append(facts);
     const bar = element('div', 'bar');
