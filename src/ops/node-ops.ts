@@ -1,7 +1,7 @@
 /**
  * `NodeOps`: the `OpsSource` of a running `DivanNode`. It reads the node's public state (open
  * groups, catalog, transport statistics) for the metrics scrape, the local cluster status and
- * the `_config` view; it changes nothing in the node.
+ * the `_config` view. It changes nothing in the node.
  *
  * Groups whose file is closed (past `--max-open-databases`) are listed as `open: false`:
  * opening every database for a status page would defeat that limit.
@@ -35,7 +35,7 @@ export class NodeOps implements OpsSource {
     return this.node.metrics;
   }
 
-  /** The node's state for one metrics scrape. */
+  /** Collects the node's state for one metrics scrape. */
   readings(): NodeReadings {
     const groupsByRole: Record<string, number> = {};
     let groupsWithoutLeader = 0;
@@ -118,13 +118,11 @@ export class NodeOps implements OpsSource {
     for (const node of this.node.catalog.nodes.values()) members.set(node.name, node.http);
     const self = this.node.config.http;
     members.set(this.nodeName, `${self.host}:${self.port}`);
-    return [...members]
-      .map(([name, http]) => ({ name, http }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...members].map(([name, http]) => ({ name, http })).sort(byName);
   }
 
   /**
-   * The settings this node runs with, in CouchDB's sections where CouchDB has the setting.
+   * Returns the settings this node runs with, in CouchDB's sections where CouchDB has the setting.
    * Admin password hashes are left out.
    */
   config(): ConfigSections {
@@ -158,8 +156,13 @@ export class NodeOps implements OpsSource {
     const peers = this.node.transport.stats().peers;
     return Object.entries(peers)
       .map(([name, peer]) => ({ name, connected: peer.connected, rttMs: peer.rttMs }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort(byName);
   }
+}
+
+function byName(left: { name: string }, right: { name: string }): number {
+  if (left.name === right.name) return 0;
+  return left.name < right.name ? -1 : 1;
 }
 
 function groupRow(db: string, open: OpenGroup): LocalGroupRow {

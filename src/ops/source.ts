@@ -1,6 +1,6 @@
 /**
- * What the operations routes (`_prometheus`, `_stats`, `_system`, `_config`, `/_divan/cluster`)
- * need from the node below the HTTP layer. The cluster layer implements `OpsSource`
+ * The interface between the operations routes (`_prometheus`, `_stats`, `_system`, `_config`,
+ * `/_divan/cluster`) and the node below the HTTP layer. The cluster layer implements `OpsSource`
  * (node-ops.ts); an `HttpBackend` without one (the HTTP tests' memory backend) serves none of
  * these routes.
  *
@@ -9,13 +9,13 @@
 import type { NodeMetrics } from './metrics.js';
 import type { SnapshotTask } from './transfers.js';
 
-/** One Raft group as this node sees it. `open` is false when the file is closed to save memory. */
+/** One Raft group in this node's view. `open` is false when the file is closed to save memory. */
 export interface LocalGroupRow {
   readonly db: string;
   readonly open: boolean;
   readonly role?: string;
   readonly term?: number;
-  /** The leader this node knows of, or null. */
+  /** The leader this node has learned of, or null. */
   readonly leader?: string | null;
   readonly commit_index?: number;
   readonly applied_index?: number;
@@ -26,7 +26,7 @@ export interface LocalGroupRow {
   readonly match_index?: Readonly<Record<string, number>>;
 }
 
-/** A peer connection as this node sees it. */
+/** A peer connection in this node's view. */
 export interface LocalPeer {
   readonly name: string;
   readonly connected: boolean;
@@ -56,7 +56,7 @@ export interface LocalStatus {
   };
 }
 
-/** The page of databases a status request asks for; `_dbs` is always the first row. */
+/** The page of databases a status request selects. `_dbs` is always the first row. */
 export interface StatusPage {
   readonly skip: number;
   readonly limit: number;
