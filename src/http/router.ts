@@ -223,6 +223,9 @@ function databaseRoute(
     idBytes = prefixedId(second.text, rest[0]!);
     rest = rest.slice(1);
   }
+  if (second.text === '_design' && rest[0]?.text.startsWith('_')) {
+    throw errors.notImplemented(`Divan does not implement design document ${rest[0].text} yet.`);
+  }
   if (rest.length > 0) throw errors.notImplemented('Divan does not implement attachments yet.');
   return documentTable(scope, db, idBytes);
 }

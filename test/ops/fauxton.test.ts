@@ -251,6 +251,19 @@ test('fauxton at _utils', async (t) => {
     await screenshot(st, page, 'fauxton-replication');
   });
 
+  await t.test('mango and views not available', async (st) => {
+    await page.goto(`${n1.url}/_utils/#/database/${DB}/_find`);
+    await page.getByText('Run Query').click();
+    await page
+      .getByText(/not_implemented/)
+      .first()
+      .waitFor();
+    await screenshot(st, page, 'fauxton-mango');
+    const view = await cluster.http(n1, 'GET', `/${DB}/_design/d/_view/v`);
+    assert.equal(view.status, 501);
+    assert.match((view.json as { reason: string }).reason, /_view/);
+  });
+
   await t.test('active tasks screen', async (st: TestContext) => {
     const tasks = await cluster.http(n1, 'GET', '/_active_tasks');
     if (tasks.status !== 200) {
