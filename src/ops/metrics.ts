@@ -297,7 +297,7 @@ export class NodeMetrics implements GroupMetrics {
     this.#source = source;
   }
 
-  /** The exposition text, with every reading refreshed first. */
+  /** Refreshes every reading and returns the exposition text. */
   async exposition(): Promise<string> {
     this.refresh();
     return this.registry.metrics();
@@ -400,7 +400,7 @@ export class NodeMetrics implements GroupMetrics {
 
 /**
  * Moves counters to totals kept elsewhere (transport bytes, messages sent). prom-client
- * counters only go up by increments, so each call adds the growth since the previous one; a
+ * counters only go up by increments, so each call adds the growth since the previous one. A
  * total that went down (it never should) adds nothing.
  */
 class CounterMirror {

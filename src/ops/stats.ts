@@ -2,9 +2,9 @@
  * `nodeStats` and `systemFacts`: the bodies of `GET /_node/{node}/_stats` and `_system` in
  * CouchDB 3.x's shapes.
  *
- * `_stats` nests groups of leaves, each `{value, type, desc}`; a counter or gauge value is a
- * number and a histogram value is a `WindowedSamples` summary in milliseconds over the last
- * 10 s, as CouchDB's `[stats] interval` gives it. Only the leaves Divan measures are present;
+ * `_stats` nests groups of leaves, each `{value, type, desc}`. A counter or gauge value is a
+ * number. A histogram value is a `WindowedSamples` summary in milliseconds over the last 10 s,
+ * as CouchDB's `[stats] interval` gives it. Only the leaves Divan measures are present;
  * the `divan` group holds the Raft figures.
  *
  * `_system` keeps CouchDB's `uptime` and `memory`, the latter with the V8 figures that come
@@ -106,7 +106,7 @@ export async function nodeStats(metrics: NodeMetrics): Promise<StatGroup> {
   };
 }
 
-/** The part of the tree a `_stats/...` sub-path names, or null when nothing is there. */
+/** Returns the part of the tree a `_stats/...` sub-path names, or null when nothing is there. */
 export function statsAt(tree: StatGroup, path: readonly string[]): StatGroup | StatLeaf | null {
   let node: StatGroup | StatLeaf = tree;
   for (const name of path) {
@@ -124,7 +124,7 @@ function milliseconds(nanoseconds: number): number {
   return Number.isFinite(nanoseconds) ? nanoseconds / NANOSECONDS_PER_MILLISECOND : 0;
 }
 
-/** The body of `_system`, without the node-specific members the route adds. */
+/** Builds the body of `_system`, without the node-specific members the route adds. */
 export function systemFacts(): Record<string, unknown> {
   const memory = process.memoryUsage();
   return {

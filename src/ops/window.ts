@@ -72,7 +72,7 @@ export class WindowedSamples {
     this.#filled = Math.min(this.#filled + 1, this.capacity);
   }
 
-  /** The samples of the current window, sorted ascending. */
+  /** Returns the samples of the current window, sorted ascending. */
   recent(): Float64Array {
     const since = this.now() - this.windowMs;
     const kept: number[] = [];
@@ -92,6 +92,7 @@ export function summarise(sorted: Float64Array): HistogramSummary {
   const n = sorted.length;
   if (n === 0) return emptySummary();
   const mean = sorted.reduce((sum, value) => sum + value, 0) / n;
+
   let second = 0;
   let third = 0;
   let fourth = 0;
@@ -105,6 +106,7 @@ export function summarise(sorted: Float64Array): HistogramSummary {
   const populationVariance = second / n;
   const skewness = populationVariance > 0 ? third / n / populationVariance ** 1.5 : 0;
   const kurtosis = populationVariance > 0 ? fourth / n / populationVariance ** 2 - 3 : 0;
+
   return {
     min: sorted[0]!,
     max: sorted[n - 1]!,
@@ -140,10 +142,11 @@ function emptySummary(): HistogramSummary {
   };
 }
 
-/** The nearest-rank quantile: the smallest sample with at least `q` of the samples at or below. */
+/** Returns the nearest-rank quantile: the smallest sample with at least `q` of the samples at or below it. */
 export function quantile(sorted: Float64Array, q: number): number {
   assert(sorted.length > 0, 'a quantile needs samples');
-  assert(q >= 0 && q <= 1, 'a quantile is between 0 and 1');
+  assert(q >= 0, 'a quantile is at least 0');
+  assert(q <= 1, 'a quantile is at most 1');
   const rank = Math.max(1, Math.ceil(q * sorted.length));
   return sorted[rank - 1]!;
 }

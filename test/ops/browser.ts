@@ -28,7 +28,7 @@ const OFFLINE_FLAGS = [
   '--no-sandbox',
 ];
 
-/** The Chromium executable, or null when none is installed. */
+/** Finds the Chromium executable; null when none is installed. */
 export function chromiumPath(): string | null {
   for (const candidate of CANDIDATES) {
     if (candidate !== undefined && candidate !== '' && existsSync(candidate)) return candidate;

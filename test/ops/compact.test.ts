@@ -1,5 +1,5 @@
 /**
- * `divan compact --wait` against a stand-in server on 127.0.0.1 that answers CouchDB's
+ * `divan compact --wait` against a stand-in server on 127.0.0.1 that serves CouchDB's
  * `_compact`, `_active_tasks` and database info the way CouchDB 3.x does, with a compaction
  * on two nodes that advances on each poll and then ends.
  */

@@ -58,7 +58,7 @@ function parseLabels(text: string): Record<string, string> {
   return labels;
 }
 
-/** The sum of every sample of `name` whose labels include `labels`. */
+/** Sums every sample of `name` whose labels include `labels`. */
 export function sampleSum(
   exposition: Exposition,
   name: string,

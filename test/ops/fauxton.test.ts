@@ -5,9 +5,9 @@
  * Chromium it opens the databases list, creates a database, creates and edits a document, and
  * finds it in all documents and changes, with screenshots.
  *
- * `_session` is not served by this branch, so the browser tests answer Fauxton's
+ * `_session` is not served by this branch, so the browser tests fulfil Fauxton's
  * `GET /_session` inside the browser with an admin session and send the admin's Basic
- * credentials on every request; the login test through Fauxton's form runs once the server
+ * credentials on every request. The login test through Fauxton's form runs once the server
  * implements `_session`.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
  * `scripts/fetch-fauxton.js` never fails an install: with the registry unreachable (a closed
- * port on 127.0.0.1 and an empty npm cache) it says why and exits 0, and with Fauxton already
+ * port on 127.0.0.1 and an empty npm cache) it prints why and exits 0, and with Fauxton already
  * in place it does nothing.
  */
 import assert from 'node:assert/strict';

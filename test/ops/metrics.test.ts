@@ -247,7 +247,8 @@ test('node metrics on a cluster', async (t) => {
     const body = system.json as Record<string, unknown>;
     assert.equal(typeof body.uptime, 'number');
     const memory = body.memory as Record<string, number>;
-    assert.ok(memory.processes! > 0 && memory.processes_used! > 0);
+    assert.ok(memory.processes! > 0, 'heap size');
+    assert.ok(memory.processes_used! > 0, 'heap used');
     assert.equal(typeof (body.event_loop_delay_ms as Record<string, number>).p99, 'number');
     assert.equal(typeof body.process_count, 'number');
   });
@@ -290,6 +291,8 @@ test('node metrics on a cluster', async (t) => {
       (record) => record.msg === 'raft role changed' || record.msg === 'became leader',
     );
     assert.ok(change !== undefined, 'role changes are logged');
-    assert.ok('leader' in change && 'term' in change && 'group' in change);
+    assert.ok('leader' in change, 'leader logged');
+    assert.ok('term' in change, 'term logged');
+    assert.ok('group' in change, 'group logged');
   });
 });

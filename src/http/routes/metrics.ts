@@ -4,8 +4,8 @@
  * only), and `/_node/{node}` itself (`{"name": ...}`).
  *
  * `{node}` is `_local` or this node's name. The name of another member is forwarded to that
- * member's HTTP address with the caller's credentials, as CouchDB answers for any node of the
- * cluster. These routes need a backend with an `OpsSource`; without one `nodeRoute` returns
+ * member's HTTP address with the caller's credentials, as CouchDB serves any node's routes from
+ * every node. These routes need a backend with an `OpsSource`; without one `nodeRoute` returns
  * null and the router answers as before.
  */
 import { request } from 'undici';
@@ -27,8 +27,8 @@ const CONFIG_READ_ONLY =
   "Divan's configuration is set by its start-up flags and cannot be changed at run time.";
 
 /**
- * The handlers of `/_node/{node}/...` routes this module serves, or null for paths it does not
- * serve (the router's own `_node` routes then apply).
+ * Returns the handlers of `/_node/{node}/...` routes this module serves, or null for paths it
+ * does not serve (the router's own `_node` routes then apply).
  */
 export function nodeRoute(scope: RequestScope, names: readonly string[]): MethodTable | null {
   const ops = scope.backend.ops;
@@ -131,7 +131,7 @@ async function forward(scope: RequestScope, address: string): Promise<void> {
     throw new CouchError(
       503,
       'nodedown',
-      `the node at ${address} did not answer: ${(error as Error).message}`,
+      `the request to the node at ${address} failed: ${(error as Error).message}`,
     );
   }
   const body = Buffer.from(await response.body.arrayBuffer());
