@@ -74,7 +74,7 @@ export interface ClusterStatus {
 }
 
 /** One member's view, or why it could not be fetched. */
-type MemberView =
+export type MemberView =
   | { readonly name: string; readonly http: string; readonly status: LocalStatus }
   | { readonly name: string; readonly http: string; readonly error: string };
 
