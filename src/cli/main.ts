@@ -1,13 +1,16 @@
 /**
  * The `divan` command line: `start` runs one node, `cluster` a local cluster of node processes,
- * `status` prints the Raft state of a cluster's groups.
+ * `status` prints the Raft state of a cluster's groups, `import` loads documents from a file
+ * and `compact` compacts a database.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../cluster/config.js';
 import { addClusterNode, runCluster } from './cluster.js';
+import { DEFAULT_POLL_MS, DEFAULT_WAIT_TIMEOUT_MS, runCompact } from './compact.js';
+import { DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, runImport } from './import.js';
 import { runJoin, runLeave, runTransfer } from './remote.js';
 import { runStart, type StartFlags } from './start.js';
-import { runStatus } from './status.js';
+import { runStatus, watchStatus } from './status.js';
 
 function integer(value: string): number {
   const parsed = Number(value);
@@ -16,6 +19,15 @@ function integer(value: string): number {
   }
   return parsed;
 }
+
+function positive(value: string): number {
+  const parsed = integer(value);
+  if (parsed === 0) throw new InvalidArgumentError(`'${value}' is not a positive integer`);
+  return parsed;
+}
+
+const DEFAULT_WATCH_SECONDS = 2;
+const MS_PER_SECOND = 1000;
 
 const program = new Command()
   .name('divan')
@@ -158,8 +170,69 @@ program
   .command('status')
   .description("print the Raft state of a cluster's groups")
   .argument('<url>', 'URL of any node, with credentials: http://admin:password@127.0.0.1:5984')
-  .action(async (url: string) => {
-    process.exitCode = await runStatus(url);
+  .option('--watch [seconds]', 'redraw the whole cluster every SECONDS (2) until Ctrl-C', positive)
+  .option('--times <n>', 'with --watch: stop after N redraws', integer)
+  .action(async (url: string, options: { watch?: number | true; times?: number }) => {
+    if (options.watch === undefined) {
+      process.exitCode = await runStatus(url);
+      return;
+    }
+    process.exitCode = await watchStatus(url, {
+      intervalSeconds: options.watch === true ? DEFAULT_WATCH_SECONDS : options.watch,
+      ...(options.times === undefined ? {} : { times: options.times }),
+    });
+  });
+
+program
+  .command('import')
+  .description('load a JSON array or newline-delimited JSON file into a database')
+  .argument('<file>', 'JSON array of documents, or one JSON document per line')
+  .requiredOption('--db <name>', 'database to load into')
+  .requiredOption('--url <url>', 'URL of any node, with credentials')
+  .option('--create', 'create the database when it does not exist')
+  .option('--batch-size <n>', 'documents per _bulk_docs request', positive, DEFAULT_BATCH_SIZE)
+  .option(
+    '--concurrency <n>',
+    '_bulk_docs requests in flight at once',
+    positive,
+    DEFAULT_CONCURRENCY,
+  )
+  .action(
+    async (
+      file: string,
+      options: {
+        db: string;
+        url: string;
+        create?: boolean;
+        batchSize: number;
+        concurrency: number;
+      },
+    ) => {
+      process.exitCode = await runImport(file, {
+        db: options.db,
+        url: options.url,
+        create: options.create === true,
+        batchSize: options.batchSize,
+        concurrency: options.concurrency,
+      });
+    },
+  );
+
+program
+  .command('compact')
+  .description('compact a database, and with --wait follow its progress')
+  .argument('<db>', 'database name')
+  .requiredOption('--url <url>', 'URL of any node, with credentials')
+  .option('--wait', 'wait until every node has finished, showing progress')
+  .option('--timeout <seconds>', 'with --wait: give up after SECONDS', positive)
+  .action(async (db: string, options: { url: string; wait?: boolean; timeout?: number }) => {
+    process.exitCode = await runCompact(db, {
+      url: options.url,
+      wait: options.wait === true,
+      pollMs: DEFAULT_POLL_MS,
+      timeoutMs:
+        options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT_MS : options.timeout * MS_PER_SECOND,
+    });
   });
 
 try {

@@ -35,6 +35,8 @@ import type {
   WriteRequest,
   WriteResult,
 } from '../http/backend.js';
+import { NodeOps } from '../ops/node-ops.js';
+import { countingSnapshot } from '../ops/read-counter.js';
 import { NO_NODE } from '../raft/index.js';
 import { CouchError, errors } from '../util/couch-error.js';
 import { catalogBody, catalogDocId, type DatabaseEntry, nodeBody, nodeDocId } from './catalog.js';
@@ -49,7 +51,11 @@ const DELETE_ATTEMPTS = 5;
 const TASKS_TIMEOUT_MS = 1_000;
 
 export class NodeBackend implements HttpBackend {
-  constructor(readonly node: DivanNode) {}
+  readonly ops: NodeOps;
+
+  constructor(readonly node: DivanNode) {
+    this.ops = new NodeOps(node);
+  }
 
   server(): ServerIdentity {
     return { uuid: this.node.clusterUuid };
@@ -129,7 +135,9 @@ export class NodeBackend implements HttpBackend {
   async snapshot(db: string, consistency: Consistency): Promise<DatabaseSnapshot> {
     const open = await this.#open(db, consistency);
     if (consistency === 'linearizable') await this.#barrier(open);
-    return open.file.snapshot();
+    return countingSnapshot(open.file.snapshot(), (count) =>
+      this.node.metrics.databaseReads.inc(count),
+    );
   }
 
   async write(
@@ -145,7 +153,11 @@ export class NodeBackend implements HttpBackend {
       this.#deadline(),
       authorization,
     );
-    if (outcome.kind === 'documents') return [...outcome.results];
+    this.node.metrics.databaseWrites.inc();
+    if (outcome.kind === 'documents') {
+      this.node.metrics.documentWrites.inc(outcome.results.filter((result) => result.ok).length);
+      return [...outcome.results];
+    }
     throw outcomeError(outcome);
   }
 

@@ -19,6 +19,9 @@
  * What the driver does not do: routing messages between nodes (the node does), deciding which
  * databases exist, or forwarding client requests.
  */
+
+import { performance } from 'node:perf_hooks';
+import type { GroupMetrics } from '../ops/metrics.js';
 import type {
   ConfChangeResult,
   ConfChangeStep,
@@ -100,6 +103,8 @@ export interface GroupOptions<Outcome> {
   readonly heartbeatTicks?: number;
   /** Test-only: bugs planted in the core to prove that fault runs catch them. */
   readonly plantedBugs?: readonly PlantedBug[];
+  /** Counters and histograms of Raft events (ops/metrics.ts); none when absent. */
+  readonly metrics?: GroupMetrics;
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
   readonly onFatal: (error: unknown) => void;
   /**
@@ -133,6 +138,8 @@ export class DroppedProposalError extends Error {
 
 interface ProposalWaiter<Outcome> {
   readonly term: number;
+  /** `performance.now()` when proposed, for the commit latency metric. */
+  readonly proposedAt: number;
   resolve(outcome: Outcome): void;
   reject(error: Error): void;
 }
@@ -153,6 +160,7 @@ const DEFAULT_LOG_CACHE_BYTES = 4 * 1024 * 1024;
 const DISCARD_STEP_ENTRIES = 64;
 /** A read round that got no read state by then is asked again (the core never reports a loss). */
 const READ_RETRY_MS = 500;
+const MS_PER_SECOND = 1000;
 
 export class RaftGroup<Outcome> {
   readonly raw: RawNode;
@@ -254,6 +262,11 @@ export class RaftGroup<Outcome> {
     return this.#file.hashChain();
   }
 
+  /** Proposals appended here that are neither applied nor failed yet. */
+  get pendingProposals(): number {
+    return this.#proposals.size;
+  }
+
   /** Snapshots this node installed for this group since the group opened. */
   get snapshotsReceived(): number {
     return this.#snapshotsReceived;
@@ -312,19 +325,24 @@ export class RaftGroup<Outcome> {
       return Promise.reject(new NotLeaderError(NO_NODE));
     }
     const result = this.raw.propose(data);
-    if (!result.ok) return Promise.reject(new NotLeaderError(result.leader));
+    if (!result.ok) {
+      this.#options.metrics?.proposalFailed('not_leader');
+      return Promise.reject(new NotLeaderError(result.leader));
+    }
     this.#schedule();
     return new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(
         () => {
           if (this.#proposals.get(result.index) !== waiter) return;
           this.#proposals.delete(result.index);
+          this.#options.metrics?.proposalFailed('timeout');
           reject(new UnknownOutcomeError('the write was not applied before the timeout'));
         },
         Math.max(0, deadline - Date.now()),
       );
       const waiter: ProposalWaiter<Outcome> = {
         term: result.term,
+        proposedAt: performance.now(),
         resolve: (outcome) => {
           clearTimeout(timer);
           resolve(outcome);
@@ -401,6 +419,7 @@ export class RaftGroup<Outcome> {
       const ready = this.raw.ready();
       for (const message of ready.messages) this.#options.send(message.to, message);
       for (const state of ready.readStates) this.#onReadState(state.index, state.context);
+      this.#options.metrics?.entriesCommitted(ready.committedEntries.length);
       this.#pending.push(ready);
     }
     this.#noticeLeadership();
@@ -414,8 +433,10 @@ export class RaftGroup<Outcome> {
     this.#persisting = true;
     const commit = this.#buildCommit(batch);
     let durable: Promise<void>;
+    const stagedAt = performance.now();
     try {
       const staged = this.#file.stage(commit);
+      this.#options.metrics?.entriesApplied(commit.apply.length);
       durable = staged.durable;
       this.#appliedIndex = commit.apply.at(-1)?.index ?? this.#appliedIndex;
       this.#resolveProposals(commit.apply, staged.outcomes);
@@ -430,6 +451,7 @@ export class RaftGroup<Outcome> {
       this.#fail(error);
       return;
     }
+    this.#options.metrics?.commitDurable((performance.now() - stagedAt) / MS_PER_SECOND);
     this.#afterDurable(batch, commit);
     this.#persisting = false;
     if (!this.#closed) this.#process();
@@ -546,6 +568,7 @@ export class RaftGroup<Outcome> {
       this.#appliedIndex = installed.meta.index;
       this.raw.snapshotInstalled(installed.meta);
       this.#snapshotsReceived++;
+      this.#options.metrics?.snapshotInstalled();
       this.#log.info({ index: installed.meta.index, from }, 'snapshot installed');
     } catch (error) {
       this.#log.warn({ err: error, from }, 'snapshot install failed');
@@ -564,8 +587,15 @@ export class RaftGroup<Outcome> {
       const waiter = this.#proposals.get(entry.index);
       if (waiter === undefined) continue;
       this.#proposals.delete(entry.index);
-      if (waiter.term === entry.term) waiter.resolve(outcomes[i]!);
-      else waiter.reject(new DroppedProposalError(`entry ${entry.index} went to another leader`));
+      if (waiter.term === entry.term) {
+        this.#options.metrics?.proposalApplied(
+          (performance.now() - waiter.proposedAt) / MS_PER_SECOND,
+        );
+        waiter.resolve(outcomes[i]!);
+      } else {
+        this.#options.metrics?.proposalFailed('dropped');
+        waiter.reject(new DroppedProposalError(`entry ${entry.index} went to another leader`));
+      }
     }
   }
 
@@ -629,6 +659,7 @@ export class RaftGroup<Outcome> {
   #noticeLeadership(): void {
     const status = this.raw.status();
     if (status.role !== this.#lastRole || status.leader !== this.#lastLeader) {
+      this.#countLeadership(status.role, status.leader);
       this.#log.info(
         { role: status.role, term: status.term, leader: status.leader || null },
         status.role === 'leader' ? 'became leader' : 'raft role changed',
@@ -647,6 +678,14 @@ export class RaftGroup<Outcome> {
       }
       this.#leaderWaiters = waiting;
     }
+  }
+
+  #countLeadership(role: string, leader: NodeId): void {
+    const metrics = this.#options.metrics;
+    if (metrics === undefined) return;
+    if (role !== this.#lastRole && role === 'pre_candidate') metrics.electionStarted('prevote');
+    if (role !== this.#lastRole && role === 'candidate') metrics.electionStarted('vote');
+    if (leader !== this.#lastLeader && leader !== NO_NODE) metrics.leaderChanged();
   }
 
   #fail(error: unknown): void {

@@ -34,6 +34,9 @@ import {
   unixSeconds,
 } from '../engine/index.js';
 import type { ActiveTask } from '../http/backend.js';
+import { NodeMetrics } from '../ops/metrics.js';
+import { timedFileSystem } from '../ops/timed-fs.js';
+import { SnapshotTransfers } from '../ops/transfers.js';
 import {
   EMPTY_MEMBERSHIP,
   type HardState,
@@ -171,6 +174,8 @@ export class DivanNode {
   readonly catalog = new Catalog();
   readonly bootId = randomBytes(BOOT_ID_BYTES).toString('hex');
   readonly clusterUuid: string;
+  readonly metrics = new NodeMetrics();
+  readonly snapshotTransfers = new SnapshotTransfers();
   transport!: Transport;
   readonly snapshots: SnapshotServer;
 
@@ -202,7 +207,9 @@ export class DivanNode {
     this.config = config;
     this.log = logger;
     this.faults = faults ?? fileSystemFromEnv(process.env);
-    this.#fileSystem = this.faults.fileSystem;
+    this.#fileSystem = timedFileSystem(this.faults.fileSystem, (kind, seconds) =>
+      this.metrics.fsyncFinished(kind, seconds),
+    );
     this.clusterUuid = clusterUuidOf(config.secret);
     this.snapshots = new SnapshotServer(logger.child({ component: 'snapshots' }));
     this.#plantedBugs = plantedBugsOf(config);
@@ -226,7 +233,7 @@ export class DivanNode {
     return this.#groups;
   }
 
-  /** The compactions running on this node's open files, as `_active_tasks` lists them. */
+  /** The compactions and snapshot transfers running on this node, as `_active_tasks` lists them. */
   localTasks(): ActiveTask[] {
     const tasks: ActiveTask[] = [];
     for (const open of this.#groups.values()) {
@@ -243,6 +250,14 @@ export class DivanNode {
         totalChanges: progress.totalChanges,
         startedOn: unixSeconds(progress.startedAt),
         updatedOn: unixSeconds(progress.updatedAt),
+      });
+    }
+    for (const transfer of this.snapshotTransfers.tasks(this.config.name)) {
+      tasks.push({
+        type: 'raft_snapshot',
+        database: transfer.database,
+        startedOn: transfer.started_on,
+        json: { ...transfer },
       });
     }
     return tasks;
@@ -430,6 +445,7 @@ export class DivanNode {
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
       plantedBugs: this.#plantedBugs,
+      metrics: this.metrics,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
         this.#installSnapshot(open, requested, from, hardState),
@@ -451,6 +467,7 @@ export class DivanNode {
     const livePath = open.file.path;
     const receivedPath = `${livePath}.snapshot`;
     const deadline = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    const transfer = this.snapshotTransfers.begin(open.name, from);
     const fetched = await fetchSnapshot({
       transport: this.transport,
       fileSystem: this.#fileSystem,
@@ -459,7 +476,8 @@ export class DivanNode {
       path: receivedPath,
       deadline,
       log: this.log.child({ db: open.name, group: open.id }),
-    });
+      onProgress: (done, total) => transfer.update(done, total),
+    }).finally(() => transfer.end());
     if (fetched.index < requested.index) {
       throw new Error(
         `snapshot at ${fetched.index} is older than the requested ${requested.index}`,

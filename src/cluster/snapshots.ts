@@ -127,6 +127,8 @@ export interface FetchOptions {
   readonly path: string;
   readonly deadline: number;
   readonly log: Logger;
+  /** Called after each chunk with the bytes received so far and the file's size. */
+  readonly onProgress?: (bytesDone: number, totalBytes: number) => void;
 }
 
 /**
@@ -175,6 +177,7 @@ export async function fetchSnapshot(options: FetchOptions): Promise<SnapshotMeta
       }
       await out.write(reply.data, offset);
       offset += reply.data.byteLength;
+      options.onProgress?.(offset, size);
     }
     await out.datasync();
     if (meta === null) throw new Error('snapshot transfer ended without metadata');

@@ -8,6 +8,7 @@ import {
   hashPassword,
   parsePasswordHash,
 } from '../http/index.js';
+import { installRequestMetrics } from '../ops/http-metrics.js';
 import { deriveCookieSecret } from '../security/cookie.js';
 import type { FaultStack } from '../storage/io.js';
 import type { Logger } from '../util/log.js';
@@ -54,6 +55,7 @@ export async function startNode(
       ? {}
       : { tls: { key: config.httpTls.key, cert: config.httpTls.cert } }),
   });
+  installRequestMetrics(http, node.metrics);
   await http.listen({ host: config.http.host, port: config.http.port });
   const scheme = config.httpTls === undefined ? 'http' : 'https';
   logger.info({ http: `${scheme}://${config.http.host}:${config.http.port}` }, 'http listening');

@@ -37,6 +37,8 @@ import type { WriteAuthorization } from '../security/access.js';
 
 export type { WriteAuthorization };
 
+import type { OpsSource } from '../ops/source.js';
+
 /**
  * `linearizable` (the default) reads state that includes every write acknowledged before the
  * read began, on any node; `stale` (`stable=false` or `stale=ok`) reads the local replica at
@@ -200,8 +202,20 @@ export interface PurgeResult {
   readonly purged: readonly string[];
 }
 
+/** A running task as `_active_tasks` lists it. */
+export type ActiveTask = CompactionTask | SnapshotTransferTask;
+
+/** A snapshot a node is receiving, already in `_active_tasks`' JSON shape (`json`). */
+export interface SnapshotTransferTask {
+  readonly type: 'raft_snapshot';
+  readonly database: string;
+  /** Unix seconds. */
+  readonly startedOn: number;
+  readonly json: Readonly<Record<string, unknown>>;
+}
+
 /** A running compaction as `_active_tasks` lists it. */
-export interface ActiveTask {
+export interface CompactionTask {
   readonly type: 'database_compaction';
   /** Unique per task on this node. */
   readonly taskId: number;
@@ -296,6 +310,8 @@ export interface FaultSettings {
 }
 
 export interface HttpBackend {
+  /** Metrics, status and configuration for the operations routes; absent, they answer 404. */
+  readonly ops?: OpsSource;
   server(): ServerIdentity;
   /** Every database name, sorted bytewise, system databases included. */
   listDatabases(consistency: Consistency): Promise<string[]>;

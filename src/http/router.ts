@@ -52,6 +52,7 @@ import {
   handleMembership,
   handlePutNode,
 } from './routes/membership.js';
+import { nodeRoute } from './routes/metrics.js';
 import {
   handleGetPurgedInfos,
   handleGetPurgedInfosLimit,
@@ -69,6 +70,8 @@ import {
   handleWelcome,
 } from './routes/server.js';
 import { handleDeleteSession, handleGetSession, handlePostSession } from './routes/session.js';
+import { isPublicAsset, STATUS_PREFIX, statusRoute } from './routes/status.js';
+import { fauxtonRoute, UTILS_PREFIX, utilsRoute } from './routes/utils.js';
 
 type Handler = (scope: RequestScope) => void | Promise<void>;
 /** Handlers by method; `GET` also serves `HEAD`. */
@@ -120,6 +123,7 @@ const ADMIN_DB_ROUTES: ReadonlySet<string> = new Set([
 export function requiredAccess(segments: readonly PathSegment[], method: string): AccessRule {
   const first = segments[0]?.text;
   if (first === undefined || (first === '_up' && segments.length === 1)) return PUBLIC;
+  if (isPublicAsset(segments)) return PUBLIC;
   if (first === '_session' && segments.length === 1) return SESSION;
   if (first.startsWith('_') && !isValidDatabaseName(first)) return SERVER_ADMIN;
   if (segments.length === 1 && (method === 'PUT' || method === 'DELETE')) return SERVER_ADMIN;
@@ -163,6 +167,12 @@ function serverRoute(scope: RequestScope, segments: readonly PathSegment[]): Met
   if (names.length === 1 && first === '_session') {
     return { GET: handleGetSession, POST: handlePostSession, DELETE: handleDeleteSession };
   }
+  if (first === STATUS_PREFIX) return statusRoute(scope, names);
+  if (first === UTILS_PREFIX) return utilsRoute(scope, names);
+  const fauxton = fauxtonRoute(names);
+  if (fauxton !== null) return fauxton;
+  const nodeOps = nodeRoute(scope, names);
+  if (nodeOps !== null) return nodeOps;
   if (first === '_node' && names[1] === '_local' && names[2] === '_nodes') {
     if (names.length === 3) return { GET: handleListNodes };
     if (names.length === 4) {
@@ -272,6 +282,9 @@ function databaseRoute(
   if ((second.text === '_design' || second.text === '_local') && rest.length > 0) {
     idBytes = prefixedId(second.text, rest[0]!);
     rest = rest.slice(1);
+  }
+  if (second.text === '_design' && rest[0]?.text.startsWith('_')) {
+    throw errors.notImplemented(`Divan does not implement design document ${rest[0].text} yet.`);
   }
   if (rest.length > 0) return attachmentTable(scope, db, idBytes, rest);
   return documentTable(scope, db, idBytes);

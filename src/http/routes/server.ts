@@ -78,7 +78,8 @@ export function handleUuids(scope: RequestScope): void {
 }
 
 /** CouchDB's fields of a `database_compaction` task; `pid` is a string, as Fauxton needs. */
-function activeTaskJson(task: ActiveTask): Record<string, unknown> {
+function activeTaskJson(task: ActiveTask): Readonly<Record<string, unknown>> {
+  if (task.type === 'raft_snapshot') return task.json;
   const progress =
     task.totalChanges === 0 ? 0 : Math.floor((task.changesDone / task.totalChanges) * 100);
   return {
@@ -97,7 +98,7 @@ function activeTaskJson(task: ActiveTask): Record<string, unknown> {
   };
 }
 
-/** `GET /_active_tasks`: this node's running compactions, by database and start time. */
+/** `GET /_active_tasks`: the running compactions and snapshot transfers, by database and start time. */
 export async function handleActiveTasks(scope: RequestScope): Promise<void> {
   const tasks = scope.backend.activeTasks === undefined ? [] : await scope.backend.activeTasks();
   const sorted = [...tasks].sort(
