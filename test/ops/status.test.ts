@@ -33,6 +33,8 @@ interface ClusterStatus {
 }
 
 const DATABASES = ['alpha', 'beta', 'gamma'];
+/** Every database the status lists besides `_dbs`: the cluster creates `_users` itself. */
+const LISTED = ['_users', ...DATABASES];
 
 async function status(cluster: TestCluster, node: TestNode, query = ''): Promise<ClusterStatus> {
   const result = await cluster.http(node, 'GET', `/_divan/cluster${query}`);
@@ -46,7 +48,10 @@ test('cluster status and page', async (t) => {
   for (const db of DATABASES) {
     assert.equal((await cluster.httpRetry(n1, 'PUT', `/${db}`)).status, 201);
   }
-  for (const db of DATABASES) await cluster.leaderOf(db);
+  await waitFor('the cluster to create _users', async () => {
+    return (await cluster.http(n1, 'GET', '/_users')).status === 200;
+  });
+  for (const db of LISTED) await cluster.leaderOf(db);
 
   await t.test('status needs an admin', async () => {
     const anonymous = await cluster.http(n1, 'GET', '/_divan/cluster', undefined, {
@@ -68,12 +73,12 @@ test('cluster status and page', async (t) => {
     );
     assert.deepEqual(
       body!.databases.rows.map((row) => row.db),
-      ['_dbs', ...DATABASES],
+      ['_dbs', ...LISTED],
     );
-    assert.equal(body!.databases.total, DATABASES.length);
+    assert.equal(body!.databases.total, LISTED.length);
     assert.equal(body!.leaderless, 0);
     const led = body!.nodes.reduce((sum, node) => sum + (node.groups_led ?? 0), 0);
-    assert.equal(led, DATABASES.length + 1, 'every group led by one node');
+    assert.equal(led, LISTED.length + 1, 'every group led by one node');
     for (const row of body!.databases.rows) {
       assert.ok(row.leader !== null, `${row.db} has a leader`);
       assert.equal(row.members[row.leader]!.role, 'leader');
@@ -85,7 +90,7 @@ test('cluster status and page', async (t) => {
     const second = await status(cluster, n1, '?skip=1&limit=1');
     assert.deepEqual(
       second.databases.rows.map((row) => row.db),
-      ['beta'],
+      [LISTED[1]],
     );
     assert.equal(second.databases.skip, 1);
     assert.equal(second.databases.limit, 1);
@@ -124,9 +129,9 @@ test('cluster status and page', async (t) => {
       'three nodes up on the page',
       async () => (await page.locator('.node:not(.down)').count()) === 3,
     );
-    assert.equal(await page.locator('#databases tbody tr').count(), DATABASES.length + 1);
+    assert.equal(await page.locator('#databases tbody tr').count(), LISTED.length + 1);
     assert.equal(await page.locator('tr.leaderless').count(), 0);
-    assert.equal(await page.locator('#databases .cell.leader').count(), DATABASES.length + 1);
+    assert.equal(await page.locator('#databases .cell.leader').count(), LISTED.length + 1);
     await screenshot(t, page, 'status-healthy');
   });
 
@@ -151,7 +156,7 @@ test('cluster status and page', async (t) => {
     }
     await waitFor(
       'down cells drawn',
-      async () => (await page.locator('#databases .cell.down').count()) === DATABASES.length + 1,
+      async () => (await page.locator('#databases .cell.down').count()) === LISTED.length + 1,
     );
     await screenshot(t, page, 'status-node-down');
   });
