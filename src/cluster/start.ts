@@ -1,6 +1,7 @@
 /**
  * Starts a node and its HTTP API: the entry point `divan start`, tests and benchmarks use.
  */
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import {
   type AdminCredential,
@@ -15,6 +16,13 @@ import type { Logger } from '../util/log.js';
 import { NodeBackend } from './backend.js';
 import type { NodeConfig } from './config.js';
 import { DivanNode } from './node.js';
+
+/** The package's version, for `GET /`; this module runs from dist/src/cluster/. */
+const DIVAN_VERSION = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 export interface RunningNode {
   readonly node: DivanNode;
@@ -45,6 +53,7 @@ export async function startNode(
         : { requestTimeoutMs: config.requestTimeoutMs }),
     },
     logger: logger.child({ component: 'http' }),
+    version: DIVAN_VERSION,
     security: {
       cookieSecret: config.cookieSecret ?? deriveCookieSecret(config.secret),
       defaultSecurity: config.defaultSecurity ?? 'admin_only',

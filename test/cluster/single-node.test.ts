@@ -3,12 +3,18 @@
  * it alone, also after a restart.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { TestCluster, type TestNode } from '../support/cluster.js';
+
+const PACKAGE = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
 
 test('one node serves linearizable reads', async (t) => {
   const cluster = await TestCluster.start(t, { nodes: 1 });
   const [node] = cluster.nodes as [TestNode];
+  const welcome = await cluster.http(node, 'GET', '/');
+  const vendor = (welcome.json as { vendor: { version: string } }).vendor;
+  assert.equal(vendor.version, PACKAGE.version, 'GET / names the package version');
   assert.equal((await cluster.http(node, 'PUT', '/solo')).status, 201);
   const put = await cluster.http(node, 'PUT', '/solo/doc', { v: 1 });
   assert.equal(put.status, 201, put.body);
