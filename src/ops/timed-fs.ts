@@ -6,7 +6,8 @@
  * is reported with its duration and then rethrown as it was.
  */
 import { performance } from 'node:perf_hooks';
-import type { DbFile, FileSystem, OpenMode } from '../storage/io.js';
+import { ForwardingDbFile, ForwardingFileSystem } from '../storage/fault-layers.js';
+import type { DbFile, FileSystem } from '../storage/io.js';
 import type { FsyncKind } from './metrics.js';
 
 const MILLISECONDS_PER_SECOND = 1000;
@@ -27,53 +28,37 @@ async function timed<T>(
   }
 }
 
-class TimedDbFile implements DbFile {
+class TimedDbFile extends ForwardingDbFile {
   constructor(
-    readonly inner: DbFile,
+    inner: DbFile,
     readonly observe: FsyncObserver,
-  ) {}
-
-  get path(): string {
-    return this.inner.path;
+  ) {
+    super(inner);
   }
 
-  size(): number {
-    return this.inner.size();
-  }
-
-  readSync(target: Uint8Array, targetOffset: number, length: number, position: number): number {
-    return this.inner.readSync(target, targetOffset, length, position);
-  }
-
-  write(source: Uint8Array, position: number): Promise<void> {
-    return this.inner.write(source, position);
-  }
-
-  truncate(length: number): Promise<void> {
-    return this.inner.truncate(length);
-  }
-
-  datasync(): Promise<void> {
+  override datasync(): Promise<void> {
     return timed('file', this.observe, () => this.inner.datasync());
   }
+}
 
-  close(): Promise<void> {
-    return this.inner.close();
+class TimedFileSystem extends ForwardingFileSystem {
+  constructor(
+    inner: FileSystem,
+    readonly observe: FsyncObserver,
+  ) {
+    super(inner);
+  }
+
+  protected override wrap(file: DbFile): DbFile {
+    return new TimedDbFile(file, this.observe);
+  }
+
+  override syncDirectory(path: string): Promise<void> {
+    return timed('directory', this.observe, () => this.inner.syncDirectory(path));
   }
 }
 
 /** Wraps `inner` so that every fsync through it is reported to `observe`. */
 export function timedFileSystem(inner: FileSystem, observe: FsyncObserver): FileSystem {
-  return {
-    open: async (path: string, mode?: OpenMode) =>
-      new TimedDbFile(await inner.open(path, mode), observe),
-    create: async (path: string) => new TimedDbFile(await inner.create(path), observe),
-    rename: (from, to) => inner.rename(from, to),
-    unlink: (path) => inner.unlink(path),
-    exists: (path) => inner.exists(path),
-    mkdir: (path) => inner.mkdir(path),
-    readdir: (path) => inner.readdir(path),
-    syncDirectory: (path) => timed('directory', observe, () => inner.syncDirectory(path)),
-    remove: (path) => inner.remove(path),
-  };
+  return new TimedFileSystem(inner, observe);
 }

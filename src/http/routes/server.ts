@@ -4,9 +4,9 @@
  * members; `vendor` names Divan.
  */
 import { randomBytes } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { compareCodePoints } from '../../document/collate.js';
 import { decodeMember } from '../../document/json.js';
+import { systemFacts } from '../../ops/stats.js';
 import { errors } from '../../util/couch-error.js';
 import type { ActiveTask, FaultSettings } from '../backend.js';
 import type { RequestScope } from '../context.js';
@@ -14,8 +14,6 @@ import type { RequestScope } from '../context.js';
 /** The CouchDB release whose API Divan follows, reported as `version` by `GET /`. */
 export const COUCHDB_API_VERSION = '3.4.2';
 const UUID_BYTES = 16;
-const NANOSECONDS_PER_MILLISECOND = 1e6;
-const EVENT_LOOP_RESOLUTION_MS = 10;
 
 /** Returns a random uuid as 32 lowercase hex digits, CouchDB's form. */
 export function newUuid(): string {
@@ -107,33 +105,10 @@ export async function handleActiveTasks(scope: RequestScope): Promise<void> {
   scope.sendJson(200, sorted.map(activeTaskJson));
 }
 
-/** Event-loop delay since the server started, sampled every 10 ms. */
-const eventLoopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_RESOLUTION_MS });
-eventLoopDelay.enable();
-
-function milliseconds(nanoseconds: number): number {
-  return Number.isFinite(nanoseconds) ? nanoseconds / NANOSECONDS_PER_MILLISECOND : 0;
-}
-
 export async function handleSystem(scope: RequestScope): Promise<void> {
   const stats = await scope.backend.nodeStats();
-  const memory = process.memoryUsage();
   scope.sendJson(200, {
-    uptime: Math.floor(process.uptime()),
-    memory: {
-      rss: memory.rss,
-      heap_total: memory.heapTotal,
-      heap_used: memory.heapUsed,
-      external: memory.external,
-      array_buffers: memory.arrayBuffers,
-    },
-    event_loop_delay_ms: {
-      min: milliseconds(eventLoopDelay.min),
-      mean: milliseconds(eventLoopDelay.mean),
-      p50: milliseconds(eventLoopDelay.percentile(50)),
-      p99: milliseconds(eventLoopDelay.percentile(99)),
-      max: milliseconds(eventLoopDelay.max),
-    },
+    ...systemFacts(),
     open_database_files: stats.openDatabaseFiles,
     raft_groups: stats.raftGroups,
     divan: stats.details,
