@@ -106,7 +106,11 @@ export async function main(args: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'divan-bench-cluster-'));
   const peers: Peer[] = [];
   // If the benchmark is interrupted or fails, no server it started may outlive it.
-  const interrupted = () => process.exit(INTERRUPTED_EXIT_CODE);
+  const interrupted = () => {
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(INTERRUPTED_EXIT_CODE);
+  };
   process.once('exit', killAllChildren);
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
