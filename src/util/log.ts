@@ -3,13 +3,23 @@
  * (`{ node, db, term }`) rather than formatting context into messages.
  */
 import { type Logger, pino } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
-/** Creates the root logger: JSON lines on stderr, level from DIVAN_LOG_LEVEL (default info). */
+/**
+ * Creates the root logger on stderr: JSON lines, or coloured text lines when DIVAN_LOG_FORMAT
+ * is `pretty`; the level comes from DIVAN_LOG_LEVEL (default info).
+ */
 export function createLogger(bindings: Record<string, unknown> = {}): Logger {
   const level = process.env.DIVAN_LOG_LEVEL ?? 'info';
-  return pino({ level, base: { pid: process.pid, ...bindings } }, pino.destination(2));
+  const format = process.env.DIVAN_LOG_FORMAT ?? 'json';
+  if (format !== 'json' && format !== 'pretty') {
+    throw new Error(`DIVAN_LOG_FORMAT must be json or pretty, not "${format}"`);
+  }
+  const destination =
+    format === 'pretty' ? pretty({ destination: 2, sync: true }) : pino.destination(2);
+  return pino({ level, base: { pid: process.pid, ...bindings } }, destination);
 }
 
 /** A logger that drops everything, for library use and tests. */
