@@ -195,7 +195,8 @@ export class ChaosCluster {
 
   /** Stops a node's process with SIGSTOP: its sockets stay open but nothing answers. */
   pause(node: ChaosNode): void {
-    assert(node.process !== null && node.state === 'running', `${node.name} is not running`);
+    assert(node.process !== null, `${node.name} has no process`);
+    assert(node.state === 'running', `${node.name} is ${node.state}, not running`);
     node.process.kill('SIGSTOP');
     node.state = 'paused';
   }
@@ -281,7 +282,7 @@ export class ChaosCluster {
   }
 }
 
-/** Every directory under `root` (itself included) that holds a power-loss journal. */
+/** Lists every directory under `root` (itself included) that contains a power-loss journal. */
 function journalDirectories(root: string): string[] {
   const found: string[] = [];
   const visit = (directory: string) => {

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  type Command,
   documentsCommand,
   type EngineSnapshot,
   type EntryOutcome,
@@ -106,23 +107,11 @@ export class NodeBackend implements HttpBackend {
       if (entry === undefined) return 'missing';
       const rev = this.#catalogRev(catalogDocId(name));
       if (rev === null) return 'missing';
-      const outcome = await this.node.propose(
-        DBS_GROUP,
-        documentsCommand(this.node.nextRequestId(), {
-          newEdits: true,
-          docs: [
-            {
-              id: catalogDocId(name),
-              revisions: { start: rev.pos, ids: [rev.id] },
-              deleted: true,
-              attachments: null,
-              body: Buffer.from(JSON.stringify({ uuid: entry.uuid })),
-            },
-          ],
-        }),
-        this.#deadline(),
+      const result = await this.#deleteCatalogDocument(
+        catalogDocId(name),
+        rev,
+        JSON.stringify({ uuid: entry.uuid }),
       );
-      const result = firstResult(outcome);
       if (result.ok) {
         await this.#barrier(this.node.dbs);
         return 'deleted';
@@ -162,14 +151,8 @@ export class NodeBackend implements HttpBackend {
   }
 
   async setRevsLimit(db: string, limit: number, authorization?: WriteAuthorization): Promise<void> {
-    const open = await this.#open(db, 'linearizable');
-    const outcome = await this.node.propose(
-      open.id,
-      { kind: 'revs_limit', requestId: this.node.nextRequestId(), limit },
-      this.#deadline(),
-      authorization,
-    );
-    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+    const requestId = this.node.nextRequestId();
+    await this.#proposeSetting(db, { kind: 'revs_limit', requestId, limit }, authorization);
   }
 
   async setSecurity(
@@ -177,14 +160,8 @@ export class NodeBackend implements HttpBackend {
     security: Buffer,
     authorization?: WriteAuthorization,
   ): Promise<void> {
-    const open = await this.#open(db, 'linearizable');
-    const outcome = await this.node.propose(
-      open.id,
-      { kind: 'security', requestId: this.node.nextRequestId(), security },
-      this.#deadline(),
-      authorization,
-    );
-    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+    const requestId = this.node.nextRequestId();
+    await this.#proposeSetting(db, { kind: 'security', requestId, security }, authorization);
   }
 
   async purge(db: string, request: PurgeRequest): Promise<PurgeResult[]> {
@@ -200,13 +177,8 @@ export class NodeBackend implements HttpBackend {
   }
 
   async setPurgedInfosLimit(db: string, limit: number): Promise<void> {
-    const open = await this.#open(db, 'linearizable');
-    const outcome = await this.node.propose(
-      open.id,
-      { kind: 'purged_infos_limit', requestId: this.node.nextRequestId(), limit },
-      this.#deadline(),
-    );
-    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+    const requestId = this.node.nextRequestId();
+    await this.#proposeSetting(db, { kind: 'purged_infos_limit', requestId, limit });
   }
 
   /**
@@ -214,13 +186,7 @@ export class NodeBackend implements HttpBackend {
    * the command, so a node that is down now compacts when it catches up.
    */
   async compact(db: string): Promise<void> {
-    const open = await this.#open(db, 'linearizable');
-    const outcome = await this.node.propose(
-      open.id,
-      { kind: 'compact', requestId: this.node.nextRequestId() },
-      this.#deadline(),
-    );
-    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+    await this.#proposeSetting(db, { kind: 'compact', requestId: this.node.nextRequestId() });
   }
 
   async activeTasks(): Promise<ActiveTask[]> {
@@ -358,23 +324,7 @@ export class NodeBackend implements HttpBackend {
       }
       const rev = this.#catalogRev(nodeDocId(name));
       if (rev === null) return 'missing';
-      const outcome = await this.node.propose(
-        DBS_GROUP,
-        documentsCommand(this.node.nextRequestId(), {
-          newEdits: true,
-          docs: [
-            {
-              id: nodeDocId(name),
-              revisions: { start: rev.pos, ids: [rev.id] },
-              deleted: true,
-              attachments: null,
-              body: Buffer.from('{}'),
-            },
-          ],
-        }),
-        this.#deadline(),
-      );
-      const result = firstResult(outcome);
+      const result = await this.#deleteCatalogDocument(nodeDocId(name), rev, '{}');
       if (result.ok) {
         this.node.log.info({ member: name }, 'member node removed');
         return 'removed';
@@ -432,6 +382,42 @@ export class NodeBackend implements HttpBackend {
       await this.#barrier(this.node.dbs);
     }
     return this.node.groupOf(db);
+  }
+
+  /** Proposes a command that changes a database setting and expects an `ok` outcome. */
+  async #proposeSetting(
+    db: string,
+    command: Command,
+    authorization?: WriteAuthorization,
+  ): Promise<void> {
+    const open = await this.#open(db, 'linearizable');
+    const outcome = await this.node.propose(open.id, command, this.#deadline(), authorization);
+    if (outcome.kind !== 'ok') throw outcomeError(outcome);
+  }
+
+  /** Deletes the `_dbs` document `id` at revision `rev`, leaving `body` in its tombstone. */
+  async #deleteCatalogDocument(
+    id: string,
+    rev: { pos: number; id: string },
+    body: string,
+  ): Promise<WriteResult> {
+    const outcome = await this.node.propose(
+      DBS_GROUP,
+      documentsCommand(this.node.nextRequestId(), {
+        newEdits: true,
+        docs: [
+          {
+            id,
+            revisions: { start: rev.pos, ids: [rev.id] },
+            deleted: true,
+            attachments: null,
+            body: Buffer.from(body),
+          },
+        ],
+      }),
+      this.#deadline(),
+    );
+    return firstResult(outcome);
   }
 
   async #barrier(open: OpenGroup): Promise<void> {

@@ -137,9 +137,9 @@ type ProposeReply =
 
 const BOOT_ID_BYTES = 6;
 /**
- * When a leader's node is lost, the remaining voters of each group campaign one after the
- * other in an order drawn from the group id, this many ms apart, so that two of them rarely
- * split the vote (a split costs a whole election timeout).
+ * Gap in ms between the campaigns of the remaining voters after a leader's node is lost. They
+ * campaign in an order drawn from the group id, so two of them rarely split the vote, which
+ * would cost a whole election timeout.
  */
 const FAILOVER_CAMPAIGN_STEP_MS = 250;
 /** Random delay added to each voter's turn, in ms. */
@@ -233,7 +233,7 @@ export class DivanNode {
     return this.#groups;
   }
 
-  /** The compactions and snapshot transfers running on this node, as `_active_tasks` lists them. */
+  /** Lists the compactions and snapshot transfers running on this node for `_active_tasks`. */
   localTasks(): ActiveTask[] {
     const tasks: ActiveTask[] = [];
     for (const open of this.#groups.values()) {
@@ -264,9 +264,8 @@ export class DivanNode {
   }
 
   /**
-   * The tasks of every member node: this node's own, and each other member's asked over the
-   * peer transport. A node that does not answer within `timeoutMs` is left out, as CouchDB
-   * leaves out a node it cannot reach.
+   * Lists the tasks of every member node: this node's own, and each other member's, requested
+   * over the peer transport. A node that does not reply within `timeoutMs` is left out.
    */
   async clusterTasks(timeoutMs: number): Promise<ActiveTask[]> {
     const others = this.memberNames.filter((name) => name !== this.config.name);

@@ -1,5 +1,5 @@
 /**
- * The copying half of compaction: building a database file that holds only what a source
+ * The copying half of compaction: building a database file that contains only what a source
  * state still references, and bringing it up to a newer source state.
  *
  * `copyAll` copies a source state into an empty target, in this order:
@@ -9,13 +9,13 @@
  * 3. every document in id order (`docid_copy`): its revision tree with the leaves pointing at
  *    the records step 2 copied, into the target's by_id, so that tree is built in key order;
  * 4. `_local/` documents, the purge trees, the request-id table and the security object.
- * `copyDelta` brings a target that holds source state A up to a later source state B of the
+ * `copyDelta` brings a target that contains source state A up to a later source state B of the
  * same file: changed document rows (sequences after A's), documents purged entirely, changed
  * `_local/` documents, new purge infos and request records, the log after A's applied index.
  *
  * Records are written once in the target: a record that a log entry and a document share
  * (a body the entry carried) is copied once and both point at the copy, and an attachment
- * that several leaves of one document share is copied once. A leaf the target already holds
+ * that several leaves of one document share is copied once. A leaf the target already contains
  * from an earlier round (same revision, same sequence) keeps its records.
  *
  * Revision trees are copied as they are, not stemmed again, so a compacted replica keeps the
@@ -80,7 +80,7 @@ class RecordCopier {
     private readonly target: BlockFile,
   ) {}
 
-  /** Copies a record unless it was copied already (`local` holds one document's copies). */
+  /** Copies a record unless it was copied already (`local` contains one document's copies). */
   copy(ref: RecordRef, local?: Map<number, RecordRef>): RecordRef {
     const known = this.#shared.get(ref.pointer) ?? local?.get(ref.pointer);
     if (known !== undefined) {
@@ -152,7 +152,7 @@ function rowLeaf(row: SeqRow | null | undefined, rev: Rev, seq: number): StoredL
   return row.leaves.find((entry) => revKey(entry.rev) === key && entry.leaf.seq === seq)?.leaf;
 }
 
-/** Copies what a document's row needs; leaves the target already holds keep their records. */
+/** Copies what a document's row needs; leaves the target already contains keep their records. */
 function copyRow(copier: RecordCopier, row: SeqRow, existing: SeqRow | null): SeqRow {
   const local = new Map<number, RecordRef>();
   const leaves: SeqLeaf[] = row.leaves.map(({ rev, leaf }) => {
@@ -247,7 +247,7 @@ function* copyRowsBySeq(
       bySeq: target.trees.bySeq.modify({ remove: removals, insert: inserts }),
     };
     if (catchUp) {
-      // A catch-up changes documents the target holds, so by_id follows in the same batch.
+      // A catch-up changes documents the target contains, so by_id follows in the same batch.
       const infos = source.trees.byId.lookup(ids);
       const byIdInserts = inserts.map(([, copied], i) => {
         const info = infos[i];
@@ -336,7 +336,7 @@ export function* copyAll(
   return { trees: state.trees, fields };
 }
 
-/** Removes the log entries the target holds that `to` no longer has or may have replaced. */
+/** Removes the log entries the target contains that `to` no longer has or may have replaced. */
 function syncLogBounds(target: Target, from: HeaderFields, to: HeaderFields): void {
   const removals: number[] = [];
   const keepFrom = to.discarded.index + 1;
@@ -364,7 +364,7 @@ function* removePurged(context: CopyContext, from: FileState, to: FileState, tar
     );
   } else {
     // Some purge infos of the delta were already dropped (purged_infos_limit): look at every
-    // document the target holds.
+    // document the target contains.
     for (const batch of batches(target.trees.byId, context.batchEntries)) {
       for (const [id] of batch) candidates.add(id);
       yield;
@@ -485,7 +485,7 @@ function syncRequests(from: FileState, to: FileState, target: Target): void {
 }
 
 /**
- * Brings `target`, which holds source state `from`, up to the later source state `to` of the
+ * Brings `target`, which contains source state `from`, up to the later source state `to` of the
  * same file (the same file object or two handles on it). Returns the target's new trees and
  * header fields.
  */

@@ -97,7 +97,7 @@ export interface OpenOptions extends TreeOptions {
   readonly discipline?: CommitDiscipline;
   /** Memory for decoded commands between append and apply; 64 MiB when absent. */
   readonly commandCacheBytes?: number;
-  /** Where compactions and recoveries are logged; silent when absent. */
+  /** Logger of compactions and recoveries; silent when absent. */
   readonly logger?: Logger;
 }
 
@@ -167,11 +167,11 @@ interface EngineState {
   readonly trees: EngineTrees;
 }
 
-/** What `#stage` computed for one batch, before its header is written. */
+/** The result of `#stage` for one batch, before its header is written. */
 interface StagedBatch {
   readonly state: EngineState;
   readonly outcomes: AppliedEntry[];
-  /** True when an applied `compact` command asks the file to compact. */
+  /** True when an applied `compact` command requests a compaction of the file. */
   readonly compactRequested: boolean;
 }
 
@@ -465,7 +465,7 @@ export class DatabaseFile {
     return this.#compactor?.progress ?? null;
   }
 
-  /** The running compaction's outcome, or null when none runs. */
+  /** Returns the running compaction's outcome, or null when none runs. */
   compactionDone(): Promise<CompactionResult> | null {
     return this.#compaction;
   }
@@ -517,7 +517,7 @@ export class DatabaseFile {
     this.#fileHolders.set(file, (this.#fileHolders.get(file) ?? 0) + 1);
   }
 
-  /** Drops one holder of `file`; a file nobody holds any more is closed. */
+  /** Drops one holder of `file`, and closes the file when no holder is left. */
   #release(file: BlockFile): void {
     const holders = this.#fileHolders.get(file);
     if (holders === undefined) return;
@@ -609,7 +609,7 @@ export class DatabaseFile {
     );
     this.#lastCommit = targetCommitted;
     // The old file's commits still in flight finish before the renames, so no write to the
-    // old file follows the swap (the target already holds their state).
+    // old file follows the swap (the target already contains their state).
     const committed = Promise.all([targetCommitted, liveCommitted]).then(() => undefined);
     this.#hold(target);
     this.#file = target;
