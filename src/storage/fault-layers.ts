@@ -28,6 +28,10 @@ export class ForwardingDbFile implements DbFile {
     return this.inner.write(source, position);
   }
 
+  writeSync(source: Uint8Array, position: number): void {
+    this.inner.writeSync(source, position);
+  }
+
   truncate(length: number): Promise<void> {
     return this.inner.truncate(length);
   }

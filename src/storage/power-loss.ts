@@ -298,6 +298,11 @@ class RecordingFile extends ForwardingDbFile {
     await this.track(this.inner.write(source, position));
   }
 
+  override writeSync(source: Uint8Array, position: number): void {
+    this.#checkAlive();
+    this.inner.writeSync(source, position);
+  }
+
   override async truncate(length: number): Promise<void> {
     this.#checkAlive();
     await this.track(this.inner.truncate(length));
@@ -362,12 +367,21 @@ class PowerLossFile extends RecordingFile {
   #syncedEnd = 0;
 
   override async write(source: Uint8Array, position: number): Promise<void> {
+    this.#checkAppendOnly(position);
+    await super.write(source, position);
+  }
+
+  override writeSync(source: Uint8Array, position: number): void {
+    this.#checkAppendOnly(position);
+    super.writeSync(source, position);
+  }
+
+  #checkAppendOnly(position: number): void {
     if (position < this.#syncedEnd) {
       throw new Error(
         `power-loss layer: write at ${position} in ${this.path} is below the synced length ${this.#syncedEnd}; the layer models append-only files`,
       );
     }
-    await super.write(source, position);
   }
 
   override async truncate(length: number): Promise<void> {
