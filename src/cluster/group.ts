@@ -219,6 +219,7 @@ export class RaftGroup<Outcome> {
         applied: state.appliedIndex,
         random: options.random,
         quiesce: true,
+        lazyCommit: true,
         ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
         ...(options.heartbeatTicks === undefined ? {} : { heartbeatTicks: options.heartbeatTicks }),
         ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),

@@ -83,6 +83,13 @@ export interface RaftConfig {
   readonly readMode: ReadMode;
   /** Whether an idle leader with caught-up followers stops its heartbeats. */
   readonly quiesce: boolean;
+  /**
+   * Whether a new commit index waits for a message that goes anyway: the next append, a read
+   * round's heartbeat, or at the latest the next tick. Without it the leader sends a heartbeat
+   * of its own for each advance, and each follower applies in a round of its own. With it a
+   * follower applies up to a tick later, usually together with its next append.
+   */
+  readonly lazyCommit: boolean;
   readonly maxInflightMessages: number;
   readonly maxInflightBytes: number;
   /** Byte cap on the entries of one AppendEntries; one entry is always allowed. */
@@ -109,6 +116,7 @@ export function resolveConfig(options: RaftOptions): RaftConfig {
     checkQuorum: true,
     readMode: 'read_index',
     quiesce: false,
+    lazyCommit: false,
     maxInflightMessages: DEFAULT_MAX_INFLIGHT_MESSAGES,
     maxInflightBytes: DEFAULT_MAX_INFLIGHT_BYTES,
     maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,

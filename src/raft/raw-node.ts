@@ -729,7 +729,10 @@ export class RawNode {
     }
     this.#replication.tickSnapshotRetries();
     this.#heartbeatElapsed++;
-    if (this.#heartbeatElapsed < this.config.heartbeatTicks) return;
+    if (this.#heartbeatElapsed < this.config.heartbeatTicks) {
+      this.#replication.sendPendingCommit();
+      return;
+    }
     this.#heartbeatElapsed = 0;
     const quiesce = this.config.quiesce && this.#replication.canQuiesce();
     this.#replication.broadcastHeartbeat(this.#replication.reads.roundStarted, quiesce);

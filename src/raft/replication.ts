@@ -65,6 +65,8 @@ export class Replication {
   selfMatch = 0;
   /** New entries or a new commit index wait to be sent at the next `flush()`. */
   broadcastPending = false;
+  /** With `lazyCommit`, a commit index that some follower has not been sent waits for a tick. */
+  commitPending = false;
   /** The leadership transfer in progress, or null. Proposals are held while it is set. */
   transfer: LeaderTransfer | null = null;
 
@@ -78,6 +80,7 @@ export class Replication {
     this.reads.clear();
     this.transfer = null;
     this.broadcastPending = true;
+    this.commitPending = false;
   }
 
   #newProgress(next: number): Progress {
@@ -195,7 +198,8 @@ export class Replication {
       for (const [id, progress] of this.progress) {
         this.#sendAppends(id, progress);
         if (Math.min(committed, progress.match) > progress.sentCommit) {
-          this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
+          if (this.host.config.lazyCommit) this.commitPending = true;
+          else this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
         }
       }
     }
@@ -251,6 +255,19 @@ export class Replication {
 
   broadcastHeartbeat(round: number, quiesce: boolean): void {
     for (const [id, progress] of this.progress) this.#sendHeartbeat(id, progress, round, quiesce);
+    this.commitPending = false;
+  }
+
+  /** Sends a commit index that waited (`lazyCommit`) to the followers that lack it. */
+  sendPendingCommit(): void {
+    if (!this.commitPending) return;
+    this.commitPending = false;
+    const committed = this.host.log.committed;
+    for (const [id, progress] of this.progress) {
+      if (Math.min(committed, progress.match) > progress.sentCommit) {
+        this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
+      }
+    }
   }
 
   /** Queues a read from `from` (this node or a follower that forwarded it). */

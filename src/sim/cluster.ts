@@ -52,6 +52,8 @@ export interface SimClusterOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly quiesce: boolean;
+  /** RaftConfig.lazyCommit; off when left out. */
+  readonly lazyCommit?: boolean;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly plantedBugs: readonly PlantedBug[];
@@ -123,6 +125,7 @@ export class SimCluster {
       electionTicks: options.electionTicks,
       heartbeatTicks: options.heartbeatTicks,
       quiesce: options.quiesce,
+      lazyCommit: options.lazyCommit ?? false,
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       plantedBugs: options.plantedBugs,

@@ -52,6 +52,7 @@ export interface RaftSettings {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly quiesce: boolean;
+  readonly lazyCommit: boolean;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly plantedBugs: readonly PlantedBug[];
@@ -129,6 +130,7 @@ export class SimNode {
         electionTicks: this.settings.electionTicks,
         heartbeatTicks: this.settings.heartbeatTicks,
         quiesce: this.settings.quiesce,
+        lazyCommit: this.settings.lazyCommit,
         preVote: this.settings.preVote,
         checkQuorum: this.settings.checkQuorum,
         plantedBugs: this.settings.plantedBugs,

@@ -90,6 +90,8 @@ export const FAULTY_NETWORK: NetworkSettings = {
 
 export function runSeed(options: RunOptions): RunResult {
   const quiesce = options.quiesce ?? options.seed % 2 === 0;
+  // Independent of quiesce: seeds 2 and 3 modulo 4 hold commit indexes until the next tick.
+  const lazyCommit = options.seed % 4 >= 2;
   // Both settings are valid; most seeds run the defaults (on), the rest cover the others.
   const settingsRandom = new SimRandom(options.seed ^ SETTINGS_SEED_MASK);
   const preVote = settingsRandom.chance(PRE_VOTE_RATE);
@@ -105,6 +107,7 @@ export function runSeed(options: RunOptions): RunResult {
     electionTicks: SIM_ELECTION_TICKS,
     heartbeatTicks: SIM_HEARTBEAT_TICKS,
     quiesce,
+    lazyCommit,
     preVote,
     checkQuorum,
     plantedBugs: options.plantedBugs,
