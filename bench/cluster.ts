@@ -24,6 +24,7 @@
  *   --quick                 short runs of every scenario: 0.5 s runs, 10 databases in
  *                           scenario 5, 1 kill, 1,000 catch-up writes, 2 s request timeout
  *   --seconds S             length of each run of scenarios 1 to 5 (10; 0.5 with --quick)
+ *   --warm-up S             unmeasured load before each of those runs (3; 0.2 with --quick)
  *   --kills N               leader kills in scenario 6 (20; 1 with --quick)
  *   --catch-up-writes N     writes a follower misses in scenario 7 (100,000; 1,000 with --quick)
  *   --systems LIST          systems to run, of divan,etcd,pouchdb,divan-1 (all)
@@ -712,6 +713,8 @@ function parseOptions(args: string[]): Options {
     if (value === undefined) throw new Error(`option ${name} needs a value`);
     if (name === '--seconds')
       options.sizes = { ...options.sizes, runSeconds: positive(name, value) };
+    else if (name === '--warm-up')
+      options.sizes = { ...options.sizes, warmUpSeconds: nonNegative(name, value) };
     else if (name === '--kills')
       options.sizes = { ...options.sizes, failoverKills: positive(name, value) };
     else if (name === '--catch-up-writes')
@@ -733,6 +736,14 @@ function positive(name: string, value: string): number {
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) {
     throw new Error(`${name}: expected a positive number, got "${value}"`);
+  }
+  return number;
+}
+
+function nonNegative(name: string, value: string): number {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0) {
+    throw new Error(`${name}: expected a number of at least 0, got "${value}"`);
   }
   return number;
 }

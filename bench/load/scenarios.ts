@@ -52,6 +52,12 @@ const READ_STRIDE = 7919;
 export interface ScenarioSizes {
   /** Time bound of the runs of scenarios 1 to 5 and the open-loop run. */
   readonly runSeconds: number;
+  /**
+   * Unmeasured load before each of those runs, the same operation with the same clients, so
+   * that no system is measured while it starts up (a JIT compiler still tiering up, caches
+   * still cold). Every system gets the same warm-up.
+   */
+  readonly warmUpSeconds: number;
   /** Request bound of those runs (the time bound ends them first on this machine). */
   readonly runRequests: number;
   readonly clients: number;
@@ -71,6 +77,7 @@ export interface ScenarioSizes {
 
 export const FULL_SIZES: ScenarioSizes = {
   runSeconds: 10,
+  warmUpSeconds: 3,
   runRequests: 2_000_000,
   clients: 64,
   bulkClients: 16,
@@ -89,6 +96,7 @@ export const FULL_SIZES: ScenarioSizes = {
 export const QUICK_SIZES: ScenarioSizes = {
   ...FULL_SIZES,
   runSeconds: 0.5,
+  warmUpSeconds: 0.2,
   databases: 10,
   failoverKills: 1,
   failoverWaitSeconds: 5,
@@ -273,6 +281,7 @@ export class ScenarioRunner {
       onResponse,
       signal: stop.signal,
       maxSeconds: boundSeconds,
+      warmUp: false,
     });
     try {
       await sleep(FAILOVER_WARMUP_MS);
@@ -329,6 +338,7 @@ export class ScenarioRunner {
       {
         maxRequests: this.sizes.catchUpWrites,
         maxSeconds: this.sizes.catchUpWriteSeconds,
+        warmUp: false,
       },
     );
     const currentLeader = await this.system.leader(this.database, LEADER_TIMEOUT_MS);
@@ -374,10 +384,23 @@ export class ScenarioRunner {
       maxSeconds?: number;
       signal?: AbortSignal;
       onResponse?: (event: ResponseEvent) => void;
+      /** Runs the warm-up first (default); scenarios 6 and 7 have their own lead-in. */
+      warmUp?: boolean;
     } = {},
   ): Promise<RunRecord> {
-    execFileSync('sync');
     const label = `${this.system.name} scenario ${scenario}`;
+    if (extra.warmUp !== false && this.sizes.warmUpSeconds > 0) {
+      await runLoad(operation, {
+        label: `${label} warm-up`,
+        mode,
+        clients,
+        maxRequests: this.sizes.runRequests,
+        maxSeconds: this.sizes.warmUpSeconds,
+        requestTimeoutMs: this.sizes.requestTimeoutMs,
+        ...(extra.ratePerSecond === undefined ? {} : { ratePerSecond: extra.ratePerSecond }),
+      });
+    }
+    execFileSync('sync');
     const termsBefore = this.system.replicated ? await this.system.terms(namespaces) : 0;
     const meter = new ResourceMeter(this.system.nodes.map((node) => node.process));
     meter.start();

@@ -58,7 +58,10 @@ import { isValidDatabaseName, parseRequestTarget, type RequestTarget } from './r
 import { requiredAccess, route } from './router.js';
 import { userStore } from './users.js';
 
-const REQUEST_ID_BYTES = 5;
+/** Request ids are 10 hex digits, as CouchDB's: 4 of a per-process random prefix, 6 of a counter. */
+const REQUEST_ID_PREFIX_BYTES = 2;
+const REQUEST_COUNTER_DIGITS = 6;
+const REQUEST_COUNTER_LIMIT = 16 ** REQUEST_COUNTER_DIGITS;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 /** Methods routed besides fastify's defaults; others reach the not-found handler. */
 const EXTRA_METHODS = ['COPY'];
@@ -111,8 +114,16 @@ function originalUrl(request: FastifyRequest): string {
   return originalUrls.get(request.raw) ?? request.raw.url ?? '/';
 }
 
+/**
+ * Request ids: a random prefix drawn once per process and a counter, so ids are unique across
+ * nodes and restarts without drawing random bytes for every request.
+ */
+const requestIdPrefix = randomBytes(REQUEST_ID_PREFIX_BYTES).toString('hex');
+let requestCounter = 0;
+
 function newRequestId(): string {
-  return randomBytes(REQUEST_ID_BYTES).toString('hex');
+  requestCounter = (requestCounter + 1) % REQUEST_COUNTER_LIMIT;
+  return requestIdPrefix + requestCounter.toString(16).padStart(REQUEST_COUNTER_DIGITS, '0');
 }
 
 /** Maps an error that is not a `CouchError` to one; null when it is a bug. */
