@@ -182,21 +182,27 @@ export class ScenarioRunner {
   /** Scenario 1: one client writing to the leader. */
   async sequentialWrites(): Promise<RunRecord> {
     const leader = await this.system.leader(this.database, LEADER_TIMEOUT_MS);
-    const operation = this.#writes(
-      () => this.database,
-      () => leader,
-    );
+    const operation = () =>
+      this.#writes(
+        () => this.database,
+        () => leader,
+      );
     return this.#measured('1', [this.database], operation, 'closed', 1);
   }
 
   /** Scenario 2: writes from many clients over all nodes; keeps the keys for scenario 4. */
   async spreadWrites(): Promise<RunRecord> {
-    const keys = new KeySequence();
-    const operation = this.#writes(
-      () => this.database,
-      (client) => this.#nodeFor(client),
-      keys,
-    );
+    // Each run (the warm-up, then the measured one) writes keys of a new sequence; the keys
+    // kept for scenario 4 are those of the last, measured run.
+    let keys = new KeySequence();
+    const operation = () => {
+      keys = new KeySequence();
+      return this.#writes(
+        () => this.database,
+        (client) => this.#nodeFor(client),
+        keys,
+      );
+    };
     const keep = (event: ResponseEvent) => {
       if (event.ok && this.#written.length < MAX_READ_KEYS) {
         this.#written.push(keys.key(event.index));
@@ -209,10 +215,11 @@ export class ScenarioRunner {
 
   /** Scenario 2 in open loop at `ratePerSecond`. */
   async spreadWritesAtRate(ratePerSecond: number): Promise<RunRecord> {
-    const operation = this.#writes(
-      () => this.database,
-      (client) => this.#nodeFor(client),
-    );
+    const operation = () =>
+      this.#writes(
+        () => this.database,
+        (client) => this.#nodeFor(client),
+      );
     return this.#measured('2-open', [this.database], operation, 'open', this.sizes.clients, {
       ratePerSecond,
     });
@@ -222,16 +229,18 @@ export class ScenarioRunner {
   async bulkWrites(): Promise<RunRecord> {
     const system = this.system;
     const size = this.sizes.bulkDocuments;
-    const sequence = new KeySequence();
-    const operation: Operation = {
-      successStatus: system.bulkStatus,
-      itemsPerRequest: size,
-      countItems: (body) => system.countBulk(body),
-      build: (index, client) => {
-        const keys = Array.from({ length: size }, (_, j) => sequence.key(index * size + j));
-        const values = keys.map((_, j) => valueFor(index * size + j));
-        return system.bulkRequest(this.#nodeFor(client), this.database, keys, values);
-      },
+    const operation = (): Operation => {
+      const sequence = new KeySequence();
+      return {
+        successStatus: system.bulkStatus,
+        itemsPerRequest: size,
+        countItems: (body) => system.countBulk(body),
+        build: (index, client) => {
+          const keys = Array.from({ length: size }, (_, j) => sequence.key(index * size + j));
+          const values = keys.map((_, j) => valueFor(index * size + j));
+          return system.bulkRequest(this.#nodeFor(client), this.database, keys, values);
+        },
+      };
     };
     return this.#measured('3', [this.database], operation, 'closed', this.sizes.bulkClients);
   }
@@ -240,22 +249,23 @@ export class ScenarioRunner {
   async reads(): Promise<RunRecord> {
     const written = this.#written;
     assert(written.length > 0, 'scenario 4 reads what scenario 2 wrote: run it first');
-    const operation: Operation = {
+    const operation = (): Operation => ({
       successStatus: this.system.readStatus,
       build: (index, client) => {
         const key = written[(index * READ_STRIDE) % written.length]!;
         return this.system.readRequest(this.#nodeFor(client), this.database, key);
       },
-    };
+    });
     return this.#measured('4', [this.database], operation, 'closed', this.sizes.clients);
   }
 
   /** Scenario 5: writes spread over many databases (created beforehand). */
   async manyDatabaseWrites(databases: readonly string[]): Promise<RunRecord> {
-    const operation = this.#writes(
-      (index) => databases[index % databases.length]!,
-      (client) => this.#nodeFor(client),
-    );
+    const operation = () =>
+      this.#writes(
+        (index) => databases[index % databases.length]!,
+        (client) => this.#nodeFor(client),
+      );
     return this.#measured('5', databases, operation, 'closed', this.sizes.clients);
   }
 
@@ -271,10 +281,11 @@ export class ScenarioRunner {
       }
     };
     const stop = new AbortController();
-    const operation = this.#writes(
-      () => this.database,
-      (client) => this.#nodeFor(client),
-    );
+    const operation = () =>
+      this.#writes(
+        () => this.database,
+        (client) => this.#nodeFor(client),
+      );
     const boundSeconds =
       this.sizes.failoverKills * (this.sizes.failoverWaitSeconds + LEADER_TIMEOUT_MS / 1000) + 60;
     const measured = this.#measured('6', [this.database], operation, 'closed', this.sizes.clients, {
@@ -325,10 +336,11 @@ export class ScenarioRunner {
     const follower = this.system.nodes.find((node) => node !== leader)!;
     await follower.process.stop('SIGTERM');
     this.#down.add(follower);
-    const operation = this.#writes(
-      () => this.database,
-      (client) => this.#nodeFor(client),
-    );
+    const operation = () =>
+      this.#writes(
+        () => this.database,
+        (client) => this.#nodeFor(client),
+      );
     const run = await this.#measured(
       '7',
       [this.database],
@@ -375,7 +387,8 @@ export class ScenarioRunner {
   async #measured(
     scenario: string,
     namespaces: readonly string[],
-    operation: Operation,
+    /** Builds the run's operation; called once per run, so each run writes new keys. */
+    operation: () => Operation,
     mode: LoadMode,
     clients: number,
     extra: {
@@ -390,7 +403,7 @@ export class ScenarioRunner {
   ): Promise<RunRecord> {
     const label = `${this.system.name} scenario ${scenario}`;
     if (extra.warmUp !== false && this.sizes.warmUpSeconds > 0) {
-      await runLoad(operation, {
+      await runLoad(operation(), {
         label: `${label} warm-up`,
         mode,
         clients,
@@ -404,7 +417,7 @@ export class ScenarioRunner {
     const termsBefore = this.system.replicated ? await this.system.terms(namespaces) : 0;
     const meter = new ResourceMeter(this.system.nodes.map((node) => node.process));
     meter.start();
-    const load = await runLoad(operation, {
+    const load = await runLoad(operation(), {
       label,
       mode,
       clients,
