@@ -144,6 +144,8 @@ const BOOT_ID_BYTES = 6;
 const FAILOVER_CAMPAIGN_STEP_MS = 250;
 /** Random delay added to each voter's turn, in ms. */
 const FAILOVER_CAMPAIGN_JITTER_MS = 30;
+/** Rounds of turns after a leader's node is lost; later ones only when a campaign failed. */
+const FAILOVER_CAMPAIGN_ROUNDS = 3;
 /** Pause between attempts to join a cluster. */
 const JOIN_RETRY_MS = 1_000;
 /** Every this many ticks, group leaders move their group toward the cluster's members. */
@@ -872,14 +874,29 @@ export class DivanNode {
       open.group.forgetLeader();
       const turn = failoverTurn(open.id, status.membership.voters, peer, this.config.name);
       if (turn < 0) continue;
-      setTimeout(
-        () => {
-          const now = open.group.status();
-          if (now.leader === NO_NODE && now.role === 'follower') open.group.campaign();
-        },
-        turn * FAILOVER_CAMPAIGN_STEP_MS + randomInt(FAILOVER_CAMPAIGN_JITTER_MS),
-      );
+      const survivors = status.membership.voters.filter((name) => name !== peer).length;
+      this.#failoverCampaign(open, turn * FAILOVER_CAMPAIGN_STEP_MS, survivors, 0);
     }
+  }
+
+  /**
+   * Campaigns after `delayMs` unless a leader is known by then. Each survivor's turns are one
+   * round (a step per survivor) apart: a campaign can fail (a survivor that has not yet noticed
+   * the lost node refuses its pre-vote, or two candidates split the vote), and the next round
+   * then tries again rather than leaving the group to an election timeout of 2 to 4 s.
+   */
+  #failoverCampaign(open: OpenGroup, delayMs: number, survivors: number, round: number): void {
+    if (round >= FAILOVER_CAMPAIGN_ROUNDS) return;
+    setTimeout(
+      () => {
+        if (this.#stopped || this.#groups.get(open.id) !== open) return;
+        const now = open.group.status();
+        if (now.leader !== NO_NODE || now.role === 'leader') return;
+        open.group.campaign();
+        this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
+      },
+      delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS),
+    );
   }
 
   /**
