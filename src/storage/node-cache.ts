@@ -31,7 +31,7 @@ import { assert } from '../util/assert.js';
 import { NODE_INTERIOR } from './btree-node.js';
 
 /** Budget of `NodeCache.shared` unless DIVAN_NODE_CACHE_BYTES sets another. */
-const DEFAULT_SHARED_BUDGET_BYTES = 32 * 1024 * 1024;
+const DEFAULT_SHARED_BUDGET_BYTES = 16 * 1024 * 1024;
 /** Largest slab. */
 const MAX_SLAB_BYTES = 64 * 1024;
 /** A slab is at most this fraction of the budget, so eviction by slab stays fine-grained. */
