@@ -192,8 +192,8 @@ export class ScenarioRunner {
 
   /** Scenario 2: writes from many clients over all nodes; keeps the keys for scenario 4. */
   async spreadWrites(): Promise<RunRecord> {
-    // Each run (the warm-up, then the measured one) writes keys of a new sequence; the keys
-    // kept for scenario 4 are those of the last, measured run.
+    // Each run (the warm-up, then the measured one) writes keys of a new sequence. The keys
+    // kept for scenario 4 are those of the last run, the measured one.
     let keys = new KeySequence();
     const operation = () => {
       keys = new KeySequence();

@@ -881,22 +881,19 @@ export class DivanNode {
 
   /**
    * Campaigns after `delayMs` unless a leader is known by then. Each survivor's turns are one
-   * round (a step per survivor) apart: a campaign can fail (a survivor that has not yet noticed
-   * the lost node refuses its pre-vote, or two candidates split the vote), and the next round
-   * then tries again rather than leaving the group to an election timeout of 2 to 4 s.
+   * round (a step per survivor) apart. A campaign can fail: a survivor that has not yet noticed
+   * the lost node refuses its pre-vote, or two candidates split the vote. The next round then
+   * tries again, so the group does not wait for an election timeout of 2 to 4 s.
    */
   #failoverCampaign(open: OpenGroup, delayMs: number, survivors: number, round: number): void {
     if (round >= FAILOVER_CAMPAIGN_ROUNDS) return;
-    setTimeout(
-      () => {
-        if (this.#stopped || this.#groups.get(open.id) !== open) return;
-        const now = open.group.status();
-        if (now.leader !== NO_NODE || now.role === 'leader') return;
-        open.group.campaign();
-        this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
-      },
-      delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS),
-    );
+    setTimeout(() => {
+      if (this.#stopped || this.#groups.get(open.id) !== open) return;
+      const now = open.group.status();
+      if (now.leader !== NO_NODE || now.role === 'leader') return;
+      open.group.campaign();
+      this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
+    }, delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS));
   }
 
   /**

@@ -4,9 +4,9 @@
  *
  * Appends are synchronous and go to an in-memory buffer. Sealed parts of the buffer (chunks)
  * are written at once, in file order. A small chunk (a commit's last records and its header)
- * is written synchronously: the page cache takes it in microseconds, and a thread-pool job
- * would cost two hand-offs between threads, which profiles of single writes showed as a
- * quarter of the busy time. A large chunk is written on the libuv thread pool, so it reaches
+ * is written synchronously, because the page cache takes it in microseconds. A thread-pool job
+ * would cost two hand-offs between threads, a quarter of the busy time in profiles of single
+ * writes. A large chunk is written on the libuv thread pool, so it reaches
  * the file while the caller goes on with synchronous work. Commits run through one serial queue: a commit
  * waits for the writes of everything before its header, then fsyncs. Records appended while a
  * commit is in flight therefore belong to the next commit, and commits resolve in call order.

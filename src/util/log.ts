@@ -9,7 +9,7 @@ export type { Logger } from 'pino';
 
 /** Bytes of JSON log lines buffered before a write. */
 const LOG_BUFFER_BYTES = 4096;
-/** Longest time a JSON log line waits in the buffer. */
+/** Maximum time a JSON log line waits in the buffer. */
 const LOG_FLUSH_MS = 200;
 
 /**
@@ -28,7 +28,7 @@ export function createLogger(bindings: Record<string, unknown> = {}): Logger {
       pretty({ destination: 2, sync: true }),
     );
   }
-  // JSON lines collect in a buffer that is written once it holds LOG_BUFFER_BYTES, or by a
+  // JSON lines collect in a buffer that is written once it reaches LOG_BUFFER_BYTES, or by a
   // flush every LOG_FLUSH_MS, and at exit. One write call per line, one request line each,
   // was 10 to 15% of a node's busy time in profiles of small requests. A crash (SIGKILL) can
   // lose the lines of the last LOG_FLUSH_MS.
