@@ -7,12 +7,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { request } from 'undici';
 import { freePorts } from './ports.js';
 import { tempDir } from './tmp.js';
+
+/** Lines of a node's log quoted when it exits during start-up. */
+const LOG_TAIL_LINES = 20;
 
 export const ADMIN = { name: 'admin', password: 'test-password' };
 const AUTHORIZATION = `Basic ${Buffer.from(`${ADMIN.name}:${ADMIN.password}`).toString('base64')}`;
@@ -160,11 +163,17 @@ export class TestCluster {
       env: { ...process.env, DIVAN_LOG_LEVEL: 'debug', ...this.options.env },
     });
     const child = node.process;
-    child.on('exit', () => {
+    let exit = '';
+    child.on('exit', (code, signal) => {
+      exit = signal === null ? `exit code ${code}` : `signal ${signal}`;
       if (node.process === child) node.process = null;
     });
     await waitFor(`${node.name} up`, async () => {
-      if (node.process !== child) throw new Error(`${node.name} exited during start-up`);
+      if (node.process !== child) {
+        throw new Error(
+          `${node.name} exited during start-up (${exit}); its log ends with:\n${logTail(node)}`,
+        );
+      }
       const result = await this.http(node, 'GET', '/_up', undefined, { auth: false });
       return result.status === 200;
     });
@@ -384,4 +393,16 @@ async function assertSameHashChains(
     return chainAt.size === 1;
   });
   assert.equal(divergence, null, divergence ?? '');
+}
+
+/** Returns the last lines of a node's log, to explain a failed start. */
+function logTail(node: TestNode): string {
+  try {
+    return readFileSync(join(node.dataDir, 'divan.log'), 'utf8')
+      .split('\n')
+      .slice(-LOG_TAIL_LINES)
+      .join('\n');
+  } catch (error) {
+    return `(no log: ${(error as Error).message})`;
+  }
 }
