@@ -179,10 +179,13 @@ function bins(sorted: Float64Array): [number, number][] {
   const min = sorted[0]!;
   const max = sorted[sorted.length - 1]!;
   if (max === min) return [[min, sorted.length]];
-  const width = (max - min) / HISTOGRAM_BINS;
+  const span = max - min;
+  const width = span / HISTOGRAM_BINS;
   const counts = new Array<number>(HISTOGRAM_BINS).fill(0);
   for (const value of sorted) {
-    const bin = Math.min(HISTOGRAM_BINS - 1, Math.floor((value - min) / width));
+    // Divided by the span, not the width: for a span of a few subnormal numbers the width
+    // rounds to 0, and a division by it would give no bin at all.
+    const bin = Math.min(HISTOGRAM_BINS - 1, Math.floor(((value - min) / span) * HISTOGRAM_BINS));
     counts[bin]!++;
   }
   return counts.map((count, bin) => [min + bin * width, count]);

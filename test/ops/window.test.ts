@@ -32,6 +32,12 @@ test('summary matches naive figures', () => {
   );
 });
 
+test('subnormal samples each land in a bin', () => {
+  const summary = summarise(Float64Array.from([0, 5e-324]));
+  const binned = summary.histogram.reduce((sum, [, count]) => sum + count, 0);
+  assert.equal(binned, 2);
+});
+
 test('quantile is nearest rank', () => {
   fc.assert(
     fc.property(
