@@ -123,7 +123,7 @@ export class NodeBackend implements HttpBackend {
 
   async snapshot(db: string, consistency: Consistency): Promise<DatabaseSnapshot> {
     const open = await this.#open(db, consistency);
-    if (consistency === 'linearizable') await this.#barrier(open);
+    if (consistency === 'linearizable') await this.#databaseBarrier(db, open);
     return countingSnapshot(open.file.snapshot(), (count) =>
       this.node.metrics.databaseReads.inc(count),
     );
@@ -422,6 +422,21 @@ export class NodeBackend implements HttpBackend {
 
   async #barrier(open: OpenGroup): Promise<void> {
     await open.group.readBarrier(this.#deadline());
+  }
+
+  /**
+   * A read barrier on database `db`'s group. When it fails, the database may have been deleted
+   * after this node last applied `_dbs`: its group then has no members left to confirm a read.
+   * The catalog is read again after a `_dbs` barrier, and a deleted database gets 404.
+   */
+  async #databaseBarrier(db: string, open: OpenGroup): Promise<void> {
+    try {
+      await this.#barrier(open);
+    } catch (error) {
+      await this.#barrier(this.node.dbs);
+      if (this.node.catalog.get(db) === undefined) throw errors.dbNotFound();
+      throw error;
+    }
   }
 
   /** The winning revision of the `_dbs` document `id`, or null when it is missing or deleted. */

@@ -103,6 +103,8 @@ export interface GroupOptions<Outcome> {
   readonly heartbeatTicks?: number;
   /** Test-only: bugs planted in the core to prove that fault runs catch them. */
   readonly plantedBugs?: readonly PlantedBug[];
+  /** RaftConfig.lazyCommit; on unless set to false. */
+  readonly lazyCommit?: boolean;
   /** Counters and histograms of Raft events (ops/metrics.ts); none when absent. */
   readonly metrics?: GroupMetrics;
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
@@ -219,7 +221,7 @@ export class RaftGroup<Outcome> {
         applied: state.appliedIndex,
         random: options.random,
         quiesce: true,
-        lazyCommit: true,
+        lazyCommit: options.lazyCommit ?? true,
         ...(options.electionTicks === undefined ? {} : { electionTicks: options.electionTicks }),
         ...(options.heartbeatTicks === undefined ? {} : { heartbeatTicks: options.heartbeatTicks }),
         ...(options.plantedBugs === undefined ? {} : { plantedBugs: options.plantedBugs }),

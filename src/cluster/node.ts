@@ -446,6 +446,9 @@ export class DivanNode {
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
       plantedBugs: this.#plantedBugs,
+      // The catalog applies at once on every node: a node that learned of a deletion a tick
+      // late would still route reads of the deleted database to its group.
+      lazyCommit: id !== DBS_GROUP,
       metrics: this.metrics,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
