@@ -425,9 +425,9 @@ export class NodeBackend implements HttpBackend {
   }
 
   /**
-   * A read barrier on database `db`'s group. When it fails, the database may have been deleted
-   * after this node last applied `_dbs`: its group then has no members left to confirm a read.
-   * The catalog is read again after a `_dbs` barrier, and a deleted database gets 404.
+   * Waits for a read barrier on the group of database `db`. The barrier fails when the database
+   * was deleted after this node last applied `_dbs`, because no member is left to confirm the
+   * read. The catalog is then read again after a `_dbs` barrier, and a deleted database gets 404.
    */
   async #databaseBarrier(db: string, open: OpenGroup): Promise<void> {
     try {

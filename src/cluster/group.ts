@@ -103,7 +103,7 @@ export interface GroupOptions<Outcome> {
   readonly heartbeatTicks?: number;
   /** Test-only: bugs planted in the core to prove that fault runs catch them. */
   readonly plantedBugs?: readonly PlantedBug[];
-  /** RaftConfig.lazyCommit; on unless set to false. */
+  /** RaftConfig.lazyCommit, on by default. */
   readonly lazyCommit?: boolean;
   /** Counters and histograms of Raft events (ops/metrics.ts); none when absent. */
   readonly metrics?: GroupMetrics;

@@ -144,7 +144,7 @@ const BOOT_ID_BYTES = 6;
 const FAILOVER_CAMPAIGN_STEP_MS = 250;
 /** Random delay added to each voter's turn, in ms. */
 const FAILOVER_CAMPAIGN_JITTER_MS = 30;
-/** Rounds of turns after a leader's node is lost; later ones only when a campaign failed. */
+/** Rounds of campaign turns after a leader's node is lost; a round runs only if no leader is known. */
 const FAILOVER_CAMPAIGN_ROUNDS = 3;
 /** Pause between attempts to join a cluster. */
 const JOIN_RETRY_MS = 1_000;
@@ -446,7 +446,7 @@ export class DivanNode {
       retentionEntries: this.config.logRetentionEntries,
       retentionBytes: this.config.logRetentionBytes,
       plantedBugs: this.#plantedBugs,
-      // The catalog applies at once on every node: a node that learned of a deletion a tick
+      // The catalog must apply at once on every node. A node that learned of a deletion a tick
       // late would still route reads of the deleted database to its group.
       lazyCommit: id !== DBS_GROUP,
       metrics: this.metrics,
@@ -884,16 +884,16 @@ export class DivanNode {
 
   /**
    * Campaigns after `delayMs` unless a leader is known by then. Each survivor's turns are one
-   * round (a step per survivor) apart. A campaign can fail: a survivor that has not yet noticed
-   * the lost node refuses its pre-vote, or two candidates split the vote. The next round then
-   * tries again, so the group does not wait for an election timeout of 2 to 4 s.
+   * round (a step per survivor) apart. A campaign fails when a survivor that has not yet noticed
+   * the lost node rejects its pre-vote, or when two candidates split the vote. The next round
+   * then tries again, so the group does not wait for an election timeout of 2 to 4 s.
    */
   #failoverCampaign(open: OpenGroup, delayMs: number, survivors: number, round: number): void {
     if (round >= FAILOVER_CAMPAIGN_ROUNDS) return;
     setTimeout(() => {
       if (this.#stopped || this.#groups.get(open.id) !== open) return;
       const now = open.group.status();
-      if (now.leader !== NO_NODE || now.role === 'leader') return;
+      if (now.leader !== NO_NODE) return;
       open.group.campaign();
       this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
     }, delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS));

@@ -55,8 +55,8 @@ export interface RevIdInput {
 }
 
 /**
- * One-shot MD5 to hex (`crypto.hash`, Node.js 20.12 and later). It skips the `Hash` object that
- * `createHash` builds per call, which counts because bulk writes compute one id per document.
+ * One-shot MD5 to hex (`crypto.hash`, Node.js 20.12 and later), without the `Hash` object that
+ * `createHash` builds per call. Bulk writes compute one id per document.
  */
 const md5Hex: (data: Buffer) => string =
   typeof (crypto as { hash?: unknown }).hash === 'function'

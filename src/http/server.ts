@@ -115,8 +115,8 @@ function originalUrl(request: FastifyRequest): string {
 }
 
 /**
- * Request ids: a random prefix drawn once per process and a counter, so ids are unique across
- * nodes and restarts without drawing random bytes for every request.
+ * Request ids: a random prefix drawn once per process and a counter. Ids of different nodes and
+ * restarts rarely collide, and a request needs no random bytes of its own.
  */
 const requestIdPrefix = randomBytes(REQUEST_ID_PREFIX_BYTES).toString('hex');
 let requestCounter = 0;

@@ -183,8 +183,8 @@ function bins(sorted: Float64Array): [number, number][] {
   const width = span / HISTOGRAM_BINS;
   const counts = new Array<number>(HISTOGRAM_BINS).fill(0);
   for (const value of sorted) {
-    // Divided by the span, not the width: for a span of a few subnormal numbers the width
-    // rounds to 0, and a division by it would give no bin at all.
+    // Divided by the span, not the width, because the width of a span of a few subnormal
+    // numbers rounds to 0, and a division by it gives no bin at all.
     const bin = Math.min(HISTOGRAM_BINS - 1, Math.floor(((value - min) / span) * HISTOGRAM_BINS));
     counts[bin]!++;
   }

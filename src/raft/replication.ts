@@ -65,7 +65,7 @@ export class Replication {
   selfMatch = 0;
   /** New entries or a new commit index wait to be sent at the next `flush()`. */
   broadcastPending = false;
-  /** With `lazyCommit`, a commit index that some follower has not been sent waits for a tick. */
+  /** Whether a commit index held back by `lazyCommit` waits for the next tick. */
   commitPending = false;
   /** The leadership transfer in progress, or null. Proposals are held while it is set. */
   transfer: LeaderTransfer | null = null;
@@ -194,10 +194,9 @@ export class Replication {
     if (this.reads.needsRound()) this.broadcastHeartbeat(this.reads.startRound(), false);
     if (this.broadcastPending) {
       this.broadcastPending = false;
-      const committed = this.host.log.committed;
       for (const [id, progress] of this.progress) {
         this.#sendAppends(id, progress);
-        if (Math.min(committed, progress.match) > progress.sentCommit) {
+        if (this.#lacksCommit(progress)) {
           if (this.host.config.lazyCommit) this.commitPending = true;
           else this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
         }
@@ -258,16 +257,20 @@ export class Replication {
     this.commitPending = false;
   }
 
-  /** Sends a commit index that waited (`lazyCommit`) to the followers that lack it. */
+  /** Sends a commit index held back by `lazyCommit` to the followers that lack it. */
   sendPendingCommit(): void {
     if (!this.commitPending) return;
     this.commitPending = false;
-    const committed = this.host.log.committed;
     for (const [id, progress] of this.progress) {
-      if (Math.min(committed, progress.match) > progress.sentCommit) {
+      if (this.#lacksCommit(progress)) {
         this.#sendHeartbeat(id, progress, this.reads.roundStarted, false);
       }
     }
+  }
+
+  /** Whether the follower was not yet sent the commit index, up to the entries it has. */
+  #lacksCommit(progress: Progress): boolean {
+    return Math.min(this.host.log.committed, progress.match) > progress.sentCommit;
   }
 
   /** Queues a read from `from` (this node or a follower that forwarded it). */

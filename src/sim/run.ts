@@ -90,7 +90,7 @@ export const FAULTY_NETWORK: NetworkSettings = {
 
 export function runSeed(options: RunOptions): RunResult {
   const quiesce = options.quiesce ?? options.seed % 2 === 0;
-  // Independent of quiesce: seeds 2 and 3 modulo 4 hold commit indexes until the next tick.
+  // Independent of quiesce: seeds equal to 2 or 3 modulo 4 run with lazy commit.
   const lazyCommit = options.seed % 4 >= 2;
   // Both settings are valid; most seeds run the defaults (on), the rest cover the others.
   const settingsRandom = new SimRandom(options.seed ^ SETTINGS_SEED_MASK);

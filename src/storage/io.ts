@@ -47,8 +47,8 @@ export interface DbFile {
   /** Writes all of `source` at file position `position`. */
   write(source: Uint8Array, position: number): Promise<void>;
   /**
-   * Writes all of `source` at `position` synchronously: for small writes, which the page cache
-   * takes in microseconds, where a thread-pool job would cost a hand-off to another thread.
+   * Writes all of `source` at `position` synchronously. Meant for small writes: the page cache
+   * takes them in microseconds, less than a hand-off to a thread-pool job costs.
    */
   writeSync(source: Uint8Array, position: number): void;
   /** Cuts or extends the file to `length` bytes. */

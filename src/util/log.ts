@@ -28,10 +28,9 @@ export function createLogger(bindings: Record<string, unknown> = {}): Logger {
       pretty({ destination: 2, sync: true }),
     );
   }
-  // JSON lines collect in a buffer that is written once it reaches LOG_BUFFER_BYTES, or by a
-  // flush every LOG_FLUSH_MS, and at exit. One write call per line, one request line each,
-  // was 10 to 15% of a node's busy time in profiles of small requests. A crash (SIGKILL) can
-  // lose the lines of the last LOG_FLUSH_MS.
+  // JSON lines collect in a buffer, written when it reaches LOG_BUFFER_BYTES, every LOG_FLUSH_MS
+  // and at exit. A write call per request line took up to 15% of a node's busy time in profiles
+  // of small requests. A node killed with SIGKILL loses the lines of its last LOG_FLUSH_MS.
   const destination = pino.destination({ dest: 2, sync: false, minLength: LOG_BUFFER_BYTES });
   const flusher = setInterval(() => {
     try {

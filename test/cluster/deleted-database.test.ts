@@ -1,6 +1,6 @@
 /**
  * A database deleted through one node returns 404 on every other node as soon as the delete is
- * acknowledged: a linearizable read must not reach the group of a database that is gone.
+ * acknowledged, because a linearizable read must not reach the group of a deleted database.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -8,7 +8,7 @@ import { TestCluster } from '../support/cluster.js';
 
 const ROUNDS = 10;
 
-test('a deleted database is gone on every node at once', async (t) => {
+test('deleted database is gone everywhere', async (t) => {
   const cluster = await TestCluster.start(t);
   for (let round = 0; round < ROUNDS; round++) {
     const name = `gone-${round}`;

@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** Lowest port drawn. */
+/** Lowest port drawn for a test node. */
 const MIN_PORT = 10_000;
-/** First ephemeral port when /proc does not tell (Linux's default range starts here). */
+/** First ephemeral port when /proc cannot be read (the start of Linux's default range). */
 const DEFAULT_EPHEMERAL_START = 32_768;
 const PORT_ATTEMPTS = 200;
 
@@ -31,7 +31,9 @@ export async function freePort(): Promise<number> {
     const port = MIN_PORT + Math.floor(Math.random() * (EPHEMERAL_START - MIN_PORT));
     if (await isFree(port)) return port;
   }
-  throw new Error(`no free port found below ${EPHEMERAL_START} in ${PORT_ATTEMPTS} attempts`);
+  throw new Error(
+    `no free port found between ${MIN_PORT} and ${EPHEMERAL_START} in ${PORT_ATTEMPTS} attempts; free some ports or retry`,
+  );
 }
 
 /** Returns `count` distinct free ports. */
