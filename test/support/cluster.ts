@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { request } from 'undici';
 import { freePorts } from './ports.js';
-import { tempDir } from './tmp.js';
 
 /** Lines of a node's log quoted when it exits during start-up. */
 const LOG_TAIL_LINES = 20;
@@ -64,9 +65,14 @@ export class TestCluster {
 
   /** Sets up a cluster's ports and directories without starting any node. */
   static async create(t: TestContext, options: ClusterOptions = {}): Promise<TestCluster> {
-    const dir = await tempDir(t, 'divan-cluster-');
+    const dir = await mkdtemp(join(tmpdir(), 'divan-cluster-'));
     const cluster = new TestCluster(dir, options);
-    t.after(() => cluster.killAll());
+    // One hook, so the nodes are dead before their directory goes: after hooks run in the
+    // order they were added, and a live node can create a file while the directory is removed.
+    t.after(async () => {
+      await cluster.killAll();
+      await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+    });
     await cluster.#setUp(options.nodes ?? 3);
     return cluster;
   }
