@@ -3,12 +3,13 @@
  * header at a block boundary, and recovery of the newest header that verifies.
  *
  * Appends are synchronous and go to an in-memory buffer. Sealed parts of the buffer (chunks)
- * are written at once, in file order. A small chunk (a commit's last records and its header)
- * is written synchronously, because the page cache takes it in microseconds. A thread-pool job
- * would cost two hand-offs between threads, a quarter of the busy time in profiles of single
- * writes. A large chunk is written on the libuv thread pool, so it reaches
- * the file while the caller goes on with synchronous work. Commits run through one serial queue: a commit
- * waits for the writes of everything before its header, then fsyncs. Records appended while a
+ * are written at once, in file order. A one-fsync commit seals its last records and its
+ * header as one chunk, so a small commit is one write. A small chunk is written synchronously,
+ * because the page cache takes it in microseconds. A thread-pool job would cost two hand-offs
+ * between threads, a quarter of the busy time in profiles of single writes. A large chunk is
+ * written on the libuv thread pool, so it reaches the file while the caller goes on with
+ * synchronous work. Commits run through one serial queue: a commit waits for the writes of
+ * everything before its header, then fsyncs. Records appended while a
  * commit is in flight therefore belong to the next commit, and commits resolve in call order.
  * A record can be read as soon as `append` returns, from the buffer until its write completes.
  *
@@ -175,6 +176,8 @@ export class BlockFile {
   #bufferPosition: number;
   #bufferUsed = 0;
   #bufferSealed = 0;
+  /** End of the buffer's bytes counted in `#regionChecksum`; never below `#bufferSealed`. */
+  #bufferSummed = 0;
   /** Start of the bytes the next header's region checksum covers, and their CRC so far. */
   #regionStart: number;
   #regionChecksum = 0;
@@ -408,7 +411,12 @@ export class BlockFile {
       return Promise.reject(error);
     }
     this.#padToBlock();
-    this.#seal();
+    if (this.#discipline === 'two-fsync') {
+      this.#seal();
+    } else {
+      // The data and the header go out in one write, so only the checksum is taken now.
+      this.#sumUnsealed();
+    }
     const position = this.#end;
     assert(position % BLOCK_SIZE === 0, 'a header starts at a block boundary');
     this.#generation += 1;
@@ -495,6 +503,7 @@ export class BlockFile {
     this.#bufferPosition = this.#end;
     this.#bufferUsed = 0;
     this.#bufferSealed = 0;
+    this.#bufferSummed = 0;
   }
 
   #putMarker(marker: number): void {
@@ -539,6 +548,7 @@ export class BlockFile {
    */
   #seal(holdWrite = false): Chunk | undefined {
     if (this.#bufferUsed === this.#bufferSealed) return undefined;
+    this.#sumUnsealed();
     const bytes = this.#buffer.subarray(this.#bufferSealed, this.#bufferUsed);
     const position = this.#bufferPosition + this.#bufferSealed;
     const chunk: Chunk = {
@@ -550,11 +560,18 @@ export class BlockFile {
       done: false,
     };
     this.#bufferSealed = this.#bufferUsed;
-    this.#regionChecksum = crc32c(bytes, this.#regionChecksum);
     this.#appendBuffer.unwrittenChunks += 1;
     this.#chunks.push(chunk);
     this.#startWrites();
     return chunk;
+  }
+
+  /** Adds the buffered bytes not yet counted to the region checksum. */
+  #sumUnsealed(): void {
+    if (this.#bufferSummed === this.#bufferUsed) return;
+    const bytes = this.#buffer.subarray(this.#bufferSummed, this.#bufferUsed);
+    this.#regionChecksum = crc32c(bytes, this.#regionChecksum);
+    this.#bufferSummed = this.#bufferUsed;
   }
 
   /** Starts the writes of sealed chunks, in file order, up to the first one held until a sync. */
@@ -611,6 +628,7 @@ export class BlockFile {
       this.#bufferPosition = this.#end;
       this.#bufferUsed = 0;
       this.#bufferSealed = 0;
+      this.#bufferSummed = 0;
     }
   }
 
