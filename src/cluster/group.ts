@@ -7,10 +7,13 @@
  * entries with the new applied index and hash chain, and the discard of entries past the
  * retention point. A round that only applies (no entries, no truncation, no discard, the same
  * term and vote) skips its fsync: the applied state can be rebuilt from the log, and the next
- * synced round makes it durable. A write then costs the leader one fsync, not two. Messages that may leave at once are sent as soon as a Ready is taken, so the
- * leader's disk write overlaps the followers' round trip; the rest leave after the commit is
- * durable. While one commit syncs, the next round collects everything that arrives meanwhile,
- * so one fsync serves many proposals (group commit).
+ * synced round makes it durable. A write then costs the leader one fsync, not two. Messages
+ * that may leave at once are sent as soon as a Ready is taken. The round's staging waits until
+ * the transport has written them, so the leader's disk write overlaps the followers' round
+ * trip. The rest leave after the commit is durable. On a follower, a round that both
+ * syncs and applies is split: the synced part first, the apply while its fsync runs, so the
+ * apply's work overlaps the fsync instead of delaying it. While one commit syncs, the next round collects
+ * everything that arrives meanwhile, so one fsync serves many proposals (group commit).
  *
  * Proposals resolve when their entry is applied, before the local commit that applied it is
  * synced: the entry is committed, so it is durable on a majority, and applying is deterministic,
@@ -418,38 +421,51 @@ export class RaftGroup<Outcome> {
   #process(): void {
     if (this.failed || this.#closed) return;
     this.#startReadRound();
+    let sent = false;
     while (this.raw.hasReady()) {
       const ready = this.raw.ready();
       for (const message of ready.messages) this.#options.send(message.to, message);
+      sent ||= ready.messages.length > 0;
       for (const state of ready.readStates) this.#onReadState(state.index, state.context);
       this.#options.metrics?.entriesCommitted(ready.committedEntries.length);
       this.#pending.push(ready);
     }
     this.#noticeLeadership();
     if (this.#installing !== null) return;
-    if (!this.#persisting && this.#pending.length > 0) void this.#persist();
+    if (this.#persisting || this.#pending.length === 0) return;
+    this.#persisting = true;
+    if (sent) {
+      // The transport writes a turn's messages from an immediate queued by the first send.
+      // An immediate queued now runs after that one, so the peers get this round's entries
+      // before the staging work starts.
+      setImmediate(() => void this.#persist());
+    } else {
+      void this.#persist();
+    }
   }
 
   async #persist(): Promise<void> {
-    const batch = this.#pending;
-    this.#pending = [];
-    this.#persisting = true;
-    const commit = this.#buildCommit(batch);
-    let durable: Promise<void>;
-    const stagedAt = performance.now();
-    try {
-      const staged = this.#file.stage(commit);
-      this.#options.metrics?.entriesApplied(commit.apply.length);
-      durable = staged.durable;
-      this.#appliedIndex = commit.apply.at(-1)?.index ?? this.#appliedIndex;
-      this.#resolveProposals(commit.apply, staged.outcomes);
-      this.#resolveReads();
-    } catch (error) {
-      this.#fail(error);
+    if (this.failed || this.#closed) {
+      this.#persisting = false;
       return;
     }
+    const batch = this.#pending;
+    this.#pending = [];
+    const commit = this.#buildCommit(batch);
+    const stagedAt = performance.now();
+    const [first, second] = this.#splitApply(batch, commit);
+    const durable: Array<Promise<void>> = [];
+    if (!this.#stagePart(first, durable)) return;
+    if (second !== undefined) {
+      // The synced part is written and its fsync dispatched, so the apply runs during the fsync.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.#closed || !this.#stagePart(second, durable)) {
+        if (this.#closed) this.#persisting = false;
+        return;
+      }
+    }
     try {
-      await durable;
+      await Promise.all(durable);
     } catch (error) {
       this.#fail(error);
       return;
@@ -458,6 +474,51 @@ export class RaftGroup<Outcome> {
     this.#afterDurable(batch, commit);
     this.#persisting = false;
     if (!this.#closed) this.#process();
+  }
+
+  /** Stages one commit and resolves what its apply decided. Returns false after a failure. */
+  #stagePart(commit: GroupCommit, durable: Array<Promise<void>>): boolean {
+    try {
+      const staged = this.#file.stage(commit);
+      this.#options.metrics?.entriesApplied(commit.apply.length);
+      durable.push(staged.durable);
+      this.#appliedIndex = commit.apply.at(-1)?.index ?? this.#appliedIndex;
+      this.#resolveProposals(commit.apply, staged.outcomes);
+      this.#resolveReads();
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
+  }
+
+  /**
+   * Splits a follower's round that both syncs new entries and applies older ones (their
+   * commit index arrives with the next append). The leader waits for the follower's fsync, not
+   * for its apply, so the apply goes in a second, unsynced commit staged while the fsync runs.
+   * The leader keeps one commit: its applies resolve client requests when staged, before the
+   * fsync, and one commit per round saves a header and a write. A round that discards keeps one
+   * commit too, since a discard must not be durable before the apply of what it discards, and
+   * so does a round that installs a snapshot.
+   */
+  #splitApply(
+    batch: readonly Ready[],
+    commit: GroupCommit,
+  ): [GroupCommit] | [GroupCommit, GroupCommit] {
+    if (
+      !commit.sync ||
+      batch.some((ready) => ready.snapshot !== null) ||
+      commit.apply.length === 0 ||
+      commit.discardUpTo !== undefined ||
+      this.#lastRole === 'leader'
+    ) {
+      return [commit];
+    }
+    const { apply, membership, ...synced } = commit;
+    return [
+      { ...synced, apply: [] },
+      { append: [], apply, ...(membership === undefined ? {} : { membership }), sync: false },
+    ];
   }
 
   #buildCommit(batch: readonly Ready[]): GroupCommit {
