@@ -78,8 +78,11 @@ async function openFeed(base: string, caller: Caller) {
     signal: controller.signal,
   });
   if (response.status !== 200) await response.text();
+  // The response stays referenced, because undici cancels the body of a response that is
+  // garbage-collected unread (nodejs/undici#3199), and that closes the feed early.
   return {
     status: response.status,
+    response,
     close: () => controller.abort(),
   };
 }
