@@ -10,10 +10,11 @@
  * synced round makes it durable. A write then costs the leader one fsync, not two. Messages
  * that may leave at once are sent as soon as a Ready is taken. The round's staging waits until
  * the transport has written them, so the leader's disk write overlaps the followers' round
- * trip. The rest leave after the commit is durable. On a follower, a round that both
- * syncs and applies is split: the synced part first, the apply while its fsync runs, so the
- * apply's work overlaps the fsync instead of delaying it. While one commit syncs, the next round collects
- * everything that arrives meanwhile, so one fsync serves many proposals (group commit).
+ * trip. The rest leave after the commit is durable. On a follower, a round that both syncs
+ * and applies is split: the synced part first, then the apply while its fsync runs, so the
+ * apply's work overlaps the fsync instead of delaying it. While one commit syncs, the next
+ * round collects everything that arrives meanwhile, so one fsync serves many proposals
+ * (group commit).
  *
  * Proposals resolve when their entry is applied, before the local commit that applied it is
  * synced: the entry is committed, so it is durable on a majority, and applying is deterministic,
@@ -459,10 +460,11 @@ export class RaftGroup<Outcome> {
     if (second !== undefined) {
       // The synced part is written and its fsync dispatched, so the apply runs during the fsync.
       await new Promise((resolve) => setImmediate(resolve));
-      if (this.#closed || !this.#stagePart(second, durable)) {
-        if (this.#closed) this.#persisting = false;
+      if (this.#closed) {
+        this.#persisting = false;
         return;
       }
+      if (!this.#stagePart(second, durable)) return;
     }
     try {
       await Promise.all(durable);

@@ -9,8 +9,8 @@
  * between threads, a quarter of the busy time in profiles of single writes. A large chunk is
  * written on the libuv thread pool, so it reaches the file while the caller goes on with
  * synchronous work. Commits run through one serial queue: a commit waits for the writes of
- * everything before its header, then fsyncs. Records appended while a
- * commit is in flight therefore belong to the next commit, and commits resolve in call order.
+ * everything before its header, then fsyncs. Records appended while a commit is in flight
+ * therefore belong to the next commit, and commits resolve in call order.
  * A record can be read as soon as `append` returns, from the buffer until its write completes.
  *
  * Commit disciplines (`CommitDiscipline`, recorded in each header):
@@ -176,7 +176,7 @@ export class BlockFile {
   #bufferPosition: number;
   #bufferUsed = 0;
   #bufferSealed = 0;
-  /** End of the buffer's bytes counted in `#regionChecksum`; never below `#bufferSealed`. */
+  /** End of the buffer's bytes counted in `#regionChecksum`. It is never below `#bufferSealed`. */
   #bufferSummed = 0;
   /** Start of the bytes the next header's region checksum covers, and their CRC so far. */
   #regionStart: number;

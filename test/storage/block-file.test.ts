@@ -586,45 +586,50 @@ class CountingWriteFileSystem extends ForwardingFileSystem {
   writes = 0;
 
   protected override wrap(file: DbFile): DbFile {
-    const owner = this;
-    return new (class extends ForwardingDbFile {
-      override write(source: Uint8Array, position: number): Promise<void> {
-        owner.writes += 1;
-        return this.inner.write(source, position);
-      }
+    return new CountingWriteFile(file, this);
+  }
+}
 
-      override writeSync(source: Uint8Array, position: number): void {
-        owner.writes += 1;
-        this.inner.writeSync(source, position);
-      }
-    })(file);
+class CountingWriteFile extends ForwardingDbFile {
+  constructor(
+    inner: DbFile,
+    readonly counter: CountingWriteFileSystem,
+  ) {
+    super(inner);
+  }
+
+  override write(source: Uint8Array, position: number): Promise<void> {
+    this.counter.writes += 1;
+    return this.inner.write(source, position);
+  }
+
+  override writeSync(source: Uint8Array, position: number): void {
+    this.counter.writes += 1;
+    this.inner.writeSync(source, position);
   }
 }
 
 test('writes per small commit', async (t) => {
   const dir = await tempDir(t);
+  const rounds = 20;
   for (const discipline of disciplines) {
     const fileSystem = new CountingWriteFileSystem(nodeFileSystem);
     const path = join(dir, `${discipline}.couch`);
     const file = await BlockFile.create(path, Buffer.from('h0'), { discipline, fileSystem });
-    const pointers: number[] = [];
-    const rounds = 20;
+    const records: { pointer: number; bytes: Buffer }[] = [];
     for (let round = 1; round <= rounds; round++) {
       const before = fileSystem.writes;
-      pointers.push(file.append(payload(100 + round * 150, round)));
-      pointers.push(file.append(payload(BLOCK_SIZE + round, round + 1)));
+      for (const bytes of [payload(100 + round * 150, round), payload(BLOCK_SIZE + round, round)]) {
+        records.push({ pointer: file.append(bytes), bytes });
+      }
       await file.commit(Buffer.from(`h${round}`), { sync: round % 3 !== 0 });
       assert.equal(fileSystem.writes - before, discipline === 'one-fsync' ? 1 : 2, discipline);
     }
     await file.close();
+
     const reopened = await BlockFile.open(path, { fileSystem });
     assert.equal(Buffer.from(reopened.header).toString(), `h${rounds}`);
-    for (const [i, pointer] of pointers.entries()) {
-      const round = Math.floor(i / 2) + 1;
-      const expected =
-        i % 2 === 0 ? payload(100 + round * 150, round) : payload(BLOCK_SIZE + round, round + 1);
-      assert.deepEqual(reopened.read(pointer), expected);
-    }
+    for (const { pointer, bytes } of records) assert.deepEqual(reopened.read(pointer), bytes);
     await reopened.close();
   }
 });
