@@ -16,7 +16,7 @@
  * `cluster-partial-` or `cluster-quick-partial-` when `--systems` or `--scenarios` leave
  * some out).
  *
- * `--profile` instead runs scenarios 1, 2 and 3 against a fresh 3-node Divan cluster each,
+ * `--profile` instead runs scenarios 1, 2, 3 and 5 against a fresh 3-node Divan cluster each,
  * every node under `node --cpu-prof`, and prints where each node's CPU time went: self time
  * by layer and the top functions (JSON in bench/results/cluster-profile-<time>.json).
  *
@@ -70,7 +70,7 @@ const OPEN_LOOP_RATE_FRACTION = 0.7;
 const FSYNC_PROBE_WRITES = 2000;
 const FSYNC_PROBE_SECONDS = 3;
 const FSYNC_PROBE_SECONDS_QUICK = 1;
-const PROFILE_SCENARIOS: readonly ScenarioName[] = ['1', '2', '3'];
+const PROFILE_SCENARIOS: readonly ScenarioName[] = ['1', '2', '3', '5'];
 const PROFILE_TOP_FUNCTIONS = 25;
 const PROFILE_PRINTED_LAYERS = 12;
 const PROFILE_PRINTED_FUNCTIONS = 15;
@@ -617,7 +617,7 @@ function formatTarget(target: Target): string {
   return `target ${target.name}: ${value} (aim ${target.aim}) ${verdict}`;
 }
 
-/** Runs the profiling pass: scenarios 1, 2 and 3, each on a fresh cluster under `--cpu-prof`. */
+/** Runs the profiling pass: scenarios 1, 2, 3 and 5, each on a fresh cluster under `--cpu-prof`. */
 async function profileMain(options: Options, dir: string): Promise<void> {
   const report = new BenchReport('cluster-profile');
   const profileRoot = options.profileDir ?? join(dir, 'profiles');
@@ -638,7 +638,10 @@ async function profileMain(options: Options, dir: string): Promise<void> {
     });
     let leaderName = '';
     try {
-      await cluster.createNamespaces([DATABASE]);
+      const many = ScenarioRunner.manyDatabases(options.sizes.databases);
+      await cluster.createNamespaces(scenario === '5' ? [DATABASE, ...many] : [DATABASE]);
+      // In scenario 5 the leaders of the many databases are spread over the nodes; the role
+      // printed is that of the first database's leader.
       leaderName = (await cluster.leader(DATABASE)).name;
       const runner = new ScenarioRunner(cluster, options.sizes, DATABASE);
       const run =
@@ -646,7 +649,9 @@ async function profileMain(options: Options, dir: string): Promise<void> {
           ? await runner.sequentialWrites()
           : scenario === '2'
             ? await runner.spreadWrites()
-            : await runner.bulkWrites();
+            : scenario === '3'
+              ? await runner.bulkWrites()
+              : await runner.manyDatabaseWrites(many);
       runs.push(run);
       report.measure(scenario, 'items/s under --cpu-prof', 'items/s', run.load.itemsPerSecond);
     } finally {

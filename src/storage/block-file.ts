@@ -26,6 +26,10 @@
  * every unsynced header back to the last synced one, so a reopen never trusts a header whose
  * earlier unsynced regions did not all reach the disk.
  *
+ * Zeros are written ahead of the data (preallocation, `preallocateBytes`), so that most commits
+ * write over space the file already has and their fsync has no file length to record. Opening
+ * for writing cuts them with the rest of the tail; the backward scan for a header skips them.
+ *
  * Invariants: bytes below `#end` are never rewritten, except that opening for writing cuts a
  * torn tail after the newest valid header. A failed write or fsync is fatal for the handle: it
  * is closed, never retried, and every later call raises the same `FileFailedError`.
@@ -85,6 +89,11 @@ const DEFAULT_EXPECTED_BYTES = 4096;
 const READ_BUFFER_BYTES = 8192;
 /** Bytes read at a time while verifying a header's region checksum. */
 const REGION_READ_BYTES = 1 << 20;
+/**
+ * Zeros written ahead of the data at a time, once fewer than half as many are left. The next
+ * fsync makes them durable with the commit it serves.
+ */
+export const DEFAULT_PREALLOCATE_BYTES = 256 << 10;
 /** Default commit discipline; docs/file-format.md gives the reason, docs/benchmarks.md the figures. */
 export const DEFAULT_DISCIPLINE: CommitDiscipline = 'one-fsync';
 
@@ -94,6 +103,8 @@ export interface BlockFileOptions {
   discipline?: CommitDiscipline;
   /** Open without the right to append; the torn tail, if any, is left in place. */
   readOnly?: boolean;
+  /** Zeros to write ahead of the data at a time; 0 turns preallocation off. */
+  preallocateBytes?: number;
 }
 
 /** Counters of one handle since it was opened. */
@@ -101,6 +112,8 @@ export interface BlockFileStats {
   recordsAppended: number;
   /** Physical bytes handed to the file system, padding and headers included. */
   bytesWritten: number;
+  /** Zero bytes written ahead of the data (preallocation), not counted in `bytesWritten`. */
+  bytesPreallocated: number;
   fsyncs: number;
   commits: number;
   /** Commits that skipped their fsync (`sync: false`); also counted in `commits`. */
@@ -155,6 +168,9 @@ export class BlockFile {
   #end: number;
   /** The file contains every byte below this offset. */
   #writtenEnd: number;
+  /** The file's length as this handle made it: the data's end, or the end of the zeros after it. */
+  #allocatedEnd: number;
+  #preallocateBytes: number;
   /**
    * Sealed chunks from the first one whose write has not completed, in file order. Writes
    * start in file order, so none starts after a chunk held until a sync. Keeping the file
@@ -191,6 +207,7 @@ export class BlockFile {
   readonly stats: BlockFileStats = {
     recordsAppended: 0,
     bytesWritten: 0,
+    bytesPreallocated: 0,
     fsyncs: 0,
     commits: 0,
     unsyncedCommits: 0,
@@ -210,6 +227,10 @@ export class BlockFile {
     this.#generation = committed.generation;
     this.#end = committed.end;
     this.#writtenEnd = committed.end;
+    this.#allocatedEnd = committed.end;
+    this.#preallocateBytes = this.#readOnly
+      ? 0
+      : (options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES);
     this.#bufferPosition = committed.end;
     this.#regionStart = committed.end;
   }
@@ -580,13 +601,39 @@ export class BlockFile {
       const chunk = this.#chunks[this.#unstarted]!;
       if (chunk.heldUntilSync) return;
       this.#unstarted += 1;
-      chunk.write =
-        chunk.bytes.length <= SYNC_WRITE_MAX_BYTES
-          ? this.#writeChunkSync(chunk)
-          : this.#track(this.#writeChunk(chunk));
+      const small = chunk.bytes.length <= SYNC_WRITE_MAX_BYTES;
+      chunk.write = small ? this.#writeChunkSync(chunk) : this.#track(this.#writeChunk(chunk));
       // A failure is raised by the commit that waits for this write.
       chunk.write.catch(() => undefined);
+      const chunkEnd = chunk.position + chunk.bytes.length;
+      this.#allocatedEnd = Math.max(this.#allocatedEnd, chunkEnd);
+      // Large chunks come from bulk copies such as compaction, where zeros ahead would double
+      // the bytes written; the next small chunk allocates again.
+      if (small) this.#allocateAhead(chunkEnd);
     }
+  }
+
+  /**
+   * Writes zeros after the data once fewer than half a step of them are left. Data written over
+   * durable zeros leaves the file's length unchanged, so its fsync has no metadata to commit.
+   * An append that extends the file has a new length to commit. Every byte at or after
+   * `#allocatedEnd` is past every write started, so the fill never overwrites data. A failed
+   * fill only ends preallocation for this handle: the zeros are not data, and the data writes
+   * report their own failures.
+   */
+  #allocateAhead(dataEnd: number): void {
+    const step = this.#preallocateBytes;
+    if (step === 0 || this.#failure !== undefined || this.#allocatedEnd - dataEnd >= step / 2) {
+      return;
+    }
+    try {
+      this.#file.zeroFill(this.#allocatedEnd, step);
+    } catch {
+      this.#preallocateBytes = 0;
+      return;
+    }
+    this.#allocatedEnd += step;
+    this.stats.bytesPreallocated += step;
   }
 
   async #writeChunk(chunk: Chunk): Promise<void> {

@@ -32,6 +32,10 @@ export class ForwardingDbFile implements DbFile {
     this.inner.writeSync(source, position);
   }
 
+  zeroFill(position: number, length: number): void {
+    this.inner.zeroFill(position, length);
+  }
+
   truncate(length: number): Promise<void> {
     return this.inner.truncate(length);
   }

@@ -1,11 +1,14 @@
 /**
  * Power-loss simulation for append-only files, in process and across processes.
  *
- * Both layers record durability events: a file's synced length at each `datasync()`, file
- * creation, renames, and directory syncs. A simulated crash then undoes what was not durable.
- * Renames and creations not followed by a sync of their directory are undone. Each file is cut
- * back to its synced length, or torn: a random prefix of its unsynced bytes is kept, so the cut
- * usually falls mid-block, and sometimes garbage bytes end the kept part.
+ * Both layers record durability events: a file's synced length and synced data end at each
+ * `datasync()`, file creation, renames, and directory syncs. A simulated crash then undoes what
+ * was not durable. Renames and creations not followed by a sync of their directory are undone.
+ * Each file loses the data written after its synced data end, or is torn: a random prefix of
+ * that data is kept, so the cut usually falls mid-block, and sometimes garbage bytes end the
+ * kept part. What follows the kept data becomes zeros up to the synced length, as the zeros
+ * that `zeroFill` wrote there were (preallocated space). An unsynced growth of the file is cut
+ * off, or at random kept as zeros, as when a new length reached the disk and the data did not.
  *
  * - `PowerLossFileSystem` keeps the record in memory; `crash()` applies it, and files opened
  *   before the crash fail from then on, as after a reboot.
@@ -13,10 +16,11 @@
  *   (`JOURNAL_NAME`); the journal is fsynced before a sync is reported done. A harness can
  *   SIGKILL the process (the kernel keeps every write) and then call `applyPowerLossJournal`.
  *
- * Model limits: the synced length of a file is its size just before `datasync()` was called,
- * which is exact for append-only files and wrong for a file overwritten below that length
- * (such writes are rejected by the in-process layer). Truncation, unlink, `remove` and `mkdir`
- * count as durable at once. A rename over an existing file cannot restore the replaced file.
+ * Model limits: the synced data end of a file is the end of its furthest write other than a
+ * `zeroFill` just before `datasync()` was called, and its synced length is its size then. That
+ * is exact for files whose data only grows, over zeros or at the end, and wrong for a file
+ * overwritten below its data end (such writes are rejected by the in-process layer).
+ * Truncation, unlink, `remove` and `mkdir` count as durable at once. A rename over an existing file cannot restore the replaced file.
  */
 import { basename, dirname, join, resolve } from 'node:path';
 import { ForwardingDbFile, ForwardingFileSystem } from './fault-layers.js';
@@ -28,11 +32,14 @@ export const JOURNAL_NAME = '.divan-power-loss.journal';
 
 /** Maximum length of the garbage written at the end of a torn file, in bytes. */
 const MAX_GARBAGE_BYTES = 512;
+/** Zeros written at a time when a crash clears lost data. */
+const ZERO_CHUNK_BYTES = 1 << 20;
 
 export type DurabilityEvent =
   | { op: 'open'; path: string; size: number }
   | { op: 'create'; path: string }
-  | { op: 'sync'; path: string; length: number }
+  /** `dataEnd` is absent in journals written before preallocation; it is then `length`. */
+  | { op: 'sync'; path: string; length: number; dataEnd?: number }
   | { op: 'truncate'; path: string; length: number }
   | { op: 'rename'; from: string; to: string }
   | { op: 'unlink'; path: string }
@@ -40,6 +47,8 @@ export type DurabilityEvent =
 
 interface FileRecord {
   syncedLength: number;
+  /** Bytes after this offset and below `syncedLength` are durable zeros. */
+  syncedDataEnd: number;
   /** Created since the last sync of its directory, so a crash removes it. */
   creationPending: boolean;
 }
@@ -50,6 +59,8 @@ export interface CrashAction {
   action: 'removed' | 'renamed-back' | 'cut' | 'torn' | 'kept';
   /** Length after the crash, for cut, torn and kept files. */
   length?: number;
+  /** End of the data kept, for cut, torn and kept files; zeros follow it up to `length`. */
+  dataEnd?: number;
 }
 
 export interface CrashOptions {
@@ -59,6 +70,8 @@ export interface CrashOptions {
   tearProbability?: number;
   /** Probability that a torn file ends in garbage bytes. Default 0.5. */
   garbageProbability?: number;
+  /** Probability that an unsynced growth of a file survives as zeros. Default 0.25. */
+  zeroGrowthProbability?: number;
 }
 
 /** The durable state of files as a sequence of events describes it. */
@@ -70,18 +83,26 @@ export class DurabilityModel {
     switch (event.op) {
       case 'open':
         if (!this.#files.has(event.path)) {
-          this.#files.set(event.path, { syncedLength: event.size, creationPending: false });
+          this.#files.set(event.path, {
+            syncedLength: event.size,
+            syncedDataEnd: event.size,
+            creationPending: false,
+          });
         }
         return;
       case 'create':
-        this.#files.set(event.path, { syncedLength: 0, creationPending: true });
+        this.#files.set(event.path, { syncedLength: 0, syncedDataEnd: 0, creationPending: true });
         return;
-      case 'sync':
-        this.#record(event.path).syncedLength = event.length;
+      case 'sync': {
+        const record = this.#record(event.path);
+        record.syncedLength = event.length;
+        record.syncedDataEnd = Math.min(event.dataEnd ?? event.length, event.length);
         return;
+      }
       case 'truncate': {
         const record = this.#record(event.path);
         record.syncedLength = Math.min(record.syncedLength, event.length);
+        record.syncedDataEnd = Math.min(record.syncedDataEnd, event.length);
         return;
       }
       case 'rename':
@@ -121,7 +142,7 @@ export class DurabilityModel {
         actions.push({ path, action: 'removed' });
         continue;
       }
-      actions.push(await cutFile(fileSystem, path, record.syncedLength, random, options));
+      actions.push(await cutFile(fileSystem, path, record, random, options));
     }
     this.#files.clear();
     this.#pendingRenames.clear();
@@ -131,7 +152,7 @@ export class DurabilityModel {
   #record(path: string): FileRecord {
     let record = this.#files.get(path);
     if (record === undefined) {
-      record = { syncedLength: 0, creationPending: false };
+      record = { syncedLength: 0, syncedDataEnd: 0, creationPending: false };
       this.#files.set(path, record);
     }
     return record;
@@ -155,29 +176,34 @@ export class DurabilityModel {
 async function cutFile(
   fileSystem: FileSystem,
   path: string,
-  syncedLength: number,
+  record: FileRecord,
   random: () => number,
   options: CrashOptions,
 ): Promise<CrashAction> {
   const file = await fileSystem.open(path);
   try {
     const size = file.size();
-    if (size <= syncedLength) return { path, action: 'kept', length: size };
-    const unsynced = size - syncedLength;
-    if (random() >= (options.tearProbability ?? 0.5)) {
-      await file.truncate(syncedLength);
-      return { path, action: 'cut', length: syncedLength };
+    const syncedDataEnd = Math.min(record.syncedDataEnd, record.syncedLength);
+    if (size <= syncedDataEnd) return { path, action: 'kept', length: size, dataEnd: size };
+    let dataEnd = syncedDataEnd;
+    const torn = random() < (options.tearProbability ?? 0.5);
+    if (torn) {
+      dataEnd = syncedDataEnd + 1 + Math.floor(random() * (size - syncedDataEnd));
+      if (random() < (options.garbageProbability ?? 0.5)) {
+        const garbageLength =
+          1 + Math.floor(random() * Math.min(dataEnd - syncedDataEnd, MAX_GARBAGE_BYTES));
+        const garbage = Buffer.alloc(garbageLength);
+        for (let i = 0; i < garbageLength; i++) garbage[i] = Math.floor(random() * 256);
+        await file.write(garbage, dataEnd - garbageLength);
+      }
     }
-    const keptLength = syncedLength + 1 + Math.floor(random() * unsynced);
-    if (random() < (options.garbageProbability ?? 0.5)) {
-      const garbageLength =
-        1 + Math.floor(random() * Math.min(keptLength - syncedLength, MAX_GARBAGE_BYTES));
-      const garbage = Buffer.alloc(garbageLength);
-      for (let i = 0; i < garbageLength; i++) garbage[i] = Math.floor(random() * 256);
-      await file.write(garbage, keptLength - garbageLength);
+    let length = Math.min(size, Math.max(record.syncedLength, dataEnd));
+    if (length < size && random() < (options.zeroGrowthProbability ?? 0.25)) length = size;
+    for (let position = dataEnd; position < length; position += ZERO_CHUNK_BYTES) {
+      await file.write(Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, length - position)), position);
     }
-    await file.truncate(keptLength);
-    return { path, action: 'torn', length: keptLength };
+    if (length < size) await file.truncate(length);
+    return { path, action: torn ? 'torn' : 'cut', length, dataEnd };
   } finally {
     await file.close();
   }
@@ -267,6 +293,8 @@ abstract class RecordingFileSystem extends ForwardingFileSystem {
 class RecordingFile extends ForwardingDbFile {
   /** Absolute path of the file now; renames through the owning layer update it. */
   currentPath: string;
+  /** End of the furthest write other than a `zeroFill`, or the size at open. */
+  protected dataEnd: number;
 
   constructor(
     inner: DbFile,
@@ -276,6 +304,7 @@ class RecordingFile extends ForwardingDbFile {
   ) {
     super(inner);
     this.currentPath = resolve(inner.path);
+    this.dataEnd = inner.size();
     owner.register(this);
   }
 
@@ -295,16 +324,24 @@ class RecordingFile extends ForwardingDbFile {
 
   override async write(source: Uint8Array, position: number): Promise<void> {
     this.#checkAlive();
+    this.dataEnd = Math.max(this.dataEnd, position + source.length);
     await this.track(this.inner.write(source, position));
   }
 
   override writeSync(source: Uint8Array, position: number): void {
     this.#checkAlive();
+    this.dataEnd = Math.max(this.dataEnd, position + source.length);
     this.inner.writeSync(source, position);
+  }
+
+  override zeroFill(position: number, length: number): void {
+    this.#checkAlive();
+    this.inner.zeroFill(position, length);
   }
 
   override async truncate(length: number): Promise<void> {
     this.#checkAlive();
+    this.dataEnd = Math.min(this.dataEnd, length);
     await this.track(this.inner.truncate(length));
     await this.owner.recordFileEvent({ op: 'truncate', path: this.currentPath, length });
   }
@@ -312,9 +349,10 @@ class RecordingFile extends ForwardingDbFile {
   override async datasync(): Promise<void> {
     this.#checkAlive();
     const length = this.inner.size();
+    const dataEnd = this.dataEnd;
     await this.track(this.inner.datasync());
     this.#checkAlive();
-    await this.owner.recordFileEvent({ op: 'sync', path: this.currentPath, length });
+    await this.owner.recordFileEvent({ op: 'sync', path: this.currentPath, length, dataEnd });
   }
 
   /** Closes the descriptor; allowed after a crash, so that no descriptor leaks. */
@@ -364,7 +402,7 @@ export class PowerLossFileSystem extends RecordingFileSystem {
 }
 
 class PowerLossFile extends RecordingFile {
-  #syncedEnd = 0;
+  #syncedDataEnd = 0;
 
   override async write(source: Uint8Array, position: number): Promise<void> {
     this.#checkAppendOnly(position);
@@ -376,23 +414,32 @@ class PowerLossFile extends RecordingFile {
     super.writeSync(source, position);
   }
 
-  #checkAppendOnly(position: number): void {
-    if (position < this.#syncedEnd) {
+  override zeroFill(position: number, length: number): void {
+    if (position < this.dataEnd) {
       throw new Error(
-        `power-loss layer: write at ${position} in ${this.path} is below the synced length ${this.#syncedEnd}; the layer models append-only files`,
+        `power-loss layer: zero fill at ${position} in ${this.path} is below the data end ${this.dataEnd}; zeros would replace data`,
+      );
+    }
+    super.zeroFill(position, length);
+  }
+
+  #checkAppendOnly(position: number): void {
+    if (position < this.#syncedDataEnd) {
+      throw new Error(
+        `power-loss layer: write at ${position} in ${this.path} is below the synced data end ${this.#syncedDataEnd}; the layer models files whose data only grows`,
       );
     }
   }
 
   override async truncate(length: number): Promise<void> {
     await super.truncate(length);
-    this.#syncedEnd = Math.min(this.#syncedEnd, length);
+    this.#syncedDataEnd = Math.min(this.#syncedDataEnd, length);
   }
 
   override async datasync(): Promise<void> {
-    const length = this.inner.size();
+    const dataEnd = this.dataEnd;
     await super.datasync();
-    this.#syncedEnd = Math.max(this.#syncedEnd, length);
+    this.#syncedDataEnd = Math.max(this.#syncedDataEnd, dataEnd);
   }
 }
 

@@ -4,7 +4,7 @@
  * refusal to open (or overwrite) a file without a valid header.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
@@ -238,7 +238,9 @@ test('read-only open keeps the torn tail', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'tail.db');
   const file = await BlockFile.create(path, Buffer.from('h'));
+  const committedEnd = file.committedEnd;
   await file.close();
+  // The preallocated zeros and the bytes after them are all tail.
   const withTail = Buffer.concat([readFileSync(path), Buffer.alloc(100, 7)]);
   writeFileSync(path, withTail);
   const readOnly = await BlockFile.open(path, { readOnly: true });
@@ -246,11 +248,7 @@ test('read-only open keeps the torn tail', async (t) => {
   assert.equal(readFileSync(path).length, withTail.length);
   const writable = await BlockFile.open(path);
   await writable.close();
-  assert.equal(
-    readFileSync(path).length,
-    withTail.length - 100,
-    'opening for writing cuts the tail',
-  );
+  assert.equal(readFileSync(path).length, committedEnd, 'opening for writing cuts the tail');
 });
 
 /** Holds each write's completion back 0-2 ms at random, so that writes finish out of order. */
@@ -632,4 +630,49 @@ test('writes per small commit', async (t) => {
     for (const { pointer, bytes } of records) assert.deepEqual(reopened.read(pointer), bytes);
     await reopened.close();
   }
+});
+
+test('commits write over preallocated zeros', async (t) => {
+  const dir = await tempDir(t);
+  const step = 16 * BLOCK_SIZE;
+  const path = join(dir, 'ahead.couch');
+  const file = await BlockFile.create(path, Buffer.from('h0'), { preallocateBytes: step });
+  const records: { pointer: number; bytes: Buffer }[] = [];
+  let grew = 0;
+  let size = statSync(path).size;
+  for (let round = 1; round <= 40; round++) {
+    const bytes = payload(500 + round * 97, round);
+    records.push({ pointer: file.append(bytes), bytes });
+    await file.commit(Buffer.from(`h${round}`), { sync: round % 4 !== 0 });
+    const now = statSync(path).size;
+    assert.ok(now - file.end >= step / 2, 'at least half a step of zeros is left ahead');
+    assert.ok(now - file.end <= step * 1.5, 'no more than a step and a half is allocated');
+    if (now !== size) grew += 1;
+    size = now;
+  }
+  // Each commit pads to a block, so 40 commits make about 180 KiB: in steps of 64 KiB the file
+  // grows about three times, not with every commit.
+  assert.ok(grew >= 1, 'the file grew');
+  assert.ok(grew <= Math.ceil(file.end / step), `the file grew ${grew} times`);
+  assert.equal(file.stats.bytesPreallocated, (grew + 1) * step);
+  const zeros = readFileSync(path).subarray(file.end);
+  assert.ok(
+    zeros.every((byte) => byte === 0),
+    'the space ahead is zeros',
+  );
+  await file.close();
+
+  const readOnly = await BlockFile.open(path, { readOnly: true });
+  assert.equal(Buffer.from(readOnly.header).toString(), 'h40');
+  await readOnly.close();
+  assert.equal(statSync(path).size, size, 'a read-only open allocates nothing and cuts nothing');
+  const reopened = await BlockFile.open(path, { preallocateBytes: 0 });
+  assert.equal(statSync(path).size, reopened.committedEnd, 'opening for writing cuts the zeros');
+  assert.equal(Buffer.from(reopened.header).toString(), 'h40');
+  for (const { pointer, bytes } of records) assert.deepEqual(reopened.read(pointer), bytes);
+  reopened.append(payload(3000, 99));
+  await reopened.commit(Buffer.from('h41'));
+  assert.equal(statSync(path).size, reopened.end, 'preallocation 0 writes no zeros');
+  assert.equal(reopened.stats.bytesPreallocated, 0);
+  await reopened.close();
 });

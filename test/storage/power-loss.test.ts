@@ -52,13 +52,16 @@ function checkRecovered(
 
 test('crash during commits keeps acknowledged data', async (t) => {
   const dir = await tempDir(t);
-  const rounds = scaled(12, 120);
+  const rounds = scaled(18, 180);
   for (let seed = 1; seed <= rounds; seed++) {
     const random = seededRandom(seed);
     const powerLoss = new PowerLossFileSystem(nodeFileSystem);
     const fileSystem = new FsyncDelayFileSystem(powerLoss, { delayMs: 1 });
     const path = join(dir, `in-process-${seed}.db`);
-    let { file, tree } = await createTree(path, fileSystem);
+    // Without zeros ahead, with the default step, and with steps small enough that commits
+    // cross the zeros' end and write new ones while others are in flight.
+    const preallocateBytes = [0, undefined, 4096][seed % 3];
+    let { file, tree } = await createTree(path, fileSystem, preallocateBytes);
     let acknowledged = 0;
     let called = 0;
     for (let crash = 0; crash < 3; crash++) {
@@ -87,7 +90,7 @@ test('crash during commits keeps acknowledged data', async (t) => {
       await powerLoss.crash({ seed: seed * 10 + crash });
       await Promise.allSettled(commits);
       await file.close();
-      const state = await readState(path, fileSystem);
+      const state = await readState(path, fileSystem, preallocateBytes);
       checkRecovered(state, acknowledged, called);
       ({ file, tree } = state);
       acknowledged = state.commit;
@@ -109,7 +112,7 @@ test('crash undoes creation and renames without directory sync', async (t) => {
   await fresh.write(Buffer.alloc(10, 3), 0);
   await fresh.datasync();
   await powerLoss.rename(join(dir, 'durable'), join(dir, 'renamed'));
-  const actions = await powerLoss.crash({ seed: 7, tearProbability: 0 });
+  const actions = await powerLoss.crash({ seed: 7, tearProbability: 0, zeroGrowthProbability: 0 });
   assert.equal(existsSync(join(dir, 'fresh')), false, 'an unsynced creation is undone');
   assert.equal(existsSync(join(dir, 'renamed')), false, 'an unsynced rename is undone');
   assert.equal(statSync(join(dir, 'durable')).size, 5000, 'unsynced bytes are dropped');
@@ -134,13 +137,57 @@ test('torn tail keeps a prefix of unsynced bytes', async (t) => {
     const [action] = await powerLoss.crash({ seed, tearProbability: 1, garbageProbability: 0 });
     assert.equal(action?.action, 'torn');
     const bytes = readFileSync(path);
-    assert.ok(bytes.length > synced.length, 'some unsynced bytes are kept');
+    const dataEnd = action.dataEnd ?? -1;
+    assert.ok(dataEnd > synced.length, 'some unsynced bytes are kept');
+    assert.ok(bytes.length >= dataEnd, 'the kept data is in the file');
     assert.ok(bytes.length <= synced.length + unsynced.length, 'nothing is added');
-    assert.ok(bytes.equals(Buffer.concat([synced, unsynced]).subarray(0, bytes.length)));
-    lengths.add(bytes.length);
+    assert.ok(
+      bytes.subarray(0, dataEnd).equals(Buffer.concat([synced, unsynced]).subarray(0, dataEnd)),
+    );
+    assert.ok(isZero(bytes.subarray(dataEnd)), 'a growth kept past the data is zeros');
+    lengths.add(dataEnd);
   }
   assert.ok(lengths.size > 10, 'tears fall at varied offsets');
 });
+
+test('crash reverts writes over zeros', async (t) => {
+  const dir = await tempDir(t);
+  const synced = Buffer.alloc(4096, 5);
+  const unsynced = Buffer.alloc(8192, 6);
+  const actions = new Set<string>();
+  for (let seed = 1; seed <= 20; seed++) {
+    const powerLoss = new PowerLossFileSystem(nodeFileSystem);
+    const path = join(dir, `zeros-${seed}`);
+    const file = await powerLoss.create(path);
+    await powerLoss.syncDirectory(dir);
+    await file.write(synced, 0);
+    file.zeroFill(synced.length, 65536);
+    await file.datasync();
+    // Written over the durable zeros, then more zeros past them, neither synced.
+    await file.write(unsynced, synced.length);
+    file.zeroFill(synced.length + 65536, 65536);
+    assert.throws(() => file.zeroFill(100, 10), /below the data end/);
+    const [action] = await powerLoss.crash({ seed, garbageProbability: 0 });
+    assert.ok(action !== undefined && (action.action === 'cut' || action.action === 'torn'));
+    actions.add(action.action);
+    const bytes = readFileSync(path);
+    // A tear may fall past the unsynced data, in zeros; the length is the synced one or more.
+    const dataEnd = Math.min(action.dataEnd ?? -1, synced.length + unsynced.length);
+    assert.ok(dataEnd >= synced.length, 'the synced data is kept');
+    assert.ok(bytes.length >= synced.length + 65536, 'the synced zeros stay');
+    assert.ok(bytes.length <= synced.length + 131072, 'nothing is added');
+    assert.ok(bytes.subarray(0, synced.length).equals(synced), 'synced data stays');
+    assert.ok(
+      bytes.subarray(synced.length, dataEnd).equals(unsynced.subarray(0, dataEnd - synced.length)),
+    );
+    assert.ok(isZero(bytes.subarray(dataEnd)), 'what was lost reads as zeros');
+  }
+  assert.deepEqual([...actions].sort(), ['cut', 'torn']);
+});
+
+function isZero(bytes: Uint8Array): boolean {
+  return bytes.every((byte) => byte === 0);
+}
 
 test('power-loss journal survives SIGKILL', async (t) => {
   const dir = await tempDir(t);
