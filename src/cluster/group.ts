@@ -6,8 +6,9 @@
  * commit of the database file: the appended entries, the hard state, the apply of the committed
  * entries with the new applied index and hash chain, and the discard of entries past the
  * retention point. A round that only applies (no entries, no truncation, no discard, the same
- * term and vote) skips its fsync: the applied state can be rebuilt from the log, and the next
- * synced round makes it durable. A write then costs the leader one fsync, not two. Messages
+ * term and vote) writes no header and no fsync: the applied state can be rebuilt from the log,
+ * and the next synced round's header covers it. A write then costs the leader one commit, not
+ * two. Messages
  * that may leave at once are sent as soon as a Ready is taken. The round's staging waits until
  * the transport has written them, so the leader's disk write overlaps the followers' round
  * trip. The rest leave after the commit is durable. On a follower, a round that both syncs
@@ -497,7 +498,7 @@ export class RaftGroup<Outcome> {
   /**
    * Splits a follower's round that both syncs new entries and applies older ones (their
    * commit index arrives with the next append). The leader waits for the follower's fsync, not
-   * for its apply, so the apply goes in a second, unsynced commit staged while the fsync runs.
+   * for its apply, so the apply goes in a second, unsynced stage, done while the fsync runs.
    * The leader keeps one commit: its applies resolve client requests when staged, before the
    * fsync, and one commit per round saves a header and a write. A round that discards keeps one
    * commit too, since a discard must not be durable before the apply of what it discards, and

@@ -6,8 +6,9 @@
  * `stage` takes everything of one batch, in this order: truncate the log after an index,
  * append entries, set the hard state and membership, apply committed entries, discard the log
  * up to an index. It does the work synchronously, returns each applied entry's outcome at
- * once, and writes one header whose commit resolves `durable`. Stages may follow each other
- * while earlier ones are syncing; they become durable in call order.
+ * once, and writes one header whose commit resolves `durable` (an unsynced stage writes none:
+ * the next synced stage's header covers it). Stages may follow each other while earlier ones
+ * are syncing; they become durable in call order.
  *
  * Invariants, asserted:
  * - the applied index and the trees it produced change in the same header, so after a crash
@@ -85,6 +86,8 @@ export const DEFAULT_PURGED_INFOS_LIMIT = 1000;
 /** Default window, in applied entries, in which a retried request id gets its first outcome. */
 export const DEFAULT_REQUEST_RETENTION = 100_000;
 
+/** The `durable` promise of an unsynced stage, resolved because it waits for nothing. */
+const UNSYNCED_DURABLE: Promise<void> = Promise.resolve();
 const NO_POSITION: LogPosition = Object.freeze({ index: 0, term: 0 });
 const EMPTY_MEMBERSHIP: Membership = Object.freeze({
   voters: [],
@@ -141,9 +144,9 @@ export interface StageBatch {
   /**
    * False when nothing in the batch must be durable before the caller goes on: it appends and
    * truncates nothing and keeps the term and vote (applying, discarding, a new commit index).
-   * Its header is then written without an fsync, and `durable` resolves once it is written; the
-   * next synced batch makes it durable. A crash before that reopens an earlier header, from
-   * which a Raft group applies the same entries again.
+   * Such a batch writes no header: its records wait in the file's buffer, the next synced
+   * batch's header covers them, and `durable` resolves at once. A crash or a close before that
+   * reopens an earlier header, from which a Raft group applies the same entries again.
    */
   readonly sync?: boolean;
 }
@@ -404,17 +407,20 @@ export class DatabaseFile {
       throw error;
     }
     this.#state = staged.state;
-    const header = encodeHeader({
-      fields: staged.state.fields,
-      roots: rootsOf(staged.state.trees),
-    });
-    const committed = this.#file.commit(header, { sync });
-    this.#lastCommit = committed;
-    const barrier = this.#swapBarrier;
-    const durable = barrier === null ? committed : committed.then(() => barrier);
-    durable.catch((error: unknown) => {
-      this.#failure ??= error;
-    });
+    let durable: Promise<void> = UNSYNCED_DURABLE;
+    if (sync) {
+      const header = encodeHeader({
+        fields: staged.state.fields,
+        roots: rootsOf(staged.state.trees),
+      });
+      const committed = this.#file.commit(header);
+      this.#lastCommit = committed;
+      const barrier = this.#swapBarrier;
+      durable = barrier === null ? committed : committed.then(() => barrier);
+      durable.catch((error: unknown) => {
+        this.#failure ??= error;
+      });
+    }
     if (staged.outcomes.length > 0) this.#notify(staged.state.fields.updateSeq);
     if (staged.compactRequested) this.#compactInBackground();
     return { outcomes: staged.outcomes, durable };

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
@@ -522,4 +523,38 @@ test('revision positions stay safe integers', async (t) => {
     kind: 'documents',
     results: [{ ok: false, id: 'x', error: 'bad_request', reason: 'Invalid rev format' }],
   });
+});
+
+test('unsynced stage writes no header', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'db.couch');
+  const file = await createFile(dir);
+  const entries = [entry(1, 1, put('r1', 'a')), entry(2, 1, put('r2', 'b'))];
+  await file.stage({ append: entries, hardState: { term: 1, vote: 'n1', commit: 0 } }).durable;
+  const before = readFileSync(path);
+
+  const first = file.stage({ apply: [{ index: 1, term: 1 }], sync: false });
+  assert.equal(first.outcomes.length, 1);
+  await first.durable;
+  const snapshot = file.snapshot();
+  assert.equal(snapshot.info().docCount, 1, 'reads see the unsynced apply');
+  snapshot.close();
+  assert.ok(readFileSync(path).equals(before), 'the file is unchanged');
+
+  // A close before a synced stage drops the unsynced apply. The log still contains the entries.
+  await file.close();
+  const reopened = await DatabaseFile.open(path);
+  assert.deepEqual(reopened.applied, { index: 0, term: 0 });
+  assert.deepEqual(reopened.logExtent(), { firstIndex: 1, lastIndex: 2, lastTerm: 1 });
+  reopened.stage({ apply: [{ index: 1, term: 1 }], sync: false });
+  // A synced stage's header covers the unsynced apply before it.
+  const third = entry(3, 1, put('r3', 'c'));
+  await reopened.stage({ append: [third], apply: [{ index: 2, term: 1 }] }).durable;
+  await reopened.close();
+  const last = await DatabaseFile.open(path);
+  t.after(() => last.close());
+  assert.deepEqual(last.applied, { index: 2, term: 1 });
+  const recovered = last.snapshot();
+  assert.equal(recovered.info().docCount, 2);
+  recovered.close();
 });
