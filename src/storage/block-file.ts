@@ -617,9 +617,9 @@ export class BlockFile {
    * Writes zeros after the data once fewer than half a step of them are left. Data written over
    * durable zeros leaves the file's length unchanged, so its fsync has no metadata to commit.
    * An append that extends the file has a new length to commit. Every byte at or after
-   * `#allocatedEnd` is past every write started, so the fill never overwrites data. A failed
-   * fill only ends preallocation for this handle: the zeros are not data, and the data writes
-   * report their own failures.
+   * `#allocatedEnd` is past every write started, so the fill never overwrites data. A fill that
+   * fails with a system error only ends preallocation for this handle: the zeros are not data,
+   * and the data writes report their own failures.
    */
   #allocateAhead(dataEnd: number): void {
     const step = this.#preallocateBytes;
@@ -628,7 +628,9 @@ export class BlockFile {
     }
     try {
       this.#file.zeroFill(this.#allocatedEnd, step);
-    } catch {
+    } catch (error) {
+      // Only a system error (a full disk, say) ends preallocation; anything else is a bug.
+      if (typeof (error as NodeJS.ErrnoException).code !== 'string') throw error;
       this.#preallocateBytes = 0;
       return;
     }

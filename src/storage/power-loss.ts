@@ -4,9 +4,9 @@
  * Both layers record durability events: a file's synced length and synced data end at each
  * `datasync()`, file creation, renames, and directory syncs. A simulated crash then undoes what
  * was not durable. Renames and creations not followed by a sync of their directory are undone.
- * Each file loses the data written after its synced data end, or is torn: a random prefix of
- * that data is kept, so the cut usually falls mid-block, and sometimes garbage bytes end the
- * kept part. What follows the kept data becomes zeros up to the synced length, as the zeros
+ * Each file loses the data written after its synced data end, or is torn. A torn file keeps a
+ * random prefix of that data, up to its last non-zero byte, so the cut usually falls mid-block,
+ * and sometimes garbage bytes end the kept part. What follows the kept data becomes zeros up to the synced length, as the zeros
  * that `zeroFill` wrote there were (preallocated space). An unsynced growth of the file is cut
  * off, or at random kept as zeros, as when a new length reached the disk and the data did not.
  *
@@ -16,8 +16,8 @@
  *   (`JOURNAL_NAME`); the journal is fsynced before a sync is reported done. A harness can
  *   SIGKILL the process (the kernel keeps every write) and then call `applyPowerLossJournal`.
  *
- * Model limits: the synced data end of a file is the end of its furthest write other than a
- * `zeroFill` just before `datasync()` was called, and its synced length is its size then. That
+ * Model limits: the synced data end of a file is the end of its furthest write completed before
+ * `datasync()` was called, `zeroFill` aside, and its synced length is its size then. That
  * is exact for files whose data only grows, over zeros or at the end, and wrong for a file
  * overwritten below its data end (such writes are rejected by the in-process layer).
  * Truncation, unlink, `remove` and `mkdir` count as durable at once. A rename over an existing file cannot restore the replaced file.
@@ -186,9 +186,11 @@ async function cutFile(
     const syncedDataEnd = Math.min(record.syncedDataEnd, record.syncedLength);
     if (size <= syncedDataEnd) return { path, action: 'kept', length: size, dataEnd: size };
     let dataEnd = syncedDataEnd;
-    const torn = random() < (options.tearProbability ?? 0.5);
+    // Tears fall in the data written since the sync, not in the zeros that may follow it.
+    const writtenEnd = endOfNonZero(file, syncedDataEnd, size);
+    const torn = random() < (options.tearProbability ?? 0.5) && writtenEnd > syncedDataEnd;
     if (torn) {
-      dataEnd = syncedDataEnd + 1 + Math.floor(random() * (size - syncedDataEnd));
+      dataEnd = syncedDataEnd + 1 + Math.floor(random() * (writtenEnd - syncedDataEnd));
       if (random() < (options.garbageProbability ?? 0.5)) {
         const garbageLength =
           1 + Math.floor(random() * Math.min(dataEnd - syncedDataEnd, MAX_GARBAGE_BYTES));
@@ -207,6 +209,17 @@ async function cutFile(
   } finally {
     await file.close();
   }
+}
+
+/** Returns the end of the last non-zero byte in [start, end) of `file`, or `start` if none. */
+function endOfNonZero(file: DbFile, start: number, end: number): number {
+  const chunk = Buffer.alloc(ZERO_CHUNK_BYTES);
+  for (let stop = end; stop > start; stop -= chunk.length) {
+    const from = Math.max(start, stop - chunk.length);
+    const read = file.readSync(chunk, 0, stop - from, from);
+    for (let i = read - 1; i >= 0; i--) if (chunk[i] !== 0) return from + i + 1;
+  }
+  return start;
 }
 
 /** Returns a generator of numbers in [0, 1) from a 32-bit seed (mulberry32). */
@@ -293,8 +306,10 @@ abstract class RecordingFileSystem extends ForwardingFileSystem {
 class RecordingFile extends ForwardingDbFile {
   /** Absolute path of the file now; renames through the owning layer update it. */
   currentPath: string;
-  /** End of the furthest write other than a `zeroFill`, or the size at open. */
+  /** End of the furthest completed write other than a `zeroFill`, or the size at open. */
   protected dataEnd: number;
+  /** End of the furthest write started, completed or not, other than a `zeroFill`. */
+  protected startedDataEnd: number;
 
   constructor(
     inner: DbFile,
@@ -305,6 +320,7 @@ class RecordingFile extends ForwardingDbFile {
     super(inner);
     this.currentPath = resolve(inner.path);
     this.dataEnd = inner.size();
+    this.startedDataEnd = this.dataEnd;
     owner.register(this);
   }
 
@@ -324,14 +340,19 @@ class RecordingFile extends ForwardingDbFile {
 
   override async write(source: Uint8Array, position: number): Promise<void> {
     this.#checkAlive();
-    this.dataEnd = Math.max(this.dataEnd, position + source.length);
+    const end = position + source.length;
+    this.startedDataEnd = Math.max(this.startedDataEnd, end);
     await this.track(this.inner.write(source, position));
+    // Only a write completed before a sync starts is covered by it.
+    this.dataEnd = Math.max(this.dataEnd, end);
   }
 
   override writeSync(source: Uint8Array, position: number): void {
     this.#checkAlive();
-    this.dataEnd = Math.max(this.dataEnd, position + source.length);
+    const end = position + source.length;
+    this.startedDataEnd = Math.max(this.startedDataEnd, end);
     this.inner.writeSync(source, position);
+    this.dataEnd = Math.max(this.dataEnd, end);
   }
 
   override zeroFill(position: number, length: number): void {
@@ -342,6 +363,7 @@ class RecordingFile extends ForwardingDbFile {
   override async truncate(length: number): Promise<void> {
     this.#checkAlive();
     this.dataEnd = Math.min(this.dataEnd, length);
+    this.startedDataEnd = Math.min(this.startedDataEnd, length);
     await this.track(this.inner.truncate(length));
     await this.owner.recordFileEvent({ op: 'truncate', path: this.currentPath, length });
   }
@@ -415,9 +437,9 @@ class PowerLossFile extends RecordingFile {
   }
 
   override zeroFill(position: number, length: number): void {
-    if (position < this.dataEnd) {
+    if (position < this.startedDataEnd) {
       throw new Error(
-        `power-loss layer: zero fill at ${position} in ${this.path} is below the data end ${this.dataEnd}; zeros would replace data`,
+        `power-loss layer: zero fill at ${position} in ${this.path} is below the data end ${this.startedDataEnd}; zeros would replace data`,
       );
     }
     super.zeroFill(position, length);

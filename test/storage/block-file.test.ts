@@ -676,3 +676,54 @@ test('commits write over preallocated zeros', async (t) => {
   assert.equal(reopened.stats.bytesPreallocated, 0);
   await reopened.close();
 });
+
+/** Fails every zero fill with `error`. */
+class FailingFillFileSystem extends ForwardingFileSystem {
+  constructor(
+    inner: FileSystem,
+    readonly error: Error,
+  ) {
+    super(inner);
+  }
+
+  protected override wrap(file: DbFile): DbFile {
+    return new FailingFillFile(file, this.error);
+  }
+}
+
+class FailingFillFile extends ForwardingDbFile {
+  constructor(
+    inner: DbFile,
+    readonly error: Error,
+  ) {
+    super(inner);
+  }
+
+  override zeroFill(): void {
+    throw this.error;
+  }
+}
+
+test('failed zero fill ends preallocation', async (t) => {
+  const dir = await tempDir(t);
+  const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+  const path = join(dir, 'full.couch');
+  const file = await BlockFile.create(path, Buffer.from('h0'), {
+    fileSystem: new FailingFillFileSystem(nodeFileSystem, full),
+  });
+  const pointer = file.append(payload(2000, 1));
+  await file.commit(Buffer.from('h1'));
+  assert.equal(file.stats.bytesPreallocated, 0);
+  assert.equal(statSync(path).size, file.end, 'no zeros after the data');
+  assert.deepEqual(file.read(pointer), payload(2000, 1));
+  await file.close();
+
+  // An error without a system code is a bug, and it is raised, not absorbed.
+  const bug = new Error('zero fill below the data end');
+  await assert.rejects(
+    BlockFile.create(join(dir, 'bug.couch'), Buffer.from('h0'), {
+      fileSystem: new FailingFillFileSystem(nodeFileSystem, bug),
+    }),
+    (error) => error === bug,
+  );
+});
