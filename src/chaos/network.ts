@@ -36,13 +36,16 @@ export class ChaosNetwork {
     this.#links = links;
   }
 
-  /** Starts one proxy per pair of `nodes`. */
-  static async start(nodes: readonly PeerEndpoint[]): Promise<ChaosNetwork> {
+  /** Starts one proxy per pair of `nodes`, on none of the `reserved` ports. */
+  static async start(
+    nodes: readonly PeerEndpoint[],
+    reserved: ReadonlySet<number>,
+  ): Promise<ChaosNetwork> {
     const links: Link[] = [];
     const sorted = [...nodes].sort((a, b) => (a.name < b.name ? -1 : 1));
     for (let i = 0; i < sorted.length; i++) {
       for (let j = i + 1; j < sorted.length; j++) {
-        const proxy = await FaultProxy.start(sorted[j]!.peerPort);
+        const proxy = await FaultProxy.start(sorted[j]!.peerPort, reserved);
         links.push({ low: sorted[i]!.name, high: sorted[j]!.name, proxy });
       }
     }

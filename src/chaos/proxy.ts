@@ -114,16 +114,36 @@ export class FaultProxy {
     this.#server = server;
   }
 
-  /** Starts a proxy on 127.0.0.1 at a free port in front of `targetPort` on 127.0.0.1. */
-  static async start(targetPort: number): Promise<FaultProxy> {
-    const server = createServer({ noDelay: true });
-    const proxy = new FaultProxy(server, targetPort);
-    server.on('connection', (client) => proxy.#accept(client));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    return proxy;
+  /**
+   * Starts a proxy on 127.0.0.1 at a free port in front of `targetPort` on 127.0.0.1. The port
+   * is none of `reserved`: the nodes' ports are chosen free before the nodes bind them, and a
+   * proxy given one of them would make that node fail to start.
+   */
+  static async start(
+    targetPort: number,
+    reserved: ReadonlySet<number> = new Set(),
+  ): Promise<FaultProxy> {
+    const rejected: Server[] = [];
+    try {
+      for (;;) {
+        const server = createServer({ noDelay: true });
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve());
+        });
+        const address = server.address();
+        if (address !== null && typeof address !== 'string' && reserved.has(address.port)) {
+          // Kept listening until a good port is found, so the next listen gets another one.
+          rejected.push(server);
+          continue;
+        }
+        const proxy = new FaultProxy(server, targetPort);
+        server.on('connection', (client) => proxy.#accept(client));
+        return proxy;
+      }
+    } finally {
+      for (const server of rejected) server.close();
+    }
   }
 
   get port(): number {

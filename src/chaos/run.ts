@@ -105,7 +105,7 @@ export async function runChaos(
       clock,
       options.nodes,
     );
-    network = await ChaosNetwork.start(cluster.nodes);
+    network = await ChaosNetwork.start(cluster.nodes, new Set(ports));
     cluster.attachNetwork(network);
     await runPhases(options, cluster, network, state, log);
   } catch (error) {
