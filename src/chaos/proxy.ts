@@ -115,9 +115,9 @@ export class FaultProxy {
   }
 
   /**
-   * Starts a proxy on 127.0.0.1 at a free port in front of `targetPort` on 127.0.0.1. The port
-   * is none of `reserved`: the nodes' ports are chosen free before the nodes bind them, and a
-   * proxy given one of them would make that node fail to start.
+   * Starts a proxy on 127.0.0.1 at a free port in front of `targetPort` on 127.0.0.1, outside
+   * `reserved`. The nodes' ports are chosen free before the nodes bind them, so a proxy that
+   * took one of them would make that node fail to start.
    */
   static async start(
     targetPort: number,
