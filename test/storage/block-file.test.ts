@@ -677,7 +677,7 @@ test('commits write over preallocated zeros', async (t) => {
   await reopened.close();
 });
 
-/** Fails every zero fill with `error`. */
+/** A file system whose every zero fill fails with `error`. */
 class FailingFillFileSystem extends ForwardingFileSystem {
   constructor(
     inner: FileSystem,
@@ -687,20 +687,11 @@ class FailingFillFileSystem extends ForwardingFileSystem {
   }
 
   protected override wrap(file: DbFile): DbFile {
-    return new FailingFillFile(file, this.error);
-  }
-}
-
-class FailingFillFile extends ForwardingDbFile {
-  constructor(
-    inner: DbFile,
-    readonly error: Error,
-  ) {
-    super(inner);
-  }
-
-  override zeroFill(): void {
-    throw this.error;
+    const failing = new ForwardingDbFile(file);
+    failing.zeroFill = () => {
+      throw this.error;
+    };
+    return failing;
   }
 }
 
