@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import fc from 'fast-check';
@@ -133,4 +134,26 @@ test('proxy delays keep byte order', async (t) => {
   proxy.setFaults(HEALTHY);
   await until(() => client.received().length >= parts.join('').length, 'every delayed byte');
   assert.equal(client.received(), parts.join(''));
+});
+
+test('proxy avoids reserved ports', async (t) => {
+  // listen(0) takes a port from the kernel's ephemeral range. With six ports in seven of it
+  // reserved, three proxies that ignored the reservation would all miss it 0.3% of the time.
+  let range: number[];
+  try {
+    const text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    range = text.trim().split(/\s+/).map(Number);
+  } catch {
+    t.skip('no /proc/sys/net/ipv4/ip_local_port_range on this system');
+    return;
+  }
+  const [low, high] = range as [number, number];
+  const reserved = new Set<number>();
+  for (let port = low; port <= high; port++) if (port % 7 !== 0) reserved.add(port);
+  const { port: targetPort } = await echoServer(t);
+  for (let i = 0; i < 3; i++) {
+    const proxy = await FaultProxy.start(targetPort, reserved);
+    t.after(() => proxy.close());
+    assert.equal(reserved.has(proxy.port), false, `proxy port ${proxy.port} is reserved`);
+  }
 });
