@@ -640,7 +640,7 @@ async function profileMain(options: Options, dir: string): Promise<void> {
     try {
       const many = ScenarioRunner.manyDatabases(options.sizes.databases);
       await cluster.createNamespaces(scenario === '5' ? [DATABASE, ...many] : [DATABASE]);
-      // In scenario 5 the leaders of the many databases are spread over the nodes; the role
+      // In scenario 5 the leaders of the many databases are spread over the nodes, so the role
       // printed is that of the first database's leader.
       leaderName = (await cluster.leader(DATABASE)).name;
       const runner = new ScenarioRunner(cluster, options.sizes, DATABASE);

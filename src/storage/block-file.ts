@@ -608,7 +608,7 @@ export class BlockFile {
       const chunkEnd = chunk.position + chunk.bytes.length;
       this.#allocatedEnd = Math.max(this.#allocatedEnd, chunkEnd);
       // Large chunks come from bulk copies such as compaction, where zeros ahead would double
-      // the bytes written; the next small chunk allocates again.
+      // the bytes written. The next small chunk allocates again.
       if (small) this.#allocateAhead(chunkEnd);
     }
   }

@@ -32,13 +32,13 @@ export const JOURNAL_NAME = '.divan-power-loss.journal';
 
 /** Maximum length of the garbage written at the end of a torn file, in bytes. */
 const MAX_GARBAGE_BYTES = 512;
-/** Zeros written at a time when a crash clears lost data. */
+/** Size of each zero write when a crash clears lost data, in bytes. */
 const ZERO_CHUNK_BYTES = 1 << 20;
 
 export type DurabilityEvent =
   | { op: 'open'; path: string; size: number }
   | { op: 'create'; path: string }
-  /** `dataEnd` is absent in journals written before preallocation; it is then `length`. */
+  /** `dataEnd` is absent from journals written before preallocation, and is then `length`. */
   | { op: 'sync'; path: string; length: number; dataEnd?: number }
   | { op: 'truncate'; path: string; length: number }
   | { op: 'rename'; from: string; to: string }
@@ -59,7 +59,7 @@ export interface CrashAction {
   action: 'removed' | 'renamed-back' | 'cut' | 'torn' | 'kept';
   /** Length after the crash, for cut, torn and kept files. */
   length?: number;
-  /** End of the data kept, for cut, torn and kept files; zeros follow it up to `length`. */
+  /** End of the data kept, for cut, torn and kept files. Zeros follow it up to `length`. */
   dataEnd?: number;
 }
 
@@ -439,7 +439,7 @@ class PowerLossFile extends RecordingFile {
   override zeroFill(position: number, length: number): void {
     if (position < this.startedDataEnd) {
       throw new Error(
-        `power-loss layer: zero fill at ${position} in ${this.path} is below the data end ${this.startedDataEnd}; zeros would replace data`,
+        `power-loss layer: zero fill at ${position} in ${this.path} is below the data end ${this.startedDataEnd}, so it would overwrite data`,
       );
     }
     super.zeroFill(position, length);

@@ -137,8 +137,9 @@ test('proxy delays keep byte order', async (t) => {
 });
 
 test('proxy avoids reserved ports', async (t) => {
-  // listen(0) takes a port from the kernel's ephemeral range. With six ports in seven of it
-  // reserved, three proxies that ignored the reservation would all miss it 0.3% of the time.
+  // listen(0) takes a port from the kernel's ephemeral range, and six ports in seven of it are
+  // reserved. Three proxies that ignored the reservation would all miss it about (1/7)^3 = 0.3%
+  // of the time if the kernel picked ports evenly (an estimate).
   let range: number[];
   try {
     const text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');

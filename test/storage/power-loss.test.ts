@@ -257,7 +257,7 @@ test('tears fall inside the unsynced data', async (t) => {
   assert.ok(inside >= rounds * 0.9, `${inside} of ${rounds} tears inside the data`);
 });
 
-test('a write in flight is not covered by a sync', async (t) => {
+test('in-flight write stays unsynced', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'in-flight');
   const powerLoss = new PowerLossFileSystem(nodeFileSystem);
