@@ -234,7 +234,8 @@ export const idReducer: Reducer<string, DocInfo, IdReduction> = {
     let deleted = 0;
     let activeBytes = 0;
     let externalBytes = 0;
-    for (const [, info] of entries) {
+    for (let index = 0; index < entries.length; index++) {
+      const info = entries.value(index);
       if (info.deleted) deleted += 1;
       else live += 1;
       activeBytes += info.activeBytes;

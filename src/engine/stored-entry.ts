@@ -125,11 +125,10 @@ const EMPTY_BOUNDS: LogBounds = Object.freeze({ first: NO_POSITION, last: NO_POS
 export const logBoundsReducer: Reducer<number, StoredEntry, LogBounds> = {
   reduce: (entries) => {
     if (entries.length === 0) return EMPTY_BOUNDS;
-    const [firstIndex, firstEntry] = entries[0]!;
-    const [lastIndex, lastEntry] = entries[entries.length - 1]!;
+    const last = entries.length - 1;
     return {
-      first: { index: firstIndex, term: firstEntry.term },
-      last: { index: lastIndex, term: lastEntry.term },
+      first: { index: entries.key(0), term: entries.value(0).term },
+      last: { index: entries.key(last), term: entries.value(last).term },
     };
   },
   rereduce: (reductions) => {

@@ -284,6 +284,13 @@ function copyEntries(
   return at + node.copy(target, at, start, entryStartAt(node, to));
 }
 
+/** Returns the encoded reduction of interior entry `index`, a view of the node's bytes. */
+export function childReductionAt(node: Buffer, index: number): Buffer {
+  const start = entryStartAt(node, index);
+  const at = start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!);
+  return node.subarray(at + CHILD_FIXED_BYTES, entryStartAt(node, index + 1));
+}
+
 /** Sums the entry counts and subtree sizes of an interior node's children. */
 export function childTotals(node: Buffer): { count: number; sizeBytes: number } {
   let count = 0;

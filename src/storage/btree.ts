@@ -17,6 +17,7 @@ import type { BlockFile } from './block-file.js';
 import {
   type ChildReference,
   childPointerAt,
+  childReductionAt,
   childSizeAt,
   childTotals,
   compareBytes,
@@ -43,7 +44,7 @@ import {
   splitEntries,
   VALUE_INLINE,
 } from './btree-node.js';
-import type { TreeCodec } from './codecs.js';
+import { type ReduceEntries, reduceEntriesOf, type TreeCodec } from './codecs.js';
 import { CorruptionError, StorageError } from './errors.js';
 import { NodeCache } from './node-cache.js';
 
@@ -59,6 +60,7 @@ const NODE_READ_SLACK_BYTES = 256;
 const ROOT_FIXED_BYTES = 18;
 const U48_BYTES = 6;
 const EMPTY = Buffer.alloc(0);
+const NO_ENTRIES = reduceEntriesOf<never, never>([]);
 
 /** The state a header stores for a tree; `null` is the empty tree. */
 export interface TreeRoot {
@@ -239,7 +241,7 @@ export class BTree<K, V, R = undefined> {
   /** Reduction of the whole tree, O(1). */
   fullReduce(): R {
     const reducer = this.#reducer();
-    if (this.root === null) return reducer.reduce([]);
+    if (this.root === null) return reducer.reduce(NO_ENTRIES);
     return reducer.decode(this.root.reduction);
   }
 
@@ -334,7 +336,7 @@ export class BTree<K, V, R = undefined> {
   /** Reduction of the entries within the range, reading only the nodes at its edges. */
   reduceRange(options: RangeOptions<K> = {}): R {
     const reducer = this.#reducer();
-    if (this.root === null) return reducer.reduce([]);
+    if (this.root === null) return reducer.reduce(NO_ENTRIES);
     const range = {
       start: options.start === undefined ? undefined : this.#encodeKey(options.start),
       end: options.end === undefined ? undefined : this.#encodeKey(options.end),
@@ -342,7 +344,7 @@ export class BTree<K, V, R = undefined> {
     };
     const parts: R[] = [];
     this.#reduceNode(this.root.pointer, undefined, range, parts);
-    if (parts.length === 0) return reducer.reduce([]);
+    if (parts.length === 0) return reducer.reduce(NO_ENTRIES);
     return parts.length === 1 ? parts[0]! : reducer.rereduce(parts);
   }
 
@@ -715,21 +717,27 @@ export class BTree<K, V, R = undefined> {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
     const view = new NodeView(node);
-    const entries: Array<readonly [K, V]> = [];
-    for (let index = 0; index < view.count; index++) {
-      entries.push([this.#codec.key.decode(view.key(index)), this.#value(view, index)]);
-    }
-    return Buffer.from(reducer.encode(reducer.reduce(entries)));
+    return asBuffer(reducer.encode(reducer.reduce(this.#leafEntries(view, 0, view.count))));
   }
 
+  /** Leaf entries [from, to) for a reducer, each decoded only if the reducer reads it. */
+  #leafEntries(view: NodeView, from: number, to: number): ReduceEntries<K, V> {
+    return {
+      length: to - from,
+      key: (index) => this.#codec.key.decode(view.key(from + index)),
+      value: (index) => this.#value(view, from + index),
+    };
+  }
+
+  /** Rereduces the children's reductions, read in place (no child entry is decoded). */
   #interiorReduction(node: NodeView): Buffer {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
-    const reductions: R[] = [];
+    const reductions = new Array<R>(node.count);
     for (let index = 0; index < node.count; index++) {
-      reductions.push(reducer.decode(node.child(index).reduction));
+      reductions[index] = reducer.decode(childReductionAt(node.bytes, index));
     }
-    return Buffer.from(reducer.encode(reducer.rereduce(reductions)));
+    return asBuffer(reducer.encode(reducer.rereduce(reductions)));
   }
 
   /** Builds interior levels over `children` until one root remains. */
@@ -833,13 +841,12 @@ export class BTree<K, V, R = undefined> {
     const reducer = this.#reducer();
     const view = this.#node(pointer);
     if (view.isLeaf) {
-      const entries: Array<readonly [K, V]> = [];
-      for (let index = 0; index < view.count; index++) {
-        if (this.#inRange(view.key(index), range)) {
-          entries.push([this.#codec.key.decode(view.key(index)), this.#value(view, index)]);
-        }
-      }
-      if (entries.length > 0) parts.push(reducer.reduce(entries));
+      // Keys are sorted, so the entries in range are one run.
+      let from = 0;
+      while (from < view.count && !this.#inRange(view.key(from), range)) from++;
+      let to = from;
+      while (to < view.count && this.#inRange(view.key(to), range)) to++;
+      if (to > from) parts.push(reducer.reduce(this.#leafEntries(view, from, to)));
       return;
     }
     for (let index = 0; index < view.count; index++) {
@@ -858,7 +865,8 @@ export class BTree<K, V, R = undefined> {
         (childLow !== undefined && this.#compare(childLow, range.start) >= 0);
       const endOrder = range.end === undefined ? -1 : this.#compare(childHigh, range.end);
       const endCovered = endOrder < 0 || (endOrder === 0 && range.endInclusive);
-      if (startCovered && endCovered) parts.push(reducer.decode(view.child(index).reduction));
+      if (startCovered && endCovered)
+        parts.push(reducer.decode(childReductionAt(view.bytes, index)));
       else this.#reduceNode(view.childPointer(index), childLow, range, parts);
     }
   }
@@ -869,6 +877,11 @@ export class BTree<K, V, R = undefined> {
     const order = this.#compare(key, range.end);
     return order < 0 || (order === 0 && range.endInclusive);
   }
+}
+
+/** Returns a reducer's encoding as a Buffer, without copying it. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** Whether actions[low, high) contain an insert, which rewrites every node above its key. */

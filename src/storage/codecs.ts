@@ -24,12 +24,32 @@ export interface ValueCodec<V> {
 }
 
 /**
+ * The entries a reduction covers, in key order. A key or value is decoded only when requested,
+ * so a reducer that needs only the count, or only the first and last entries, decodes
+ * nothing else.
+ */
+export interface ReduceEntries<K, V> {
+  readonly length: number;
+  key(index: number): K;
+  value(index: number): V;
+}
+
+/** Wraps decoded pairs as `ReduceEntries`. */
+export function reduceEntriesOf<K, V>(pairs: ReadonlyArray<readonly [K, V]>): ReduceEntries<K, V> {
+  return {
+    length: pairs.length,
+    key: (index) => pairs[index]![0],
+    value: (index) => pairs[index]![1],
+  };
+}
+
+/**
  * A user-defined reduction. `reduce` summarizes the entries of one leaf, and `rereduce`
  * combines summaries of sibling subtrees. Both must be pure, and `rereduce` must be
  * associative over the partitions the tree chooses. The tree stores encoded reductions in interior pointers.
  */
 export interface Reducer<K, V, R> {
-  reduce(entries: ReadonlyArray<readonly [K, V]>): R;
+  reduce(entries: ReduceEntries<K, V>): R;
   rereduce(reductions: readonly R[]): R;
   encode(reduction: R): Uint8Array;
   decode(bytes: Buffer): R;

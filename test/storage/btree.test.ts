@@ -17,6 +17,7 @@ import {
 } from '../../src/storage/btree.js';
 import {
   type Reducer,
+  reduceEntriesOf,
   stringValues,
   type TreeCodec,
   unsignedIntegerKeys,
@@ -34,11 +35,14 @@ interface Summary {
 
 /** Counts entries, sums value lengths and counts values starting with "!". */
 const summaryReducer: Reducer<string, string, Summary> = {
-  reduce: (entries) => ({
-    count: entries.length,
-    valueBytes: entries.reduce((sum, [, value]) => sum + value.length, 0),
-    marked: entries.filter(([, value]) => value.startsWith('!')).length,
-  }),
+  reduce: (entries) => {
+    const values = Array.from({ length: entries.length }, (_, index) => entries.value(index));
+    return {
+      count: entries.length,
+      valueBytes: values.reduce((sum, value) => sum + value.length, 0),
+      marked: values.filter((value) => value.startsWith('!')).length,
+    };
+  },
   rereduce: (parts) => ({
     count: parts.reduce((sum, part) => sum + part.count, 0),
     valueBytes: parts.reduce((sum, part) => sum + part.valueBytes, 0),
@@ -67,7 +71,7 @@ function sortedEntries(model: Model): Array<[string, string]> {
 }
 
 function modelReduce(entries: Array<readonly [string, string]>): Summary {
-  return summaryReducer.reduce(entries);
+  return summaryReducer.reduce(reduceEntriesOf(entries));
 }
 
 interface Range {
