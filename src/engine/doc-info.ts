@@ -244,6 +244,24 @@ export const idReducer: Reducer<string, DocInfo, IdReduction> = {
     return { live, deleted, activeBytes, externalBytes };
   },
   rereduce: addIdReductions,
+  rereduceEncoded: (reductions) => {
+    let live = 0;
+    let deleted = 0;
+    let activeBytes = 0;
+    let externalBytes = 0;
+    for (let index = 0; index < reductions.length; index++) {
+      const reader = new ByteReader(
+        reductions.bytes,
+        reductions.start(index),
+        reductions.end(index),
+      );
+      live += reader.readVarint();
+      deleted += reader.readVarint();
+      activeBytes += reader.readVarint();
+      externalBytes += reader.readVarint();
+    }
+    return { live, deleted, activeBytes, externalBytes };
+  },
   encode: (reduction) => {
     const writer = new ByteWriter(32);
     writer.writeVarint(reduction.live);

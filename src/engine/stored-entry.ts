@@ -136,6 +136,18 @@ export const logBoundsReducer: Reducer<number, StoredEntry, LogBounds> = {
     if (present.length === 0) return EMPTY_BOUNDS;
     return { first: present[0]!.first, last: present[present.length - 1]!.last };
   },
+  rereduceEncoded: (reductions) => {
+    // An empty subtree's bounds start with index 0, a varint of one zero byte.
+    const { bytes } = reductions;
+    let first = 0;
+    while (first < reductions.length && bytes[reductions.start(first)] === 0) first++;
+    if (first === reductions.length) return EMPTY_BOUNDS;
+    let last = reductions.length - 1;
+    while (bytes[reductions.start(last)] === 0) last--;
+    const decodeAt = (index: number) =>
+      logBoundsReducer.decode(bytes.subarray(reductions.start(index), reductions.end(index)));
+    return { first: decodeAt(first).first, last: decodeAt(last).last };
+  },
   encode: (bounds) => {
     const writer = new ByteWriter(32);
     writer.writeVarint(bounds.first.index);

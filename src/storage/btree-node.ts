@@ -10,6 +10,7 @@
  * reduction. Entries are sorted by key, and keys are unique within a leaf.
  */
 import { assert } from '../util/assert.js';
+import type { EncodedReductions } from './codecs.js';
 import type { NodeAllocator } from './node-cache.js';
 
 export const NODE_LEAF = 1;
@@ -286,9 +287,22 @@ function copyEntries(
 
 /** Returns the encoded reduction of interior entry `index`, a view of the node's bytes. */
 export function childReductionAt(node: Buffer, index: number): Buffer {
+  return node.subarray(childReductionStart(node, index), entryStartAt(node, index + 1));
+}
+
+/** Returns the reductions of an interior node's children, read in place. */
+export function childReductions(node: Buffer): EncodedReductions {
+  return {
+    length: entryCount(node),
+    bytes: node,
+    start: (index) => childReductionStart(node, index),
+    end: (index) => entryStartAt(node, index + 1),
+  };
+}
+
+function childReductionStart(node: Buffer, index: number): number {
   const start = entryStartAt(node, index);
-  const at = start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!);
-  return node.subarray(at + CHILD_FIXED_BYTES, entryStartAt(node, index + 1));
+  return start + KEY_LENGTH_BYTES + ((node[start]! << 8) | node[start + 1]!) + CHILD_FIXED_BYTES;
 }
 
 /** Sums the entry counts and subtree sizes of an interior node's children. */

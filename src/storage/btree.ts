@@ -18,6 +18,7 @@ import {
   type ChildReference,
   childPointerAt,
   childReductionAt,
+  childReductions,
   childSizeAt,
   childTotals,
   compareBytes,
@@ -733,6 +734,9 @@ export class BTree<K, V, R = undefined> {
   #interiorReduction(node: NodeView): Buffer {
     const reducer = this.#codec.reducer;
     if (reducer === undefined) return EMPTY;
+    if (reducer.rereduceEncoded !== undefined) {
+      return asBuffer(reducer.encode(reducer.rereduceEncoded(childReductions(node.bytes))));
+    }
     const reductions = new Array<R>(node.count);
     for (let index = 0; index < node.count; index++) {
       reductions[index] = reducer.decode(childReductionAt(node.bytes, index));

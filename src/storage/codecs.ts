@@ -43,6 +43,16 @@ export function reduceEntriesOf<K, V>(pairs: ReadonlyArray<readonly [K, V]>): Re
   };
 }
 
+/** Encoded reductions of an interior node's children, read where they lie in the node. */
+export interface EncodedReductions {
+  readonly length: number;
+  readonly bytes: Buffer;
+  /** Offset in `bytes` of reduction `index`. */
+  start(index: number): number;
+  /** Offset in `bytes` just past reduction `index`. */
+  end(index: number): number;
+}
+
 /**
  * A user-defined reduction. `reduce` summarizes the entries of one leaf, and `rereduce`
  * combines summaries of sibling subtrees. Both must be pure, and `rereduce` must be
@@ -51,6 +61,11 @@ export function reduceEntriesOf<K, V>(pairs: ReadonlyArray<readonly [K, V]>): Re
 export interface Reducer<K, V, R> {
   reduce(entries: ReduceEntries<K, V>): R;
   rereduce(reductions: readonly R[]): R;
+  /**
+   * Optional `rereduce` of encoded reductions, read in place. When present, the tree uses it
+   * for every interior node it writes, so it must equal `rereduce` of the decoded reductions.
+   */
+  rereduceEncoded?(reductions: EncodedReductions): R;
   encode(reduction: R): Uint8Array;
   decode(bytes: Buffer): R;
 }
@@ -157,4 +172,11 @@ export const countReducer: Reducer<unknown, unknown, number> = {
     return bytes;
   },
   decode: (bytes) => bytes.readUIntBE(0, COUNT_BYTES),
+  rereduceEncoded: (reductions) => {
+    let sum = 0;
+    for (let index = 0; index < reductions.length; index++) {
+      sum += reductions.bytes.readUIntBE(reductions.start(index), COUNT_BYTES);
+    }
+    return sum;
+  },
 };
