@@ -7,7 +7,7 @@
  * of every retained entry stay in memory; payloads stay in memory only within a byte budget,
  * newest first, and older ones are read back from the file on demand (reads are synchronous).
  *
- * Invariant: firstIndex() === snapshot.index + 1, and `#terms[i]` is the term of index
+ * Invariant: firstIndex() === snapshot.index + 1, and `#terms[#head + i]` is the term of index
  * snapshot.index + 1 + i. Only durable state is visible: the driver calls the mutators after
  * the commit that wrote it has been synced.
  */
@@ -30,6 +30,11 @@ export class LogStore implements Storage {
   /** Bytes of all retained entries, for the retention caps. */
   #retainedBytes = 0;
   readonly #sizes: number[] = [];
+  /**
+   * Slots at the front of the three arrays that a discard left behind. They are dropped in one
+   * splice once they are half of the arrays, so a discard does not shift every entry.
+   */
+  #head = 0;
 
   constructor(
     hardState: HardState,
@@ -57,20 +62,30 @@ export class LogStore implements Storage {
   }
 
   lastIndex(): number {
-    return this.#snapshot.index + this.#terms.length;
+    return this.#snapshot.index + this.#count;
   }
 
   term(index: number): number | undefined {
     const offset = this.#snapshot.index;
     if (index === offset) return this.#snapshot.term;
-    if (index < offset || index > offset + this.#terms.length) return undefined;
-    return this.#terms[index - offset - 1];
+    if (index < offset || index > offset + this.#count) return undefined;
+    return this.#terms[index - this.#base];
+  }
+
+  /** Retained entries. */
+  get #count(): number {
+    return this.#terms.length - this.#head;
+  }
+
+  /** The index whose slot in the arrays is 0. */
+  get #base(): number {
+    return this.#snapshot.index + 1 - this.#head;
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     assert(lo >= this.firstIndex(), () => `entries: ${lo} was discarded`);
     assert(hi <= this.lastIndex() + 1, () => `entries: ${hi} is past the last index`);
-    const offset = this.#snapshot.index + 1;
+    const offset = this.#base;
     let end = lo;
     let sizeBytes = 0;
     while (end < hi) {
@@ -99,11 +114,12 @@ export class LogStore implements Storage {
   capPoint(maxEntries: number, maxBytes: number): number {
     let point = Math.max(this.#snapshot.index, this.lastIndex() - maxEntries);
     let bytes = this.#retainedBytes;
-    const offset = this.#snapshot.index + 1;
-    for (let index = offset; index <= point; index++) bytes -= this.#sizes[index - offset]!;
+    const base = this.#base;
+    for (let index = this.firstIndex(); index <= point; index++)
+      bytes -= this.#sizes[index - base]!;
     while (bytes > maxBytes && point < this.lastIndex()) {
       point++;
-      bytes -= this.#sizes[point - offset]!;
+      bytes -= this.#sizes[point - base]!;
     }
     return point;
   }
@@ -115,6 +131,7 @@ export class LogStore implements Storage {
     this.#terms = [];
     this.#sizes.length = 0;
     this.#cached = [];
+    this.#head = 0;
     this.#cachedFrom = snapshot.index + 1;
     this.#cachedBytes = 0;
     this.#retainedBytes = 0;
@@ -149,19 +166,24 @@ export class LogStore implements Storage {
     assert(index <= this.lastIndex(), () => `discard at ${index} past last ${this.lastIndex()}`);
     const term = this.term(index)!;
     const count = index - this.#snapshot.index;
-    for (let i = 0; i < count; i++) {
+    for (let i = this.#head; i < this.#head + count; i++) {
       this.#retainedBytes -= this.#sizes[i]!;
       if (this.#cached[i] !== undefined) this.#cachedBytes -= this.#sizes[i]!;
+      this.#cached[i] = undefined;
     }
-    this.#terms.splice(0, count);
-    this.#sizes.splice(0, count);
-    this.#cached.splice(0, count);
+    this.#head += count;
+    if (this.#head * 2 >= this.#terms.length) {
+      this.#terms.splice(0, this.#head);
+      this.#sizes.splice(0, this.#head);
+      this.#cached.splice(0, this.#head);
+      this.#head = 0;
+    }
     this.#snapshot = { index, term, membership };
     if (this.#cachedFrom <= index) this.#cachedFrom = index + 1;
   }
 
   #truncateFrom(first: number): void {
-    const keep = first - this.#snapshot.index - 1;
+    const keep = this.#head + first - this.#snapshot.index - 1;
     for (let i = keep; i < this.#terms.length; i++) {
       this.#retainedBytes -= this.#sizes[i]!;
       if (this.#cached[i] !== undefined) this.#cachedBytes -= this.#sizes[i]!;
@@ -173,7 +195,7 @@ export class LogStore implements Storage {
 
   /** Drops the oldest cached payloads until the cache fits its budget; keeps the newest one. */
   #evict(): void {
-    const offset = this.#snapshot.index + 1;
+    const offset = this.#base;
     while (this.#cachedBytes > this.cacheBudgetBytes && this.#cachedFrom < this.lastIndex()) {
       const slot = this.#cachedFrom - offset;
       this.#cachedBytes -= this.#sizes[slot]!;
