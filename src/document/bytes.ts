@@ -142,3 +142,37 @@ export class ByteReader {
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
   }
 }
+
+/**
+ * Reads `into.length` consecutive varints from `bytes[start, end)` into `into` and returns the
+ * offset after them, with the checks of `ByteReader.readVarint`. It allocates nothing, for
+ * hot paths that read a few fields of many encoded values in place.
+ */
+export function readVarintsAt(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  into: number[],
+): number {
+  let at = start;
+  for (let field = 0; field < into.length; field++) {
+    let value = 0;
+    let scale = 1;
+    let count = 0;
+    for (;;) {
+      assert(at < end, 'read past the end of an encoded value');
+      assert(count < VARINT_MAX_BYTES, 'varint longer than 8 bytes');
+      const byte = bytes[at++]!;
+      value += (byte & VARINT_PAYLOAD_MASK) * scale;
+      if ((byte & VARINT_GROUP) === 0) {
+        assert(count === 0 || byte !== 0, 'overlong varint');
+        assert(Number.isSafeInteger(value), 'varint beyond 2^53 - 1');
+        break;
+      }
+      scale *= 2 ** VARINT_GROUP_BITS;
+      count++;
+    }
+    into[field] = value;
+  }
+  return at;
+}

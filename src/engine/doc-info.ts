@@ -31,7 +31,7 @@
  *   version:u8 flags:u8 id:string leafCount:varint (position:varint revId leaf)*
  *   revId := tag:varint, 0 then 16 raw bytes (32 hex digits), or length + 1 then UTF-8
  */
-import { ByteReader, ByteWriter } from '../document/bytes.js';
+import { ByteReader, ByteWriter, readVarintsAt } from '../document/bytes.js';
 import { isHexRevId, REV_ID_BINARY_BYTES, type Rev } from '../document/rev.js';
 import type { RevLeafValue, RevTree } from '../document/rev-tree.js';
 import { type LeafValueCodec, readRevTree, writeRevTree } from '../document/rev-tree-codec.js';
@@ -234,6 +234,23 @@ export const idReducer: Reducer<string, DocInfo, IdReduction> = {
     let deleted = 0;
     let activeBytes = 0;
     let externalBytes = 0;
+    if (entries.forEachEncodedValue !== undefined) {
+      // The fixed fields of `DocInfo.encode`, read in place: version, flags, then the varints
+      // seq, active bytes and external bytes.
+      const fields = [0, 0, 0];
+      entries.forEachEncodedValue((bytes, start, end) => {
+        assert(
+          bytes[start] === DOC_INFO_VERSION,
+          () => `unknown document info version ${bytes[start]}`,
+        );
+        if ((bytes[start + 1]! & FLAG_DELETED) !== 0) deleted += 1;
+        else live += 1;
+        readVarintsAt(bytes, start + 2, end, fields);
+        activeBytes += fields[1]!;
+        externalBytes += fields[2]!;
+      });
+      return { live, deleted, activeBytes, externalBytes };
+    }
     for (let index = 0; index < entries.length; index++) {
       const info = entries.value(index);
       if (info.deleted) deleted += 1;
@@ -249,16 +266,13 @@ export const idReducer: Reducer<string, DocInfo, IdReduction> = {
     let deleted = 0;
     let activeBytes = 0;
     let externalBytes = 0;
+    const fields = [0, 0, 0, 0];
     for (let index = 0; index < reductions.length; index++) {
-      const reader = new ByteReader(
-        reductions.bytes,
-        reductions.start(index),
-        reductions.end(index),
-      );
-      live += reader.readVarint();
-      deleted += reader.readVarint();
-      activeBytes += reader.readVarint();
-      externalBytes += reader.readVarint();
+      readVarintsAt(reductions.bytes, reductions.start(index), reductions.end(index), fields);
+      live += fields[0]!;
+      deleted += fields[1]!;
+      activeBytes += fields[2]!;
+      externalBytes += fields[3]!;
     }
     return { live, deleted, activeBytes, externalBytes };
   },

@@ -85,7 +85,12 @@ export class NodeView {
 
   /** Inline value bytes of a leaf entry. */
   inlineValue(index: number): Buffer {
-    return this.bytes.subarray(this.keyEnd(index) + TAG_BYTES, this.entryStart(index + 1));
+    return this.bytes.subarray(this.inlineValueStart(index), this.entryStart(index + 1));
+  }
+
+  /** Offset in `bytes` of a leaf entry's inline value, which ends at the next entry's start. */
+  inlineValueStart(index: number): number {
+    return this.keyEnd(index) + TAG_BYTES;
   }
 
   /** Record pointer and length of an out-of-line leaf value. */

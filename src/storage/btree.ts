@@ -727,6 +727,16 @@ export class BTree<K, V, R = undefined> {
       length: to - from,
       key: (index) => this.#codec.key.decode(view.key(from + index)),
       value: (index) => this.#value(view, from + index),
+      forEachEncodedValue: (visit) => {
+        for (let index = from; index < to; index++) {
+          if (view.valueTag(index) === VALUE_INLINE) {
+            visit(view.bytes, view.inlineValueStart(index), view.entryStart(index + 1));
+          } else {
+            const bytes = this.#file.read(view.outOfLineValue(index).pointer);
+            visit(bytes, 0, bytes.length);
+          }
+        }
+      },
     };
   }
 

@@ -32,6 +32,11 @@ export interface ReduceEntries<K, V> {
   readonly length: number;
   key(index: number): K;
   value(index: number): V;
+  /**
+   * Optional: calls `visit` with each entry's encoded value as `bytes[start, end)`, in order,
+   * so that a reducer can read a few fields in place without decoding values.
+   */
+  forEachEncodedValue?(visit: (bytes: Buffer, start: number, end: number) => void): void;
 }
 
 /** Wraps decoded pairs as `ReduceEntries`. */

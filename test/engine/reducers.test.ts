@@ -1,13 +1,17 @@
 /**
- * Reducers of the engine's trees: the reduction an interior node gets from its children's
+ * Reducers of the engine's trees. The reduction an interior node gets from its children's
  * encoded reductions read in place (`rereduceEncoded`) equals `rereduce` of the decoded ones,
- * for interior nodes encoded as the B+tree writes them.
+ * for interior nodes encoded as the B+tree writes them. A by_id tree, whose reductions read
+ * values in place, reduces to what the decoded documents give.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { type IdReduction, idReducer } from '../../src/engine/doc-info.js';
+import { DocInfo, docInfoCodec, type IdReduction, idReducer } from '../../src/engine/doc-info.js';
 import { type LogBounds, logBoundsReducer } from '../../src/engine/stored-entry.js';
+import { BlockFile } from '../../src/storage/block-file.js';
+import { BTree, encodeRoot } from '../../src/storage/btree.js';
 import {
   childReductions,
   EntryList,
@@ -15,7 +19,14 @@ import {
   encodeNode,
   NODE_INTERIOR,
 } from '../../src/storage/btree-node.js';
-import { countReducer, type Reducer } from '../../src/storage/codecs.js';
+import {
+  countReducer,
+  type Reducer,
+  reduceEntriesOf,
+  utf8StringKeys,
+} from '../../src/storage/codecs.js';
+import { NodeCache } from '../../src/storage/node-cache.js';
+import { tempDir } from '../support/tmp.js';
 
 /** Encodes an interior node whose children carry `reductions`, with keys of varying length. */
 function interiorNode<R>(reducer: Reducer<unknown, unknown, R>, reductions: readonly R[]): Buffer {
@@ -78,5 +89,58 @@ test('raft bounds reducer skips empty children', () => {
     fc.property(fc.array(bounds, { minLength: 1, maxLength: 60 }), (reductions) => {
       checkReducer(logBoundsReducer as Reducer<unknown, unknown, LogBounds>, reductions);
     }),
+  );
+});
+
+/** Builds a document info with one revision whose body is `bodyLength` bytes long. */
+function docInfo(seq: number, deleted: boolean, bodyLength: number): DocInfo {
+  const leaf = {
+    deleted,
+    seq,
+    body: { pointer: 4096 * seq, length: bodyLength },
+    attachments: null,
+  };
+  const node = { id: seq.toString(16).padStart(32, '0'), value: leaf, children: [] };
+  return DocInfo.fromTree([{ pos: 1, node }], seq);
+}
+
+test('by_id tree reduces documents in place', async (t) => {
+  const dir = await tempDir(t);
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          id: fc.string({ minLength: 1, maxLength: 12 }),
+          deleted: fc.boolean(),
+          body: fc.nat(5000),
+        }),
+        { minLength: 1, maxLength: 300 },
+      ),
+      async (docs) => {
+        const file = await BlockFile.create(join(dir, `by-id-${run++}.couch`), encodeRoot(null));
+        try {
+          // Small nodes make a deep tree; a small inline limit sends some values out of line.
+          const tree = BTree.open(
+            file,
+            { key: utf8StringKeys, value: docInfoCodec, reducer: idReducer },
+            null,
+            { nodeSizeBytes: 300, outOfLineValueBytes: 34, cache: new NodeCache(1 << 16) },
+          );
+          const latest = new Map<string, DocInfo>();
+          for (const [index, doc] of docs.entries()) {
+            latest.set(doc.id, docInfo(index + 1, doc.deleted, doc.body));
+          }
+          const written = tree.modify({ insert: latest });
+          const pairs = [...latest].sort(([a], [b]) =>
+            Buffer.compare(Buffer.from(a), Buffer.from(b)),
+          );
+          assert.deepEqual(written.fullReduce(), idReducer.reduce(reduceEntriesOf(pairs)));
+        } finally {
+          await file.close();
+        }
+      },
+    ),
+    { numRuns: 60 },
   );
 });
