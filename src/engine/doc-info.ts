@@ -239,6 +239,7 @@ export const idReducer: Reducer<string, DocInfo, IdReduction> = {
       // seq, active bytes and external bytes.
       const fields = [0, 0, 0];
       entries.forEachEncodedValue((bytes, start, end) => {
+        assert(start + 2 <= end, 'document info shorter than its version and flags');
         assert(
           bytes[start] === DOC_INFO_VERSION,
           () => `unknown document info version ${bytes[start]}`,

@@ -139,6 +139,9 @@ export const logBoundsReducer: Reducer<number, StoredEntry, LogBounds> = {
   rereduceEncoded: (reductions) => {
     // An empty subtree's bounds start with index 0, a varint of one zero byte.
     const { bytes } = reductions;
+    for (let index = 0; index < reductions.length; index++) {
+      assert(reductions.start(index) < reductions.end(index), 'raft bounds are not empty');
+    }
     let first = 0;
     while (first < reductions.length && bytes[reductions.start(first)] === 0) first++;
     if (first === reductions.length) return EMPTY_BOUNDS;

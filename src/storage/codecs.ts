@@ -180,7 +180,9 @@ export const countReducer: Reducer<unknown, unknown, number> = {
   rereduceEncoded: (reductions) => {
     let sum = 0;
     for (let index = 0; index < reductions.length; index++) {
-      sum += reductions.bytes.readUIntBE(reductions.start(index), COUNT_BYTES);
+      const start = reductions.start(index);
+      assert(reductions.end(index) - start >= COUNT_BYTES, 'a count reduction has 6 bytes');
+      sum += reductions.bytes.readUIntBE(start, COUNT_BYTES);
     }
     return sum;
   },

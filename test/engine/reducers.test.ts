@@ -64,6 +64,44 @@ test('count reducer reads counts in place', () => {
   );
 });
 
+test('in-place reads reject short reductions', () => {
+  const node = (reduction: Buffer) => {
+    const entries = new EntryList();
+    entries.push(
+      encodeChildEntry({
+        lastKey: Buffer.from('a'),
+        pointer: 4096,
+        count: 1,
+        sizeBytes: 9,
+        reduction,
+      }),
+    );
+    entries.push(
+      encodeChildEntry({
+        lastKey: Buffer.from('b'),
+        pointer: 8192,
+        count: 1,
+        sizeBytes: 9,
+        reduction: Buffer.alloc(6, 1),
+      }),
+    );
+    return encodeNode(NODE_INTERIOR, entries);
+  };
+  const rereduceCounts = countReducer.rereduceEncoded!;
+  const rereduceBounds = logBoundsReducer.rereduceEncoded!;
+  assert.throws(() => rereduceCounts(childReductions(node(Buffer.from([0, 0, 1])))), /6 bytes/);
+  assert.throws(() => rereduceBounds(childReductions(node(Buffer.alloc(0)))), /not empty/);
+  const shortValue = {
+    length: 1,
+    key: () => 'a',
+    value: () => assert.fail('the in-place path decodes no value'),
+    forEachEncodedValue: (visit: (bytes: Buffer, start: number, end: number) => void) => {
+      visit(Buffer.from([1]), 0, 1);
+    },
+  };
+  assert.throws(() => idReducer.reduce(shortValue), /shorter than its version and flags/);
+});
+
 test('by_id reducer reads sums in place', () => {
   const reduction: fc.Arbitrary<IdReduction> = fc.record({
     live: counts,
