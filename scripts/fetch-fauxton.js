@@ -38,7 +38,12 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const target = process.env.DIVAN_FAUXTON_DIR ?? join(root, 'vendor', 'fauxton');
 const versionFile = join(target, 'VERSION');
 
+/** The temporary directory of a fetch in progress, removed however the script ends. */
+let work;
+
 function skip(reason) {
+  // process.exit does not run `finally` blocks, so the temporary directory is removed here.
+  if (work !== undefined) rmSync(work, { recursive: true, force: true });
   console.warn(
     `fetch-fauxton: ${reason}; /_utils/ returns 404 until \`npm run fetch-fauxton\` succeeds`,
   );
@@ -51,7 +56,7 @@ if (existsSync(versionFile) && readFileSync(versionFile, 'utf8').trim() === VERS
   process.exit(0);
 }
 
-const work = mkdtempSync(join(tmpdir(), 'divan-fauxton-'));
+work = mkdtempSync(join(tmpdir(), 'divan-fauxton-'));
 try {
   let tarball;
   try {

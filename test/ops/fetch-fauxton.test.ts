@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -19,10 +19,13 @@ test('fetch without a registry', async (t) => {
   const dir = await tempDir(t, 'divan-fauxton-');
   const [closedPort] = await freePorts(1);
   const target = join(dir, 'fauxton');
+  const scratch = join(dir, 'tmp');
+  mkdirSync(scratch);
   const { stdout, stderr } = await run(process.execPath, [SCRIPT], {
     timeout: 120_000,
     env: {
       ...process.env,
+      TMPDIR: scratch,
       DIVAN_FAUXTON_DIR: target,
       npm_config_registry: `http://127.0.0.1:${closedPort}/`,
       npm_config_cache: join(dir, 'npm-cache'),
@@ -34,6 +37,7 @@ test('fetch without a registry', async (t) => {
   assert.match(stderr, /npm pack fauxton@1\.2\.6 failed, so the registry is probably unreachable/);
   assert.match(stderr, /\/_utils\/ returns 404 until `npm run fetch-fauxton` succeeds/);
   assert.equal(existsSync(target), false, 'nothing unpacked');
+  assert.deepEqual(readdirSync(scratch), [], 'the temporary directory is removed');
 });
 
 test('fetch with fauxton present', async (t) => {
