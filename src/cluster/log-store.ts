@@ -72,7 +72,7 @@ export class LogStore implements Storage {
     return this.#terms[index - this.#base];
   }
 
-  /** Retained entries. */
+  /** Number of retained entries. */
   get #count(): number {
     return this.#terms.length - this.#head;
   }
@@ -85,16 +85,16 @@ export class LogStore implements Storage {
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     assert(lo >= this.firstIndex(), () => `entries: ${lo} was discarded`);
     assert(hi <= this.lastIndex() + 1, () => `entries: ${hi} is past the last index`);
-    const offset = this.#base;
+    const base = this.#base;
     let end = lo;
     let sizeBytes = 0;
     while (end < hi) {
-      sizeBytes += this.#sizes[end - offset]!;
+      sizeBytes += this.#sizes[end - base]!;
       if (sizeBytes > maxBytes && end > lo) break;
       end++;
     }
     if (lo >= this.#cachedFrom) {
-      return this.#cached.slice(lo - offset, end - offset) as Entry[];
+      return this.#cached.slice(lo - base, end - base) as Entry[];
     }
     const fromFile = this.readFromFile(lo, Math.min(end, this.#cachedFrom));
     assert(
@@ -102,7 +102,7 @@ export class LogStore implements Storage {
       () => `log read of [${lo}, ${end}) returned ${fromFile.length} entries`,
     );
     if (end <= this.#cachedFrom) return fromFile;
-    return fromFile.concat(this.#cached.slice(this.#cachedFrom - offset, end - offset) as Entry[]);
+    return fromFile.concat(this.#cached.slice(this.#cachedFrom - base, end - base) as Entry[]);
   }
 
   /** Bytes of the retained entries (payloads and per-entry overhead). */
@@ -115,8 +115,9 @@ export class LogStore implements Storage {
     let point = Math.max(this.#snapshot.index, this.lastIndex() - maxEntries);
     let bytes = this.#retainedBytes;
     const base = this.#base;
-    for (let index = this.firstIndex(); index <= point; index++)
+    for (let index = this.firstIndex(); index <= point; index++) {
       bytes -= this.#sizes[index - base]!;
+    }
     while (bytes > maxBytes && point < this.lastIndex()) {
       point++;
       bytes -= this.#sizes[point - base]!;
@@ -195,9 +196,9 @@ export class LogStore implements Storage {
 
   /** Drops the oldest cached payloads until the cache fits its budget; keeps the newest one. */
   #evict(): void {
-    const offset = this.#base;
+    const base = this.#base;
     while (this.#cachedBytes > this.cacheBudgetBytes && this.#cachedFrom < this.lastIndex()) {
-      const slot = this.#cachedFrom - offset;
+      const slot = this.#cachedFrom - base;
       this.#cachedBytes -= this.#sizes[slot]!;
       this.#cached[slot] = undefined;
       this.#cachedFrom++;

@@ -145,8 +145,8 @@ export class ByteReader {
 
 /**
  * Reads `into.length` consecutive varints from `bytes[start, end)` into `into` and returns the
- * offset after them, with the checks of `ByteReader.readVarint`. It allocates nothing, for
- * hot paths that read a few fields of many encoded values in place.
+ * offset after them, with the checks of `ByteReader.readVarint`. It allocates nothing, so hot
+ * paths can read a few fields of many encoded values in place.
  */
 export function readVarintsAt(
   bytes: Uint8Array,

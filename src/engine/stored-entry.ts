@@ -139,14 +139,15 @@ export const logBoundsReducer: Reducer<number, StoredEntry, LogBounds> = {
   rereduceEncoded: (reductions) => {
     // An empty subtree's bounds start with index 0, a varint of one zero byte.
     const { bytes } = reductions;
-    for (let index = 0; index < reductions.length; index++) {
+    const isEmpty = (index: number) => {
       assert(reductions.start(index) < reductions.end(index), 'raft bounds are not empty');
-    }
+      return bytes[reductions.start(index)] === 0;
+    };
     let first = 0;
-    while (first < reductions.length && bytes[reductions.start(first)] === 0) first++;
+    while (first < reductions.length && isEmpty(first)) first++;
     if (first === reductions.length) return EMPTY_BOUNDS;
     let last = reductions.length - 1;
-    while (bytes[reductions.start(last)] === 0) last--;
+    while (isEmpty(last)) last--;
     const decodeAt = (index: number) =>
       logBoundsReducer.decode(bytes.subarray(reductions.start(index), reductions.end(index)));
     return { first: decodeAt(first).first, last: decodeAt(last).last };

@@ -88,7 +88,7 @@ export class NodeView {
     return this.bytes.subarray(this.inlineValueStart(index), this.entryStart(index + 1));
   }
 
-  /** Offset in `bytes` of a leaf entry's inline value, which ends at the next entry's start. */
+  /** Returns the offset in `bytes` where a leaf entry's inline value starts. */
   inlineValueStart(index: number): number {
     return this.keyEnd(index) + TAG_BYTES;
   }

@@ -721,7 +721,7 @@ export class BTree<K, V, R = undefined> {
     return asBuffer(reducer.encode(reducer.reduce(this.#leafEntries(view, 0, view.count))));
   }
 
-  /** Leaf entries [from, to) for a reducer, each decoded only if the reducer reads it. */
+  /** Returns leaf entries [from, to) for a reducer, each decoded only when the reducer reads it. */
   #leafEntries(view: NodeView, from: number, to: number): ReduceEntries<K, V> {
     return {
       length: to - from,
@@ -855,9 +855,8 @@ export class BTree<K, V, R = undefined> {
     const reducer = this.#reducer();
     const view = this.#node(pointer);
     if (view.isLeaf) {
-      // Keys are sorted, so the entries in range are one run.
-      let from = 0;
-      while (from < view.count && !this.#inRange(view.key(from), range)) from++;
+      // Keys are sorted, so the entries in range are one run, starting at the range's lower bound.
+      const from = range.start === undefined ? 0 : this.#lowerBound(view, range.start);
       let to = from;
       while (to < view.count && this.#inRange(view.key(to), range)) to++;
       if (to > from) parts.push(reducer.reduce(this.#leafEntries(view, from, to)));
@@ -879,9 +878,11 @@ export class BTree<K, V, R = undefined> {
         (childLow !== undefined && this.#compare(childLow, range.start) >= 0);
       const endOrder = range.end === undefined ? -1 : this.#compare(childHigh, range.end);
       const endCovered = endOrder < 0 || (endOrder === 0 && range.endInclusive);
-      if (startCovered && endCovered)
+      if (startCovered && endCovered) {
         parts.push(reducer.decode(childReductionAt(view.bytes, index)));
-      else this.#reduceNode(view.childPointer(index), childLow, range, parts);
+      } else {
+        this.#reduceNode(view.childPointer(index), childLow, range, parts);
+      }
     }
   }
 

@@ -33,8 +33,8 @@ export interface ReduceEntries<K, V> {
   key(index: number): K;
   value(index: number): V;
   /**
-   * Optional: calls `visit` with each entry's encoded value as `bytes[start, end)`, in order,
-   * so that a reducer can read a few fields in place without decoding values.
+   * Calls `visit` with each entry's encoded value as `bytes[start, end)`, in order, so that a
+   * reducer can read a few fields in place without decoding values. Optional.
    */
   forEachEncodedValue?(visit: (bytes: Buffer, start: number, end: number) => void): void;
 }
@@ -67,7 +67,7 @@ export interface Reducer<K, V, R> {
   reduce(entries: ReduceEntries<K, V>): R;
   rereduce(reductions: readonly R[]): R;
   /**
-   * Optional `rereduce` of encoded reductions, read in place. When present, the tree uses it
+   * The `rereduce` of encoded reductions, read in place. When a reducer has it, the tree uses it
    * for every interior node it writes, so it must equal `rereduce` of the decoded reductions.
    */
   rereduceEncoded?(reductions: EncodedReductions): R;
