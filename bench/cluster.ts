@@ -75,6 +75,8 @@ const PROFILE_TOP_FUNCTIONS = 25;
 const PROFILE_PRINTED_LAYERS = 12;
 const PROFILE_PRINTED_FUNCTIONS = 15;
 const MIB = 1024 * 1024;
+/** The target reads "300 MB": 10^6 bytes to the MB, not 2^20. */
+const MB = 1_000_000;
 const INTERRUPTED_EXIT_CODE = 130;
 const MS_PER_SECOND = 1000;
 const PERCENTILE_99 = 0.99;
@@ -602,8 +604,8 @@ function evaluateTargets(results: Results, sizes: ScenarioSizes): Target[] {
       (v) => v === 0,
     ),
     target(
-      'largest resident memory of a Divan node (MiB)',
-      divanPeaks.length === 0 ? null : Math.max(...divanPeaks) / MIB,
+      'largest resident memory of a Divan node (MB)',
+      divanPeaks.length === 0 ? null : Math.max(...divanPeaks) / MB,
       '< 300',
       (v) => v < 300,
     ),

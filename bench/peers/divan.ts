@@ -1,8 +1,8 @@
 /**
  * Divan for the cluster benchmark: N node processes of `bin/divan.js start` on 127.0.0.1 at
- * free ports, default settings, admin authentication on (every request carries Basic
- * credentials of a server admin with a random password), each node's data and log under the
- * benchmark's temp dir.
+ * free ports, default settings and the Node.js flags `bin/divan.js` runs with, admin
+ * authentication on (every request carries Basic credentials of a server admin with a random
+ * password), each node's data and log under the benchmark's temp dir.
  *
  * A namespace is a database. Writes are `PUT /{db}/{id}` of `{"v": VALUE}` (201 is the only
  * success), batches are `POST /{db}/_bulk_docs`, reads are `GET /{db}/{id}`, linearizable by
@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.js';
 import type { HttpRequestSpec } from '../load/generator.js';
 import { PeerProcess } from './process.js';
 import {
@@ -93,7 +94,7 @@ export class DivanCluster implements BenchSystem {
       const name = `n${i + 1}`;
       const dataDir = join(options.dir, name);
       mkdirSync(dataDir, { recursive: true });
-      const nodeArgs: string[] = [];
+      const nodeArgs: string[] = [...NODE_RUNTIME_FLAGS];
       if (options.profileDir !== undefined) {
         const profileDir = join(options.profileDir, name);
         mkdirSync(profileDir, { recursive: true });

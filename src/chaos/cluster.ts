@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_RUNTIME_FLAGS } from '../cli/runtime-flags.js';
 import { applyPowerLossJournal, JOURNAL_NAME } from '../storage/power-loss.js';
 import { assert } from '../util/assert.js';
 import type { Credentials, HttpOutcome, NodeHttp } from './http.js';
@@ -142,6 +143,7 @@ export class ChaosCluster {
     assert(this.#network !== null, 'the network is attached before nodes start');
     const log = openSync(node.logPath, 'a');
     const args = [
+      ...NODE_RUNTIME_FLAGS,
       BIN,
       'start',
       '--name',

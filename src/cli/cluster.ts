@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseAdmin, parseAdminFile } from '../cluster/config.js';
+import { NODE_RUNTIME_FLAGS } from './runtime-flags.js';
 
 export interface ClusterOptions {
   nodes: number;
@@ -222,6 +223,7 @@ function spawnNode(
       ? ['--join', `http://${topology.host}:${first.http}`]
       : ['--members', members];
   const args = [
+    ...NODE_RUNTIME_FLAGS,
     divanBin(),
     'start',
     '--name',

@@ -20,6 +20,7 @@ import {
 import { startNode } from '../cluster/start.js';
 import { parseDefaultSecurity } from '../security/access.js';
 import { createLogger } from '../util/log.js';
+import { missingRuntimeFlags } from './runtime-flags.js';
 
 export interface StartFlags {
   config?: string;
@@ -235,6 +236,13 @@ function securityConfig(settings: StartFlags): Partial<NodeConfig> {
 export async function runStart(flags: StartFlags): Promise<void> {
   const config = buildConfig(mergeSettings(flags, process.env));
   const logger = createLogger({ node: config.name });
+  const missing = missingRuntimeFlags();
+  if (missing.length > 0) {
+    logger.warn(
+      { missing },
+      'node started without the Node.js flags of bin/divan.js; resident memory runs higher',
+    );
+  }
   const node = await startNode(config, logger);
   let stopping = false;
   const stop = async (signal: string) => {

@@ -109,6 +109,11 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
 
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0);
+  for (const name of ['n1', 'n2', 'n3', 'n4']) {
+    const log = readFileSync(join(data, name, 'divan.log'), 'utf8');
+    assert.match(log, /http listening/);
+    assert.doesNotMatch(log, /without the Node.js flags/, `${name} runs with bin/divan.js's flags`);
+  }
 
   const second = runCluster(args);
   t.after(() => second.child.kill('SIGKILL'));

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { request } from 'undici';
+import { NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.js';
 import { freePorts } from './ports.js';
 
 /** Lines of a node's log quoted when it exits during start-up. */
@@ -145,6 +146,7 @@ export class TestCluster {
   async startNode(node: TestNode): Promise<void> {
     const log = openSync(join(node.dataDir, 'divan.log'), 'a');
     const args = [
+      ...NODE_RUNTIME_FLAGS,
       BIN,
       'start',
       '--name',

@@ -1,0 +1,30 @@
+/**
+ * The Node.js flags a node process runs with: Divan's counterpart of CouchDB's `vm.args`.
+ *
+ * V8 reads its heap layout once, when the process starts, so these cannot be set from inside
+ * `divan start`. Whatever starts a node passes them: `bin/divan.js` in its `#!` line, `divan
+ * cluster` when it spawns nodes, and the benchmark, chaos and test harnesses. A node started
+ * without them works the same and logs a warning.
+ */
+
+/**
+ * A young generation of 3 x 4 MiB instead of Node.js 20's 3 x 16 MiB. Under the cluster
+ * benchmark's load (scenarios 1 to 4, three nodes) the largest resident set of a node fell
+ * from 261-265 MiB to 223-234 MiB (four runs each). Scavenges run four times as often and
+ * promote more of a request's objects: bulk writes of 128 documents lost about 10% of their
+ * documents/s, single-document writes about 2%, reads nothing measurable. The numbers and
+ * commands are in docs/benchmarks.md.
+ */
+export const NODE_RUNTIME_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
+/**
+ * Returns the runtime flags this process lacks: each of NODE_RUNTIME_FLAGS that appears neither
+ * in the command line given to node (`execArgv`) nor in NODE_OPTIONS.
+ */
+export function missingRuntimeFlags(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string = process.env.NODE_OPTIONS ?? '',
+): string[] {
+  const present = new Set([...execArgv, ...nodeOptions.split(/\s+/)]);
+  return NODE_RUNTIME_FLAGS.filter((flag) => !present.has(flag));
+}
