@@ -19,12 +19,21 @@ export const NODE_RUNTIME_FLAGS: readonly string[] = ['--max-semi-space-size=4']
 
 /**
  * Returns the runtime flags this process lacks: each of NODE_RUNTIME_FLAGS that appears neither
- * in the command line given to node (`execArgv`) nor in NODE_OPTIONS.
+ * in the command line given to node (`execArgv`) nor in NODE_OPTIONS. Node accepts V8 flag
+ * names with `_` as well as `-`, so both spellings count.
  */
 export function missingRuntimeFlags(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string = process.env.NODE_OPTIONS ?? '',
 ): string[] {
-  const present = new Set([...execArgv, ...nodeOptions.split(/\s+/)]);
-  return NODE_RUNTIME_FLAGS.filter((flag) => !present.has(flag));
+  const present = new Set([...execArgv, ...nodeOptions.split(/\s+/)].map(normalizeFlag));
+  return NODE_RUNTIME_FLAGS.filter((flag) => !present.has(normalizeFlag(flag)));
+}
+
+/** Returns `flag` with `_` turned into `-` in its name, the part before any `=`. */
+function normalizeFlag(flag: string): string {
+  const equals = flag.indexOf('=');
+  const name = equals < 0 ? flag : flag.slice(0, equals);
+  const value = equals < 0 ? '' : flag.slice(equals);
+  return name.replaceAll('_', '-') + value;
 }

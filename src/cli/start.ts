@@ -240,7 +240,8 @@ export async function runStart(flags: StartFlags): Promise<void> {
   if (missing.length > 0) {
     logger.warn(
       { missing },
-      'node started without the Node.js flags of bin/divan.js; resident memory runs higher',
+      'node started without the Node.js flags of bin/divan.js; resident memory runs higher. ' +
+        'Run bin/divan.js directly, or pass the missing flags to node or in NODE_OPTIONS',
     );
   }
   const node = await startNode(config, logger);

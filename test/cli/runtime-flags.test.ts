@@ -30,6 +30,11 @@ test('missingRuntimeFlags reads execArgv and NODE_OPTIONS', () => {
   assert.deepEqual(missingRuntimeFlags(['--max-semi-space-size=16'], '--max-semi-space-size=8'), [
     ...NODE_RUNTIME_FLAGS,
   ]);
+  const underscored = NODE_RUNTIME_FLAGS.map((flag) => {
+    const [name, value] = flag.split('=');
+    return `--${name!.slice(2).replaceAll('-', '_')}${value === undefined ? '' : `=${value}`}`;
+  });
+  assert.deepEqual(missingRuntimeFlags(underscored, ''), []);
 });
 
 interface Started {
