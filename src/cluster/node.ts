@@ -305,7 +305,7 @@ export class DivanNode {
       ),
       secret: this.config.secret,
       limits: { maxMessageBytes: this.config.maxRequestBytes + 1024 * 1024 },
-      logger: this.log.child({ component: 'transport' }),
+      logger: this.log,
       ...(this.config.peerTls === undefined ? {} : { tls: this.config.peerTls }),
     });
     this.transport.onMessage((from, payload) => this.#onMessage(from, payload));

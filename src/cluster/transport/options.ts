@@ -85,6 +85,7 @@ export interface TransportOptions {
   secret: Uint8Array;
   limits?: Partial<TransportLimits>;
   timing?: Partial<TransportTiming>;
+  /** The logger, bound to the node's context (`node`); the transport adds `component`. */
   logger: Logger;
   /** Encrypt every connection with TLS; absent means plain TCP. */
   tls?: TransportTls;

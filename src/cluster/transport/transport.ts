@@ -126,7 +126,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.timing = Object.freeze(resolveTiming(options.timing));
     this.#secret = resolveSecret(options.secret);
     this.#listen = parseAddress(options.listen);
-    this.#logger = options.logger.child({ component: 'transport', node: this.nodeId });
+    this.#logger = options.logger.child({ component: 'transport' });
     this.#rejections = new LogLimiter(this.#logger, REJECTION_LOGS_PER_WINDOW, LOG_WINDOW_MS);
     this.#handlerErrors = new LogLimiter(
       this.#logger,
