@@ -223,14 +223,16 @@ export class NodeCache implements NodeAllocator {
 
   /**
    * Caches a node. A buffer from `allocate` is counted through its slab. A buffer from
-   * elsewhere counts its length, and one larger than the whole budget is not kept.
+   * elsewhere counts its length, and one larger than the whole budget is not kept. Either way
+   * the node cached before under the same key is removed.
    */
   set(fileId: number, pointer: number, bytes: Buffer): void {
     const slab = this.#slabOf.get(bytes.buffer);
-    if (slab === undefined && bytes.length > this.#budgetBytes) return;
     let file = this.#files.get(fileId);
     const previous = file?.get(pointer);
     if (previous !== undefined) this.#remove(previous);
+    // The old node goes even when the new one is too large to keep: it is no longer current.
+    if (slab === undefined && bytes.length > this.#budgetBytes) return;
     // Removing the last entry of a file drops the file's map, so look it up again.
     file = this.#files.get(fileId);
     if (file === undefined) {

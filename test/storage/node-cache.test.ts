@@ -38,6 +38,14 @@ test('cache budget change and file drop', () => {
   assert.equal(cache.stats.hits + cache.stats.misses + cache.stats.evictions, 0);
 });
 
+test('cache drops a key set too large', () => {
+  const cache = new NodeCache(100);
+  cache.set(1, 10, Buffer.alloc(50, 1));
+  cache.set(1, 10, Buffer.alloc(200, 2));
+  assert.equal(cache.get(1, 10), undefined, 'the older node of the key is gone');
+  assert.equal(cache.stats.sizeBytes, 0);
+});
+
 test('cache matches an LRU model', () => {
   const operation = fc.record({
     file: fc.integer({ min: 1, max: 3 }),
