@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { missingRuntimeFlags, NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.js';
 import { waitFor } from '../support/cluster.js';
 import { freePorts } from '../support/ports.js';
@@ -43,7 +43,7 @@ interface Started {
 }
 
 async function startSingleNode(
-  t: import('node:test').TestContext,
+  t: TestContext,
   command: string,
   prefix: string[],
 ): Promise<Started> {
