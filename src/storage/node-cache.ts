@@ -231,7 +231,7 @@ export class NodeCache implements NodeAllocator {
     let file = this.#files.get(fileId);
     const previous = file?.get(pointer);
     if (previous !== undefined) this.#remove(previous);
-    // The old node goes even when the new one is too large to keep: it is no longer current.
+    // The old node goes even when the new one is too large to keep, because it is stale.
     if (slab === undefined && bytes.length > this.#budgetBytes) return;
     // Removing the last entry of a file drops the file's map, so look it up again.
     file = this.#files.get(fileId);

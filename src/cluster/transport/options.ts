@@ -85,7 +85,7 @@ export interface TransportOptions {
   secret: Uint8Array;
   limits?: Partial<TransportLimits>;
   timing?: Partial<TransportTiming>;
-  /** The logger, bound to the node's context (`node`); the transport adds `component`. */
+  /** The logger, bound to the node's context (`node`). The transport adds `component` to it. */
   logger: Logger;
   /** Encrypt every connection with TLS; absent means plain TCP. */
   tls?: TransportTls;
