@@ -11,9 +11,10 @@
  * two. Messages
  * that may leave at once are sent as soon as a Ready is taken. The round's staging waits until
  * the transport has written them, so the leader's disk write overlaps the followers' round
- * trip. The rest leave after the commit is durable. On a follower, a round that both syncs
- * and applies is split: the synced part first, then the apply while its fsync runs, so the
- * apply's work overlaps the fsync instead of delaying it. While one commit syncs, the next
+ * trip. The rest leave after the commit is durable. A follower defers the apply of committed
+ * entries to its next tick and then applies them in one batch (`#deferApply`). A follower's round that both syncs and
+ * applies is split: the synced part first, then the apply while its fsync runs, so the apply's
+ * work overlaps the fsync instead of delaying it. While one commit syncs, the next
  * round collects everything that arrives meanwhile, so one fsync serves many proposals
  * (group commit).
  *
@@ -110,6 +111,11 @@ export interface GroupOptions<Outcome> {
   readonly plantedBugs?: readonly PlantedBug[];
   /** RaftConfig.lazyCommit, on by default. */
   readonly lazyCommit?: boolean;
+  /**
+   * A follower applies committed entries in batches (see `#deferApply`), on by default. Off for
+   * a group whose applies other nodes wait for, such as the catalog.
+   */
+  readonly batchFollowerApplies?: boolean;
   /** Counters and histograms of Raft events (ops/metrics.ts); none when absent. */
   readonly metrics?: GroupMetrics;
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
@@ -165,6 +171,8 @@ interface ReadWaiter {
 const DEFAULT_LOG_CACHE_BYTES = 4 * 1024 * 1024;
 /** Discard in steps of at least this many entries, so the raft tree is not rewritten per commit. */
 const DISCARD_STEP_ENTRIES = 64;
+/** A follower applies once this many committed entries wait, without waiting for the tick. */
+export const DEFERRED_APPLY_ENTRIES = 256;
 /** A read round that got no read state by then is asked again (the core never reports a loss). */
 const READ_RETRY_MS = 500;
 const MS_PER_SECOND = 1000;
@@ -186,6 +194,10 @@ export class RaftGroup<Outcome> {
   #closed = false;
   #membership: Membership;
   #appliedIndex: number;
+  /** Committed entries whose apply a follower deferred to a later round, in log order. */
+  #deferred: Entry[] = [];
+  /** Set by a tick: the next round applies the deferred entries. */
+  #applyDeferred = false;
 
   readonly #proposals = new Map<number, ProposalWaiter<Outcome>>();
   /** Reads waiting for the next read round. */
@@ -258,6 +270,7 @@ export class RaftGroup<Outcome> {
       this.#readQueue.length === 0 &&
       this.#readRounds.size === 0 &&
       this.#readsByIndex.length === 0 &&
+      this.#deferred.length === 0 &&
       !this.raw.hasReady()
     );
   }
@@ -284,6 +297,7 @@ export class RaftGroup<Outcome> {
     if (this.#closed || this.failed) return;
     this.raw.tick();
     this.#retryStaleReadRounds();
+    if (this.#deferred.length > 0) this.#applyDeferred = true;
     this.#schedule();
   }
 
@@ -434,7 +448,7 @@ export class RaftGroup<Outcome> {
     }
     this.#noticeLeadership();
     if (this.#installing !== null) return;
-    if (this.#persisting || this.#pending.length === 0) return;
+    if (this.#persisting || (this.#pending.length === 0 && !this.#deferredDue())) return;
     this.#persisting = true;
     if (sent) {
       // The transport writes a turn's messages from an immediate queued by the first send.
@@ -529,7 +543,7 @@ export class RaftGroup<Outcome> {
     let truncateAfter: number | undefined;
     let hardState: HardState | undefined;
     let membership: Membership | undefined;
-    const apply: Entry[] = [];
+    let apply: Entry[] = [];
     for (const ready of batch) {
       if (ready.entries.length > 0) {
         const first = ready.entries[0]!.index;
@@ -549,6 +563,7 @@ export class RaftGroup<Outcome> {
       if (ready.appliedMembership !== null) membership = ready.appliedMembership;
       apply.push(...ready.committedEntries);
     }
+    apply = this.#deferApply(batch, apply, membership !== undefined);
     if (
       truncateAfter === undefined &&
       append.length > 0 &&
@@ -575,6 +590,45 @@ export class RaftGroup<Outcome> {
       ...(membership === undefined ? {} : { membership }),
       ...(discardUpTo === undefined ? {} : { discardUpTo }),
     };
+  }
+
+  /**
+   * Returns the entries this round applies: none when a follower defers them to a later round,
+   * else the deferred ones followed by `apply`. A follower's apply is not on any client's path: a
+   * read on it waits for the applied index anyway, and the leader answers writes from its own
+   * apply. Applying a tick's entries in one round rewrites each B+tree path once for all of
+   * them, where applying as commit indexes arrive rewrites it once per append. The entries are
+   * durable in the log meanwhile, and a crash replays them. The deferred entries are applied at the
+   * next tick, once `DEFERRED_APPLY_ENTRIES` wait, as soon as a read waits for them, and in any
+   * round that installs a snapshot, changes the membership, or runs in another role.
+   */
+  #deferApply(batch: readonly Ready[], apply: Entry[], changesMembership: boolean): Entry[] {
+    const defer =
+      (this.#options.batchFollowerApplies ?? true) &&
+      this.#lastRole === 'follower' &&
+      !this.#applyDeferred &&
+      !changesMembership &&
+      this.#readsByIndex.length === 0 &&
+      this.#deferred.length + apply.length < DEFERRED_APPLY_ENTRIES &&
+      !batch.some((ready) => ready.snapshot !== null);
+    if (defer) {
+      this.#deferred.push(...apply);
+      return [];
+    }
+    this.#applyDeferred = false;
+    if (this.#deferred.length === 0) return apply;
+    const all = this.#deferred;
+    this.#deferred = [];
+    all.push(...apply);
+    return all;
+  }
+
+  /** Returns true when deferred entries must be applied even though no Ready waits. */
+  #deferredDue(): boolean {
+    return (
+      this.#deferred.length > 0 &&
+      (this.#applyDeferred || this.#lastRole !== 'follower' || this.#readsByIndex.length > 0)
+    );
   }
 
   /**

@@ -449,6 +449,7 @@ export class DivanNode {
       // The catalog must apply at once on every node. A node that learned of a deletion a tick
       // late would still route reads of the deleted database to its group.
       lazyCommit: id !== DBS_GROUP,
+      batchFollowerApplies: id !== DBS_GROUP,
       metrics: this.metrics,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
@@ -1245,7 +1246,7 @@ export class DivanNode {
 }
 
 /** Adapts the engine's database file to the group driver's `GroupFile`. */
-function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
+export function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
   return {
     raftState: () => ({
       hardState: file.hardState,

@@ -46,7 +46,10 @@ async function compactRunning(cluster: TestCluster, node: TestNode): Promise<boo
   return (info.json as { compact_running: boolean }).compact_running;
 }
 
-/** Writes `UPDATES_PER_DOC` revisions of `UPDATED_DOCS` documents, deleting every fourth. */
+/**
+ * Writes `UPDATES_PER_DOC` revisions of `UPDATED_DOCS` documents, deleting every fourth, with
+ * every node applying each round before the next.
+ */
 async function churn(cluster: TestCluster, via: TestNode, prefix: string): Promise<void> {
   const revs = new Map<string, string>();
   for (let round = 0; round < UPDATES_PER_DOC; round++) {
@@ -59,6 +62,12 @@ async function churn(cluster: TestCluster, via: TestNode, prefix: string): Promi
     const result = await cluster.httpRetry(via, 'POST', `/${DB}/_bulk_docs`, { docs });
     assert.equal(result.status, 201, result.body);
     for (const row of result.json as { id: string; rev: string }[]) revs.set(row.id, row.rev);
+    // A linearizable read on every node makes each apply this round now, in a commit of its
+    // own: a follower would otherwise apply several rounds at its next tick, in one commit,
+    // and leave too little garbage for a compaction to shrink its file.
+    for (const node of cluster.nodes) {
+      assert.equal((await cluster.http(node, 'GET', `/${DB}`)).status, 200);
+    }
   }
   const deletes = [...revs]
     .filter((_, i) => i % 4 === 0)

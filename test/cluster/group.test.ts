@@ -1,0 +1,343 @@
+/**
+ * The group driver's batched follower applies (`RaftGroup`, src/cluster/group.ts), on three
+ * groups in one process over real database files, with messages copied through the wire
+ * encoding and delivered from immediates. The tests call `tick()` themselves, so no timer runs.
+ *
+ * - A follower defers committed entries to its next tick and then applies all of them in
+ *   one round; with batching off it applies them as their commit index arrives.
+ * - A read on a follower applies the deferred entries at once, without waiting for a tick.
+ * - A follower that becomes leader applies its deferred entries before anything else.
+ * - A follower with `DEFERRED_APPLY_ENTRIES` deferred entries applies them without a tick.
+ * - Under random proposals, ticks and reads, every read resolves with its node's applied index
+ *   at or past the commit index known when the read started, and after a final tick every node
+ *   applied the same entries with the same hash chain.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import fc from 'fast-check';
+import { pack, unpack } from 'msgpackr';
+import { DEFERRED_APPLY_ENTRIES, type GroupFile, RaftGroup } from '../../src/cluster/group.js';
+import { groupFileOf } from '../../src/cluster/node.js';
+import { decodeGroupMessage, encodeGroupMessage } from '../../src/cluster/wire.js';
+import { encodeCommand } from '../../src/engine/commands.js';
+import { DatabaseFile } from '../../src/engine/database-file.js';
+import type { AppliedEntry } from '../../src/engine/outcome.js';
+import type { Message, NodeId } from '../../src/raft/index.js';
+import { silentLogger } from '../../src/util/log.js';
+import { doc, writeCommand } from '../engine/support.js';
+import { scaled } from '../support/scale.js';
+import { tempDir } from '../support/tmp.js';
+
+const NODES: readonly NodeId[] = ['n1', 'n2', 'n3'];
+const GROUP = 'g';
+const DEADLINE_MS = 20_000;
+/** A safety net: a driver that never applies must fail a test, not hang the run. */
+const TEST_OPTIONS = { timeout: 120_000 };
+/** Immediates to wait for a condition before a test gives up on it. */
+const MAX_TURNS = 100_000;
+
+/** One node's group and the apply sizes of the commits its file staged. */
+interface Member {
+  readonly id: NodeId;
+  readonly group: RaftGroup<AppliedEntry>;
+  readonly file: DatabaseFile;
+  readonly applyRounds: number[];
+}
+
+class Trio {
+  readonly members = new Map<NodeId, Member>();
+  #proposals = 0;
+
+  static async open(t: TestContext, batchFollowerApplies: boolean): Promise<Trio> {
+    const dir = await tempDir(t, 'divan-group-');
+    const trio = new Trio();
+    let seed = 1;
+    for (const id of NODES) {
+      const file = await DatabaseFile.create(join(dir, `${id}.couch`), {
+        name: 'db',
+        membership: { voters: [...NODES], learners: [], votersOutgoing: [] },
+      });
+      const applyRounds: number[] = [];
+      const inner = groupFileOf(file);
+      const recording: GroupFile<AppliedEntry> = {
+        ...inner,
+        stage: (commit) => {
+          if (commit.apply.length > 0) applyRounds.push(commit.apply.length);
+          return inner.stage(commit);
+        },
+      };
+      const nodeSeed = seed++;
+      let state = nodeSeed;
+      const group = new RaftGroup<AppliedEntry>({
+        node: id,
+        name: 'db',
+        file: recording,
+        send: (to, message) => trio.#deliver(to, message),
+        random: () => {
+          state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+          return state / 2 ** 31;
+        },
+        logger: silentLogger,
+        retentionEntries: 10_000,
+        retentionBytes: 64 * 1024 * 1024,
+        batchFollowerApplies,
+        onFatal: (error) => {
+          throw error;
+        },
+        installSnapshot: () => Promise.reject(new Error('no snapshots in this test')),
+      });
+      trio.members.set(id, { id, group, file, applyRounds });
+    }
+    t.after(async () => {
+      for (const member of trio.members.values()) {
+        await member.group.close();
+        await member.file.close();
+      }
+    });
+    return trio;
+  }
+
+  member(id: NodeId): Member {
+    const member = this.members.get(id);
+    assert.ok(member !== undefined, id);
+    return member;
+  }
+
+  /** Elects `id` and waits until every node reports it as the leader. */
+  async elect(id: NodeId): Promise<void> {
+    this.member(id).group.campaign();
+    await this.until(`${id} leads`, () =>
+      [...this.members.values()].every((member) => member.group.status().leader === id),
+    );
+  }
+
+  leader(): Member {
+    const leaders = [...this.members.values()].filter(
+      (member) => member.group.status().role === 'leader',
+    );
+    assert.equal(leaders.length, 1, 'one leader');
+    return leaders[0]!;
+  }
+
+  followers(): Member[] {
+    const leader = this.leader();
+    return [...this.members.values()].filter((member) => member !== leader);
+  }
+
+  /** Proposes one document write on the leader and waits for its outcome there. */
+  async write(): Promise<AppliedEntry> {
+    const n = ++this.#proposals;
+    const data = encodeCommand(writeCommand(`r${n}`, [doc(`d${n}`, { n })]));
+    return this.leader().group.propose(data, Date.now() + DEADLINE_MS);
+  }
+
+  tickAll(): void {
+    for (const member of this.members.values()) member.group.tick();
+  }
+
+  /** Waits, one immediate at a time, until `condition` holds. */
+  async until(what: string, condition: () => boolean): Promise<void> {
+    for (let turn = 0; turn < MAX_TURNS; turn++) {
+      if (condition()) return;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.fail(`gave up waiting: ${what}`);
+  }
+
+  /** Lets every message in flight arrive and every round in progress finish. */
+  async settle(): Promise<void> {
+    await this.until('the groups settle', () =>
+      [...this.members.values()].every((member) => !member.group.raw.hasReady()),
+    );
+    for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  #deliver(to: NodeId, message: Message): void {
+    const wire = unpack(pack(encodeGroupMessage(GROUP, message)));
+    const decoded = decodeGroupMessage(wire);
+    assert.ok(decoded !== null, 'the message decodes');
+    setImmediate(() => this.members.get(to)?.group.step(decoded.message));
+  }
+}
+
+test('follower applies at its next tick', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  const leader = trio.leader();
+
+  for (const follower of trio.followers()) {
+    // The commit index reaches a follower with the next append, so all but the last write
+    // are known committed there, and none is applied yet.
+    assert.ok(follower.group.status().commit >= 5, `${follower.id} learned the commit index`);
+    assert.equal(follower.group.appliedIndex, 0, `${follower.id} deferred its applies`);
+    assert.deepEqual(follower.applyRounds, []);
+  }
+
+  // Only the followers tick, so no heartbeat brings them a newer commit index meanwhile.
+  const known = new Map(trio.followers().map((f) => [f.id, f.group.status().commit]));
+  for (const follower of trio.followers()) follower.group.tick();
+  await trio.settle();
+  for (const follower of trio.followers()) {
+    const commit = known.get(follower.id)!;
+    assert.equal(follower.group.appliedIndex, commit, `${follower.id} applied at its tick`);
+    assert.deepEqual(follower.applyRounds, [commit], `${follower.id} applied in one round`);
+  }
+
+  trio.tickAll();
+  await trio.settle();
+  const last = leader.group.status().commit;
+  for (const follower of trio.followers()) {
+    await trio.until(`${follower.id} applied everything`, () => {
+      if (follower.group.appliedIndex < last) follower.group.tick();
+      return follower.group.appliedIndex === last;
+    });
+    assert.equal(follower.group.hashChain(), leader.group.hashChain());
+  }
+});
+
+test('unbatched follower applies on commit', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, false);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  for (const follower of trio.followers()) {
+    assert.equal(
+      follower.group.appliedIndex,
+      follower.group.status().commit,
+      `${follower.id} applied without a tick`,
+    );
+    assert.ok(follower.applyRounds.length >= 4, `${follower.id}: ${follower.applyRounds}`);
+  }
+});
+
+test('follower read applies deferred entries', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  const leaderCommit = trio.leader().group.status().commit;
+  const follower = trio.followers()[0]!;
+  assert.equal(follower.group.appliedIndex, 0);
+  await follower.group.readBarrier(Date.now() + DEADLINE_MS);
+  assert.ok(
+    follower.group.appliedIndex >= leaderCommit,
+    `applied ${follower.group.appliedIndex}, leader's commit ${leaderCommit}`,
+  );
+});
+
+test('new leader applies deferred entries first', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  const next = trio.member('n2');
+  assert.equal(next.group.appliedIndex, 0);
+  const result = trio.member('n1').group.transferLeader('n2');
+  assert.ok(result.ok, 'the transfer starts');
+  await trio.until('n2 leads', () => next.group.status().role === 'leader');
+  await trio.until('n2 applied its own entry', () => {
+    const status = next.group.status();
+    return status.commit > 6 && next.group.appliedIndex === status.commit;
+  });
+  // Its first apply as leader took every deferred entry, from the first entry on.
+  assert.ok((next.applyRounds[0] ?? 0) >= 5, `rounds of ${next.applyRounds}`);
+  const applied = await trio.write();
+  assert.equal(applied.outcome.kind, 'documents');
+  assert.equal(next.group.appliedIndex, next.group.status().commit);
+});
+
+test(`follower applies at ${DEFERRED_APPLY_ENTRIES} deferred entries`, TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  const writes: Array<Promise<AppliedEntry>> = [];
+  for (let i = 0; i < DEFERRED_APPLY_ENTRIES + 20; i++) writes.push(trio.write());
+  await Promise.all(writes);
+  // The commit index of those writes reaches the followers with the next append.
+  await trio.write();
+  await trio.settle();
+  for (const follower of trio.followers()) {
+    assert.ok(
+      follower.group.appliedIndex >= DEFERRED_APPLY_ENTRIES - 1,
+      `${follower.id} applied ${follower.group.appliedIndex} without a tick`,
+    );
+    for (const size of follower.applyRounds) {
+      assert.ok(size >= DEFERRED_APPLY_ENTRIES - 1, `rounds of ${follower.applyRounds}`);
+    }
+  }
+});
+
+type Step =
+  | { readonly kind: 'write'; readonly count: number }
+  | { readonly kind: 'tick' }
+  | { readonly kind: 'read'; readonly node: number };
+
+const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('write' as const),
+      count: fc.integer({ min: 1, max: 40 }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('tick' as const) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('read' as const),
+      node: fc.integer({ min: 0, max: 2 }),
+    }),
+  },
+);
+
+test('reads see every committed write', TEST_OPTIONS, async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 25 }), async (steps) => {
+      const trio = await Trio.open(t, true);
+      await trio.elect('n1');
+      const running: Array<Promise<unknown>> = [];
+      for (const step of steps) {
+        if (step.kind === 'write') {
+          for (let i = 0; i < step.count; i++) running.push(trio.write());
+        } else if (step.kind === 'tick') {
+          trio.tickAll();
+        } else {
+          const member = trio.member(NODES[step.node]!);
+          const committed = trio.member('n1').group.status().commit;
+          running.push(
+            member.group.readBarrier(Date.now() + DEADLINE_MS).then(() => {
+              assert.ok(
+                member.group.appliedIndex >= committed,
+                `${member.id} read at applied ${member.group.appliedIndex}, commit was ${committed}`,
+              );
+            }),
+          );
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // With lazy commit a follower may learn the commit index a read waits for only from a
+      // heartbeat, so the groups tick while the last operations finish.
+      let finished = 0;
+      const count = () => finished++;
+      for (const operation of running) void operation.then(count, count);
+      await trio.until('every write and read finishes', () => {
+        trio.tickAll();
+        return finished === running.length;
+      });
+      await Promise.all(running);
+      await trio.settle();
+      const leader = trio.member('n1');
+      const commit = leader.group.status().commit;
+      await trio.until('every node applied the commit index', () => {
+        trio.tickAll();
+        return [...trio.members.values()].every((member) => member.group.appliedIndex === commit);
+      });
+      for (const member of trio.members.values()) {
+        assert.equal(member.group.hashChain(), leader.group.hashChain(), member.id);
+      }
+    }),
+    { numRuns: scaled(8, 40) },
+  );
+});
