@@ -6,8 +6,10 @@
  * the node that serves the request, the groups it leads and its largest apply lag. Per database on the page: the
  * leader (the member that reports itself leader at the highest term), its term and commit
  * index, and each member's role and applied index. A database whose leader is unknown or
- * down is `leaderless`. A member is `lagging` when its applied index is more than
- * `LAG_THRESHOLD_ENTRIES` behind the leader's commit index, and `down` when it did not answer.
+ * down is `leaderless`. A member is `lagging` when its log lacks more than
+ * `LAG_THRESHOLD_ENTRIES` of the entries up to the leader's commit index, and `down` when it
+ * did not answer. A follower applies committed entries up to a tick late by design, so its
+ * applied index alone does not make it lagging.
  *
  * A member's view is fetched at about the same time as the others, not atomically, so a row
  * can mix states a few milliseconds apart.
@@ -15,7 +17,7 @@
 import { request } from 'undici';
 import type { LocalGroupRow, LocalStatus, OpsSource, StatusPage } from './source.js';
 
-/** A member further behind the leader's commit index than this is reported as lagging. */
+/** A member whose log lacks more committed entries than this is reported as lagging. */
 export const LAG_THRESHOLD_ENTRIES = 10;
 /** How long the serving node waits for each other member's view. */
 const MEMBER_TIMEOUT_MS = 2_000;
@@ -225,7 +227,9 @@ function memberStatus(
   if (row === undefined) return { state: 'unknown', role: null };
   if (!row.open) return { state: 'closed', role: null };
   const applied = row.applied_index ?? 0;
-  const lag = commit === null ? undefined : Math.max(0, commit - applied);
+  // Entries in its log count as caught up, because it applies them at its next tick.
+  const inLog = Math.max(applied, Math.min(row.last_index ?? applied, commit ?? 0));
+  const lag = commit === null ? undefined : Math.max(0, commit - inLog);
   const state: MemberState = lag !== undefined && lag > LAG_THRESHOLD_ENTRIES ? 'lagging' : 'ok';
   return {
     state,

@@ -24,9 +24,10 @@ const rowArbitrary = (db: string) =>
       term: fc.integer({ min: 1, max: 4 }),
       commit: fc.integer({ min: 0, max: 100 }),
       applied: fc.integer({ min: 0, max: 100 }),
+      unapplied: fc.integer({ min: 0, max: 100 }),
     })
     .map(
-      ({ open, role, term, commit, applied }): LocalGroupRow =>
+      ({ open, role, term, commit, applied, unapplied }): LocalGroupRow =>
         open
           ? {
               db,
@@ -36,7 +37,7 @@ const rowArbitrary = (db: string) =>
               leader: null,
               commit_index: commit,
               applied_index: Math.min(applied, commit),
-              last_index: commit,
+              last_index: Math.min(applied, commit) + unapplied,
               voters: NODES,
               learners: [],
             }
@@ -107,6 +108,13 @@ test('merged views follow the rules', () => {
             assert.equal(member.state, 'down', `${name} down in ${row.db}`);
             assert.ok(row.lagging.includes(name), `${name} listed as lagging in ${row.db}`);
             continue;
+          }
+          const own = view.status.databases.rows.find((candidate) => candidate.db === row.db);
+          if (own?.open === true && row.commit_index !== null) {
+            // Entries in the member's log count as caught up, applied or not.
+            if (own.last_index! >= row.commit_index) {
+              assert.equal(member.state, 'ok', `${name} has every committed entry in its log`);
+            }
           }
           if (member.state === 'lagging') {
             assert.ok(member.lag! > LAG_THRESHOLD_ENTRIES, `${name} lag past the threshold`);
