@@ -173,6 +173,8 @@ const DEFAULT_LOG_CACHE_BYTES = 4 * 1024 * 1024;
 const DISCARD_STEP_ENTRIES = 64;
 /** A follower applies once this many committed entries wait, without waiting for the tick. */
 export const DEFERRED_APPLY_ENTRIES = 256;
+/** A follower also applies once the deferred entries' payloads reach this many bytes. */
+export const DEFERRED_APPLY_BYTES = 4 * 1024 * 1024;
 /** A read round that got no read state by then is asked again (the core never reports a loss). */
 const READ_RETRY_MS = 500;
 const MS_PER_SECOND = 1000;
@@ -196,6 +198,8 @@ export class RaftGroup<Outcome> {
   #appliedIndex: number;
   /** Committed entries whose apply a follower deferred to a later round, in log order. */
   #deferred: Entry[] = [];
+  /** Payload bytes of `#deferred`. */
+  #deferredBytes = 0;
   /** Set by a tick: the next round applies the deferred entries. */
   #applyDeferred = false;
 
@@ -297,7 +301,10 @@ export class RaftGroup<Outcome> {
     if (this.#closed || this.failed) return;
     this.raw.tick();
     this.#retryStaleReadRounds();
-    if (this.#deferred.length > 0) this.#applyDeferred = true;
+    // Entries in a round not yet built are covered too, so none waits past the next tick.
+    if (this.#deferred.length > 0 || this.#pending.length > 0 || this.#persisting) {
+      this.#applyDeferred = true;
+    }
     this.#schedule();
   }
 
@@ -595,12 +602,14 @@ export class RaftGroup<Outcome> {
   /**
    * Returns the entries this round applies: none when a follower defers them to a later round,
    * else the deferred ones followed by `apply`. A follower's apply is not on any client's path: a
-   * read on it waits for the applied index anyway, and the leader answers writes from its own
+   * read on it waits for the applied index anyway, and the leader replies to writes from its own
    * apply. Applying a tick's entries in one round rewrites each B+tree path once for all of
    * them, where applying as commit indexes arrive rewrites it once per append. The entries are
    * durable in the log meanwhile, and a crash replays them. The deferred entries are applied at the
    * next tick, once `DEFERRED_APPLY_ENTRIES` wait, as soon as a read waits for them, and in any
-   * round that installs a snapshot, changes the membership, or runs in another role.
+   * round that installs a snapshot, changes the membership, or runs in another role. A node
+   * with proposals of its own waiting (a leader that stepped down) applies at once too, so their
+   * outcomes are not held back.
    */
   #deferApply(batch: readonly Ready[], apply: Entry[], changesMembership: boolean): Entry[] {
     const defer =
@@ -609,16 +618,20 @@ export class RaftGroup<Outcome> {
       !this.#applyDeferred &&
       !changesMembership &&
       this.#readsByIndex.length === 0 &&
+      this.#proposals.size === 0 &&
       this.#deferred.length + apply.length < DEFERRED_APPLY_ENTRIES &&
+      this.#deferredBytes + payloadBytes(apply) < DEFERRED_APPLY_BYTES &&
       !batch.some((ready) => ready.snapshot !== null);
     if (defer) {
       this.#deferred.push(...apply);
+      this.#deferredBytes += payloadBytes(apply);
       return [];
     }
     this.#applyDeferred = false;
     if (this.#deferred.length === 0) return apply;
     const all = this.#deferred;
     this.#deferred = [];
+    this.#deferredBytes = 0;
     all.push(...apply);
     return all;
   }
@@ -837,6 +850,12 @@ export class RaftGroup<Outcome> {
   #readRetained(state: GroupFileState): Entry[] {
     return this.#options.file.readLogEntries(state.discardedIndex + 1, Number.MAX_SAFE_INTEGER);
   }
+}
+
+function payloadBytes(entries: readonly Entry[]): number {
+  let bytes = 0;
+  for (const entry of entries) bytes += entry.data.byteLength;
+  return bytes;
 }
 
 /** Adapts a pino logger to the core's logger interface. */

@@ -6,9 +6,9 @@
  * the node that serves the request, the groups it leads and its largest apply lag. Per database on the page: the
  * leader (the member that reports itself leader at the highest term), its term and commit
  * index, and each member's role and applied index. A database whose leader is unknown or
- * down is `leaderless`. A member is `lagging` when its log lacks more than
- * `LAG_THRESHOLD_ENTRIES` of the entries up to the leader's commit index, and `down` when it
- * did not answer. A follower applies committed entries up to a tick late by design, so its
+ * down is `leaderless`. A member is `down` when it did not reply. It is `lagging` when its log
+ * lacks more than `LAG_THRESHOLD_ENTRIES` of the entries up to the leader's commit index, by
+ * the leader's match index for it (its applied index when the leader gives none). A follower applies committed entries up to a tick late by design, so its
  * applied index alone does not make it lagging.
  *
  * A member's view is fetched at about the same time as the others, not atomically, so a row
@@ -199,7 +199,8 @@ function databaseStatus(
   const members: Record<string, MemberStatus> = {};
   const lagging: string[] = [];
   for (const name of [...memberNames].sort()) {
-    const status = memberStatus(rows.get(name), views, name, commit);
+    const match = name === leader ? commit : leaderRow?.match_index?.[name];
+    const status = memberStatus(rows.get(name), views, name, commit, match);
     members[name] = status;
     if (status.state === 'lagging' || status.state === 'down') lagging.push(name);
   }
@@ -221,14 +222,16 @@ function memberStatus(
   views: readonly MemberView[],
   name: string,
   commit: number | null,
+  match: number | null | undefined,
 ): MemberStatus {
   const view = views.find((candidate) => candidate.name === name);
   if (view === undefined || 'error' in view) return { state: 'down', role: null };
   if (row === undefined) return { state: 'unknown', role: null };
   if (!row.open) return { state: 'closed', role: null };
   const applied = row.applied_index ?? 0;
-  // Entries in its log count as caught up, because it applies them at its next tick.
-  const inLog = Math.max(applied, Math.min(row.last_index ?? applied, commit ?? 0));
+  // Entries the leader's match index puts in its log count as caught up, because it applies them
+  // at its next tick. Its own last index would also count entries that conflict with the leader's.
+  const inLog = Math.max(applied, Math.min(match ?? applied, commit ?? 0));
   const lag = commit === null ? undefined : Math.max(0, commit - inLog);
   const state: MemberState = lag !== undefined && lag > LAG_THRESHOLD_ENTRIES ? 'lagging' : 'ok';
   return {

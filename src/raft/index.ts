@@ -26,7 +26,12 @@
  *    the leader's disk write then overlaps the followers' round trip.
  * 5. Apply `committedEntries` in order. They never include an entry that is not persisted in
  *    the same or an earlier Ready, so applying them in the same write as the append is safe.
- * 6. Serve a read state `{ index, context }` once the applied index reaches `index`.
+ *    A driver may also apply them in a later write, after `advance`. The order must hold, and
+ *    entries that change the membership must be applied with their own Ready. The applied index
+ *    it persists is then its own, and the core replays every committed entry after it on
+ *    restart. The cluster's followers do this to apply a tick's entries in one write.
+ * 6. Serve a read state `{ index, context }` once the applied index reaches `index` (the
+ *    driver's own applied index, when it applies later than `advance`).
  * 7. `Ready.snapshot` asks to install a snapshot. After persisting that Ready, fetch a snapshot
  *    from `snapshotFrom` (its index may be newer than requested, never older), install it
  *    durably, reset the storage to it, then call `snapshotInstalled(meta)`; on failure call

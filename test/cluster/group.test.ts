@@ -4,7 +4,7 @@
  * encoding and delivered from immediates. The tests call `tick()` themselves, so no timer runs.
  *
  * - A follower defers committed entries to its next tick and then applies all of them in
- *   one round; with batching off it applies them as their commit index arrives.
+ *   one round. With batching off it applies them as their commit index arrives.
  * - A read on a follower applies the deferred entries at once, without waiting for a tick.
  * - A follower that becomes leader applies its deferred entries before anything else.
  * - A follower with `DEFERRED_APPLY_ENTRIES` deferred entries applies them without a tick.
@@ -47,47 +47,23 @@ interface Member {
 
 class Trio {
   readonly members = new Map<NodeId, Member>();
+  /** Nodes whose incoming and outgoing messages are dropped. */
+  readonly cut = new Set<NodeId>();
   #proposals = 0;
 
+  private constructor(
+    readonly dir: string,
+    readonly batchFollowerApplies: boolean,
+  ) {}
+
   static async open(t: TestContext, batchFollowerApplies: boolean): Promise<Trio> {
-    const dir = await tempDir(t, 'divan-group-');
-    const trio = new Trio();
-    let seed = 1;
+    const trio = new Trio(await tempDir(t, 'divan-group-'), batchFollowerApplies);
     for (const id of NODES) {
-      const file = await DatabaseFile.create(join(dir, `${id}.couch`), {
+      const file = await DatabaseFile.create(join(trio.dir, `${id}.couch`), {
         name: 'db',
         membership: { voters: [...NODES], learners: [], votersOutgoing: [] },
       });
-      const applyRounds: number[] = [];
-      const inner = groupFileOf(file);
-      const recording: GroupFile<AppliedEntry> = {
-        ...inner,
-        stage: (commit) => {
-          if (commit.apply.length > 0) applyRounds.push(commit.apply.length);
-          return inner.stage(commit);
-        },
-      };
-      const nodeSeed = seed++;
-      let state = nodeSeed;
-      const group = new RaftGroup<AppliedEntry>({
-        node: id,
-        name: 'db',
-        file: recording,
-        send: (to, message) => trio.#deliver(to, message),
-        random: () => {
-          state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-          return state / 2 ** 31;
-        },
-        logger: silentLogger,
-        retentionEntries: 10_000,
-        retentionBytes: 64 * 1024 * 1024,
-        batchFollowerApplies,
-        onFatal: (error) => {
-          throw error;
-        },
-        installSnapshot: () => Promise.reject(new Error('no snapshots in this test')),
-      });
-      trio.members.set(id, { id, group, file, applyRounds });
+      trio.#start(id, file);
     }
     t.after(async () => {
       for (const member of trio.members.values()) {
@@ -96,6 +72,49 @@ class Trio {
       }
     });
     return trio;
+  }
+
+  /** Closes `id`'s group and file, leaving its deferred entries unapplied, and opens them again. */
+  async restart(id: NodeId): Promise<Member> {
+    const old = this.member(id);
+    await old.group.close();
+    await old.file.close();
+    const file = await DatabaseFile.open(join(this.dir, `${id}.couch`));
+    return this.#start(id, file);
+  }
+
+  #start(id: NodeId, file: DatabaseFile): Member {
+    const applyRounds: number[] = [];
+    const inner = groupFileOf(file);
+    const recording: GroupFile<AppliedEntry> = {
+      ...inner,
+      stage: (commit) => {
+        if (commit.apply.length > 0) applyRounds.push(commit.apply.length);
+        return inner.stage(commit);
+      },
+    };
+    let state = NODES.indexOf(id) + 1;
+    const group = new RaftGroup<AppliedEntry>({
+      node: id,
+      name: 'db',
+      file: recording,
+      send: (to, message) => this.#deliver(to, message),
+      random: () => {
+        state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+        return state / 2 ** 31;
+      },
+      logger: silentLogger,
+      retentionEntries: 10_000,
+      retentionBytes: 64 * 1024 * 1024,
+      batchFollowerApplies: this.batchFollowerApplies,
+      onFatal: (error) => {
+        throw error;
+      },
+      installSnapshot: () => Promise.reject(new Error('no snapshots in this test')),
+    });
+    const member = { id, group, file, applyRounds };
+    this.members.set(id, member);
+    return member;
   }
 
   member(id: NodeId): Member {
@@ -145,19 +164,35 @@ class Trio {
     assert.fail(`gave up waiting: ${what}`);
   }
 
-  /** Lets every message in flight arrive and every round in progress finish. */
+  /**
+   * Waits until the leader's match index shows that every reachable follower stored its whole
+   * log (so its fsyncs are done) and no group has a Ready left, then lets the last messages
+   * arrive.
+   */
   async settle(): Promise<void> {
-    await this.until('the groups settle', () =>
-      [...this.members.values()].every((member) => !member.group.raw.hasReady()),
-    );
+    await this.until('the groups settle', () => {
+      const members = [...this.members.values()];
+      if (members.some((member) => member.group.raw.hasReady())) return false;
+      const leader = members.find((member) => member.group.status().role === 'leader');
+      if (leader === undefined) return true;
+      const status = leader.group.status();
+      for (const [peer, progress] of status.progress) {
+        if (peer === leader.id || this.cut.has(peer)) continue;
+        if (progress.match !== status.lastIndex) return false;
+      }
+      return true;
+    });
     for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve));
   }
 
   #deliver(to: NodeId, message: Message): void {
+    if (this.cut.has(to) || this.cut.has(message.from)) return;
     const wire = unpack(pack(encodeGroupMessage(GROUP, message)));
     const decoded = decodeGroupMessage(wire);
     assert.ok(decoded !== null, 'the message decodes');
-    setImmediate(() => this.members.get(to)?.group.step(decoded.message));
+    setImmediate(() => {
+      if (!this.cut.has(to)) this.members.get(to)?.group.step(decoded.message);
+    });
   }
 }
 
@@ -267,6 +302,72 @@ test(`follower applies at ${DEFERRED_APPLY_ENTRIES} deferred entries`, TEST_OPTI
       assert.ok(size >= DEFERRED_APPLY_ENTRIES - 1, `rounds of ${follower.applyRounds}`);
     }
   }
+});
+
+test('stepped-down leader resolves its proposals', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  await trio.write();
+  await trio.settle();
+  const n1 = trio.member('n1');
+  const n2 = trio.member('n2');
+  const n3 = trio.member('n3');
+
+  // The followers store the write, but their acknowledgements never reach n1.
+  const lastBefore = n2.group.status().lastIndex;
+  const pending = trio.write();
+  await trio.until('the followers store the write', () => {
+    if (n2.group.status().lastIndex > lastBefore && n3.group.status().lastIndex > lastBefore) {
+      trio.cut.add('n1');
+      return true;
+    }
+    return false;
+  });
+  await trio.until('n2 or n3 leads', () => {
+    n2.group.tick();
+    n3.group.tick();
+    return [n2, n3].some((member) => member.group.status().role === 'leader');
+  });
+  const leader = [n2, n3].find((member) => member.group.status().role === 'leader')!;
+  await trio.until('the new leader commits the write', () => {
+    leader.group.tick();
+    return leader.group.status().commit > lastBefore;
+  });
+
+  // Only the new leader ticks, so n1 applies the write, and resolves its proposal, without one.
+  trio.cut.delete('n1');
+  let settled = false;
+  void pending.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await trio.until('n1 steps down and applies the write', () => {
+    leader.group.tick();
+    return settled;
+  });
+  const applied = await pending;
+  assert.equal(applied.outcome.kind, 'documents');
+  assert.equal(n1.group.status().role, 'follower');
+});
+
+test('restarted follower replays deferred entries', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  assert.equal(trio.member('n2').group.appliedIndex, 0, 'n2 deferred its applies');
+
+  const n2 = await trio.restart('n2');
+  assert.equal(n2.group.appliedIndex, 0, 'the file kept the applied index');
+  await trio.write();
+  await trio.settle();
+  const leader = trio.member('n1');
+  const last = leader.group.status().commit;
+  await trio.until('n2 applied everything', () => {
+    trio.tickAll();
+    return n2.group.appliedIndex === last && leader.group.appliedIndex === last;
+  });
+  assert.equal(n2.group.hashChain(), leader.group.hashChain());
 });
 
 type Step =

@@ -25,9 +25,10 @@ const rowArbitrary = (db: string) =>
       commit: fc.integer({ min: 0, max: 100 }),
       applied: fc.integer({ min: 0, max: 100 }),
       unapplied: fc.integer({ min: 0, max: 100 }),
+      matches: fc.tuple(...NODES.map(() => fc.integer({ min: 0, max: 120 }))),
     })
     .map(
-      ({ open, role, term, commit, applied, unapplied }): LocalGroupRow =>
+      ({ open, role, term, commit, applied, unapplied, matches }): LocalGroupRow =>
         open
           ? {
               db,
@@ -40,6 +41,9 @@ const rowArbitrary = (db: string) =>
               last_index: Math.min(applied, commit) + unapplied,
               voters: NODES,
               learners: [],
+              ...(role === 'leader'
+                ? { match_index: Object.fromEntries(NODES.map((node, i) => [node, matches[i]!])) }
+                : {}),
             }
           : { db, open },
     );
@@ -109,11 +113,22 @@ test('merged views follow the rules', () => {
             assert.ok(row.lagging.includes(name), `${name} listed as lagging in ${row.db}`);
             continue;
           }
-          const own = view.status.databases.rows.find((candidate) => candidate.db === row.db);
-          if (own?.open === true && row.commit_index !== null) {
-            // Entries in the member's log count as caught up, applied or not.
-            if (own.last_index! >= row.commit_index) {
+          const own = view.status.databases.rows.find((candidate) => candidate.db === row.db)!;
+          const leaderView = views.find((candidate) => candidate.name === row.leader);
+          const leaderOwn =
+            leaderView !== undefined && 'status' in leaderView
+              ? leaderView.status.databases.rows.find((candidate) => candidate.db === row.db)
+              : undefined;
+          const match = leaderOwn?.match_index?.[name];
+          if (own.open && row.commit_index !== null && name !== row.leader && match !== undefined) {
+            // The leader's match index, not the member's own last index, shows what its log
+            // contains, because its own log may contain entries that conflict with the leader's.
+            if (match >= row.commit_index) {
               assert.equal(member.state, 'ok', `${name} has every committed entry in its log`);
+            }
+            const behind = row.commit_index - LAG_THRESHOLD_ENTRIES;
+            if (match < behind && own.applied_index! < behind) {
+              assert.equal(member.state, 'lagging', `${name} lacks committed entries`);
             }
           }
           if (member.state === 'lagging') {
