@@ -6,8 +6,11 @@
  * - A follower defers committed entries to its next tick and then applies all of them in
  *   one round. With batching off it applies them as their commit index arrives.
  * - A read on a follower applies the deferred entries at once, without waiting for a tick.
- * - A follower that becomes leader applies its deferred entries before anything else.
+ * - A follower that becomes leader applies its deferred entries before anything else, and one
+ *   that applies a membership change applies every deferred entry before it.
  * - A follower with `DEFERRED_APPLY_ENTRIES` deferred entries applies them without a tick.
+ * - A leader that stepped down applies at once, so its waiting proposals resolve.
+ * - A follower restarted with deferred entries replays them from its log.
  * - Under random proposals, ticks and reads, every read resolves with its node's applied index
  *   at or past the commit index known when the read started, and after a final tick every node
  *   applied the same entries with the same hash chain.
@@ -165,9 +168,9 @@ class Trio {
   }
 
   /**
-   * Waits until the leader's match index shows that every reachable follower stored its whole
-   * log (so its fsyncs are done) and no group has a Ready left, then lets the last messages
-   * arrive.
+   * Waits until the leader's match index shows that every reachable follower of the trio
+   * stored its whole log (so its fsyncs are done) and no group has a Ready left, then lets the
+   * last messages arrive.
    */
   async settle(): Promise<void> {
     await this.until('the groups settle', () => {
@@ -177,7 +180,7 @@ class Trio {
       if (leader === undefined) return true;
       const status = leader.group.status();
       for (const [peer, progress] of status.progress) {
-        if (peer === leader.id || this.cut.has(peer)) continue;
+        if (peer === leader.id || this.cut.has(peer) || !this.members.has(peer)) continue;
         if (progress.match !== status.lastIndex) return false;
       }
       return true;
@@ -323,9 +326,13 @@ test('stepped-down leader resolves its proposals', TEST_OPTIONS, async (t) => {
     }
     return false;
   });
+  // A tick every 100 turns leaves time for the vote's fsync before an election times out.
+  let turn = 0;
   await trio.until('n2 or n3 leads', () => {
-    n2.group.tick();
-    n3.group.tick();
+    if (turn++ % 100 === 0) {
+      n2.group.tick();
+      n3.group.tick();
+    }
     return [n2, n3].some((member) => member.group.status().role === 'leader');
   });
   const leader = [n2, n3].find((member) => member.group.status().role === 'leader')!;
@@ -348,6 +355,29 @@ test('stepped-down leader resolves its proposals', TEST_OPTIONS, async (t) => {
   const applied = await pending;
   assert.equal(applied.outcome.kind, 'documents');
   assert.equal(n1.group.status().role, 'follower');
+});
+
+test('membership change applies deferred entries', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.open(t, true);
+  await trio.elect('n1');
+  for (let i = 0; i < 5; i++) await trio.write();
+  await trio.settle();
+  const n2 = trio.member('n2');
+  assert.equal(n2.group.appliedIndex, 0, 'n2 deferred its applies');
+
+  // n4 never runs: adding it as a learner changes the membership but not the quorum.
+  const change = trio.member('n1').group.proposeConfChange([{ type: 'add_learner', node: 'n4' }]);
+  assert.ok(change.ok, 'the change is proposed');
+  const n1 = trio.member('n1');
+  await trio.until('the change commits', () => n1.group.appliedIndex >= change.index);
+  // The commit index of the change reaches the followers with the next append.
+  await trio.write();
+  await trio.settle();
+  assert.ok(
+    n2.group.appliedIndex >= change.index,
+    `n2 applied ${n2.group.appliedIndex}, the change is at ${change.index}`,
+  );
+  assert.deepEqual(n2.file.membership.learners, ['n4']);
 });
 
 test('restarted follower replays deferred entries', TEST_OPTIONS, async (t) => {
