@@ -37,6 +37,8 @@ const GROUP = 'g';
 const DEADLINE_MS = 20_000;
 /** A safety net: a driver that never applies must fail a test, not hang the run. */
 const TEST_OPTIONS = { timeout: 120_000 };
+/** Sequential writes most tests make before they look at the followers. */
+const WRITES = 5;
 /** Immediates to wait for a condition before a test gives up on it. */
 const MAX_TURNS = 100_000;
 
@@ -74,6 +76,19 @@ class Trio {
         await member.file.close();
       }
     });
+    return trio;
+  }
+
+  /** Opens a trio, elects n1 and makes `writes` sequential writes through it, then settles. */
+  static async withWrites(
+    t: TestContext,
+    batchFollowerApplies: boolean,
+    writes: number,
+  ): Promise<Trio> {
+    const trio = await Trio.open(t, batchFollowerApplies);
+    await trio.elect('n1');
+    for (let i = 0; i < writes; i++) await trio.write();
+    await trio.settle();
     return trio;
   }
 
@@ -200,16 +215,13 @@ class Trio {
 }
 
 test('follower applies at its next tick', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, true);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, true, WRITES);
   const leader = trio.leader();
 
   for (const follower of trio.followers()) {
     // The commit index reaches a follower with the next append, so all but the last write
     // are known committed there, and none is applied yet.
-    assert.ok(follower.group.status().commit >= 5, `${follower.id} learned the commit index`);
+    assert.ok(follower.group.status().commit >= WRITES, `${follower.id} learned the commit index`);
     assert.equal(follower.group.appliedIndex, 0, `${follower.id} deferred its applies`);
     assert.deepEqual(follower.applyRounds, []);
   }
@@ -237,10 +249,7 @@ test('follower applies at its next tick', TEST_OPTIONS, async (t) => {
 });
 
 test('unbatched follower applies on commit', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, false);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, false, WRITES);
   for (const follower of trio.followers()) {
     assert.equal(
       follower.group.appliedIndex,
@@ -252,10 +261,7 @@ test('unbatched follower applies on commit', TEST_OPTIONS, async (t) => {
 });
 
 test('follower read applies deferred entries', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, true);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, true, WRITES);
   const leaderCommit = trio.leader().group.status().commit;
   const follower = trio.followers()[0]!;
   assert.equal(follower.group.appliedIndex, 0);
@@ -267,10 +273,7 @@ test('follower read applies deferred entries', TEST_OPTIONS, async (t) => {
 });
 
 test('new leader applies deferred entries first', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, true);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, true, WRITES);
   const next = trio.member('n2');
   assert.equal(next.group.appliedIndex, 0);
   const result = trio.member('n1').group.transferLeader('n2');
@@ -281,7 +284,7 @@ test('new leader applies deferred entries first', TEST_OPTIONS, async (t) => {
     return status.commit > 6 && next.group.appliedIndex === status.commit;
   });
   // Its first apply as leader took every deferred entry, from the first entry on.
-  assert.ok((next.applyRounds[0] ?? 0) >= 5, `rounds of ${next.applyRounds}`);
+  assert.ok((next.applyRounds[0] ?? 0) >= WRITES, `rounds of ${next.applyRounds}`);
   const applied = await trio.write();
   assert.equal(applied.outcome.kind, 'documents');
   assert.equal(next.group.appliedIndex, next.group.status().commit);
@@ -358,10 +361,7 @@ test('stepped-down leader resolves its proposals', TEST_OPTIONS, async (t) => {
 });
 
 test('membership change applies deferred entries', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, true);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, true, WRITES);
   const n2 = trio.member('n2');
   assert.equal(n2.group.appliedIndex, 0, 'n2 deferred its applies');
 
@@ -381,10 +381,7 @@ test('membership change applies deferred entries', TEST_OPTIONS, async (t) => {
 });
 
 test('restarted follower replays deferred entries', TEST_OPTIONS, async (t) => {
-  const trio = await Trio.open(t, true);
-  await trio.elect('n1');
-  for (let i = 0; i < 5; i++) await trio.write();
-  await trio.settle();
+  const trio = await Trio.withWrites(t, true, WRITES);
   assert.equal(trio.member('n2').group.appliedIndex, 0, 'n2 deferred its applies');
 
   const n2 = await trio.restart('n2');
