@@ -570,7 +570,7 @@ export class RaftGroup<Outcome> {
       if (ready.appliedMembership !== null) membership = ready.appliedMembership;
       apply.push(...ready.committedEntries);
     }
-    apply = this.#deferApply(batch, apply, membership !== undefined);
+    apply = this.#deferApply(batch, apply, membership !== undefined, append.length > 0);
     if (
       truncateAfter === undefined &&
       append.length > 0 &&
@@ -609,11 +609,19 @@ export class RaftGroup<Outcome> {
    * next tick, once `DEFERRED_APPLY_ENTRIES` wait, as soon as a read waits for them, and in any
    * round that installs a snapshot, changes the membership, or runs in another role. A node
    * with proposals of its own waiting (a leader that stepped down) applies at once too, so their
-   * outcomes are not held back.
+   * outcomes are not held back. So does a round that appends nothing, because no more writes
+   * are arriving to batch with. Its commit index came from the leader's tick, and waiting for
+   * this node's own tick too would make a lone write wait up to two ticks.
    */
-  #deferApply(batch: readonly Ready[], apply: Entry[], changesMembership: boolean): Entry[] {
+  #deferApply(
+    batch: readonly Ready[],
+    apply: Entry[],
+    changesMembership: boolean,
+    appending: boolean,
+  ): Entry[] {
     const defer =
       (this.#options.batchFollowerApplies ?? true) &&
+      appending &&
       this.#lastRole === 'follower' &&
       !this.#applyDeferred &&
       !changesMembership &&

@@ -5,7 +5,8 @@
  *
  * - A follower defers committed entries to its next tick and then applies all of them in
  *   one round. With batching off it applies them as their commit index arrives.
- * - A read on a follower applies the deferred entries at once, without waiting for a tick.
+ * - A round that brings a commit index and no entries is applied at once, as is a read on a
+ *   follower, without waiting for a tick.
  * - A follower that becomes leader applies its deferred entries before anything else, and one
  *   that applies a membership change applies every deferred entry before it.
  * - A follower with `DEFERRED_APPLY_ENTRIES` deferred entries applies them without a tick.
@@ -245,6 +246,20 @@ test('follower applies at its next tick', TEST_OPTIONS, async (t) => {
       return follower.group.appliedIndex === last;
     });
     assert.equal(follower.group.hashChain(), leader.group.hashChain());
+  }
+});
+
+test('follower applies a commit-only round at once', TEST_OPTIONS, async (t) => {
+  const trio = await Trio.withWrites(t, true, WRITES);
+  const leader = trio.member('n1');
+  for (const follower of trio.followers()) assert.equal(follower.group.appliedIndex, 0);
+
+  // The leader's tick sends the commit index it held back; no follower ticks.
+  leader.group.tick();
+  await trio.settle();
+  const commit = leader.group.status().commit;
+  for (const follower of trio.followers()) {
+    assert.equal(follower.group.appliedIndex, commit, `${follower.id} applied at once`);
   }
 });
 

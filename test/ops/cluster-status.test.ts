@@ -22,10 +22,12 @@ const rowArbitrary = (db: string) =>
       open: fc.boolean(),
       role: fc.constantFrom('leader', 'follower', 'candidate'),
       term: fc.integer({ min: 1, max: 4 }),
-      commit: fc.integer({ min: 0, max: 100 }),
-      applied: fc.integer({ min: 0, max: 100 }),
-      unapplied: fc.integer({ min: 0, max: 100 }),
-      matches: fc.tuple(...NODES.map(() => fc.integer({ min: 0, max: 120 }))),
+      commit: fc.integer({ min: 0, max: 10 * LAG_THRESHOLD_ENTRIES }),
+      applied: fc.integer({ min: 0, max: 10 * LAG_THRESHOLD_ENTRIES }),
+      unapplied: fc.integer({ min: 0, max: 10 * LAG_THRESHOLD_ENTRIES }),
+      matches: fc.tuple(
+        ...NODES.map(() => fc.integer({ min: 0, max: 12 * LAG_THRESHOLD_ENTRIES })),
+      ),
     })
     .map(
       ({ open, role, term, commit, applied, unapplied, matches }): LocalGroupRow =>
