@@ -12,11 +12,11 @@
  * that may leave at once are sent as soon as a Ready is taken. The round's staging waits until
  * the transport has written them, so the leader's disk write overlaps the followers' round
  * trip. The rest leave after the commit is durable. A follower defers the apply of committed
- * entries to its next tick and then applies them in one batch (`#deferApply`). A follower's round that both syncs and
- * applies is split: the synced part first, then the apply while its fsync runs, so the apply's
- * work overlaps the fsync instead of delaying it. While one commit syncs, the next
- * round collects everything that arrives meanwhile, so one fsync serves many proposals
- * (group commit).
+ * entries to its next tick and then applies them in one batch (`#deferApply`). A follower's
+ * round that both syncs and applies is split: the synced part first, then the apply while its
+ * fsync runs, so the apply's work overlaps the fsync instead of delaying it. While one commit
+ * syncs, the next round collects everything that arrives meanwhile, so one fsync serves many
+ * proposals (group commit).
  *
  * Proposals resolve when their entry is applied, before the local commit that applied it is
  * synced: the entry is committed, so it is durable on a majority, and applying is deterministic,
@@ -600,18 +600,18 @@ export class RaftGroup<Outcome> {
   }
 
   /**
-   * Returns the entries this round applies: none when a follower defers them to a later round,
-   * else the deferred ones followed by `apply`. A follower's apply is not on any client's path: a
-   * read on it waits for the applied index anyway, and the leader replies to writes from its own
-   * apply. Applying a tick's entries in one round rewrites each B+tree path once for all of
-   * them, where applying as commit indexes arrive rewrites it once per append. The entries are
-   * durable in the log meanwhile, and a crash replays them. The deferred entries are applied at the
-   * next tick, once `DEFERRED_APPLY_ENTRIES` wait, as soon as a read waits for them, and in any
-   * round that installs a snapshot, changes the membership, or runs in another role. A node
-   * with proposals of its own waiting (a leader that stepped down) applies at once too, so their
-   * outcomes are not held back. So does a round that appends nothing, because no more writes
-   * are arriving to batch with. Its commit index came from the leader's tick, and waiting for
-   * this node's own tick too would make a lone write wait up to two ticks.
+   * Returns the entries this round applies: none when a follower defers them, else the
+   * deferred ones followed by `apply`. No client waits for a follower's apply, because a read
+   * waits for the applied index anyway and the leader replies from its own apply. One round per
+   * tick rewrites each B+tree path once for all its entries. The entries are durable in the log
+   * meanwhile, and a crash replays them.
+   *
+   * The deferred entries are applied at the next tick, at `DEFERRED_APPLY_ENTRIES` or
+   * `DEFERRED_APPLY_BYTES`, as soon as a read waits, and in a round that installs a snapshot,
+   * changes the membership or runs in another role. A node with proposals of its own (a leader
+   * that stepped down) applies at once, so their outcomes are not held back. So does a round
+   * that appends nothing: no write arrives to batch with, and its commit index came from the
+   * leader's tick, so waiting for this node's tick would make a lone write wait two ticks.
    */
   #deferApply(
     batch: readonly Ready[],
@@ -619,6 +619,7 @@ export class RaftGroup<Outcome> {
     changesMembership: boolean,
     appending: boolean,
   ): Entry[] {
+    const applyBytes = payloadBytes(apply);
     const defer =
       (this.#options.batchFollowerApplies ?? true) &&
       appending &&
@@ -628,11 +629,11 @@ export class RaftGroup<Outcome> {
       this.#readsByIndex.length === 0 &&
       this.#proposals.size === 0 &&
       this.#deferred.length + apply.length < DEFERRED_APPLY_ENTRIES &&
-      this.#deferredBytes + payloadBytes(apply) < DEFERRED_APPLY_BYTES &&
+      this.#deferredBytes + applyBytes < DEFERRED_APPLY_BYTES &&
       !batch.some((ready) => ready.snapshot !== null);
     if (defer) {
       this.#deferred.push(...apply);
-      this.#deferredBytes += payloadBytes(apply);
+      this.#deferredBytes += applyBytes;
       return [];
     }
     this.#applyDeferred = false;

@@ -8,8 +8,9 @@
  * index, and each member's role and applied index. A database whose leader is unknown or
  * down is `leaderless`. A member is `down` when it did not reply. It is `lagging` when its log
  * lacks more than `LAG_THRESHOLD_ENTRIES` of the entries up to the leader's commit index, by
- * the leader's match index for it (its applied index when the leader gives none). A follower applies committed entries up to a tick late by design, so its
- * applied index alone does not make it lagging.
+ * the leader's match index for it (its applied index when the leader gives none). A follower
+ * applies committed entries up to a tick late by design, so its applied index alone does not
+ * make it lagging.
  *
  * A member's view is fetched at about the same time as the others, not atomically, so a row
  * can mix states a few milliseconds apart.

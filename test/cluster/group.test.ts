@@ -13,7 +13,7 @@
  * - A leader that stepped down applies at once, so its waiting proposals resolve.
  * - A follower restarted with deferred entries replays them from its log.
  * - Under random proposals, ticks and reads, every read resolves with its node's applied index
- *   at or past the commit index known when the read started, and after a final tick every node
+ *   at or past the commit index known when the read started. After a final tick, every node has
  *   applied the same entries with the same hash chain.
  */
 import assert from 'node:assert/strict';
