@@ -10,8 +10,10 @@
  *   incarnation is dropped. Messages for a uuid the catalog does not know yet (a group created
  *   a moment ago elsewhere) wait briefly for the catalog to catch up.
  * - Time: one timer ticks every open group.
- * - Failover: when the connection to a node closes, every group that node led forgets it and
- *   campaigns after a short random delay, so an idle (quiet) group elects a new leader at once.
+ * - Failover: when the connection to a node closes, every group that node led forgets it, and
+ *   the remaining voters campaign in turns a step apart, so an idle (quiet) group elects a new
+ *   leader at once. A survivor that rejects the pre-vote of a candidate behind it moves up a
+ *   turn (`#onPreVoteRejected`).
  * - Writes: a command is proposed on the group's leader, forwarded over the peer transport when
  *   the leader is another node; a retry always carries the same request id, so a command is
  *   applied once whatever the retries.
@@ -141,11 +143,15 @@ const BOOT_ID_BYTES = 6;
  * campaign in an order drawn from the group id, so two of them rarely split the vote, which
  * would cost a whole election timeout.
  */
-const FAILOVER_CAMPAIGN_STEP_MS = 250;
+export const FAILOVER_CAMPAIGN_STEP_MS = 250;
 /** Random delay added to each voter's turn, in ms. */
 const FAILOVER_CAMPAIGN_JITTER_MS = 30;
 /** Rounds of campaign turns after a leader's node is lost; a round runs only if no leader is known. */
 const FAILOVER_CAMPAIGN_ROUNDS = 3;
+/** Pause before a failover campaign repeats a pre-vote round that won no majority. */
+const FAILOVER_PRE_VOTE_RETRY_MS = 50;
+/** How long after a leader's node is lost a rejected pre-vote still moves this node's turn up. */
+const FAILOVER_WINDOW_MS = 5_000;
 /** Pause between attempts to join a cluster. */
 const JOIN_RETRY_MS = 1_000;
 /** Every this many ticks, group leaders move their group toward the cluster's members. */
@@ -183,6 +189,8 @@ export class DivanNode {
 
   readonly #fileSystem: FileSystem;
   readonly #groups = new Map<string, OpenGroup>();
+  /** Per group id: the failover this node takes part in, from the lost leader's node on. */
+  readonly #failovers = new Map<string, Failover>();
   readonly #opening = new Map<string, Promise<OpenGroup>>();
   readonly #pending = new Map<string, { messages: Message[]; firstAt: number }>();
   #pendingCount = 0;
@@ -819,6 +827,9 @@ export class DivanNode {
     if (!sent && message.type === 'append') {
       this.#groups.get(groupId)?.group.raw.reportUnreachable(to);
     }
+    if (message.type === 'pre_vote_response' && message.reject) {
+      this.#onPreVoteRejected(groupId, to);
+    }
   }
 
   #onMessage(from: string, payload: unknown): void {
@@ -872,6 +883,10 @@ export class DivanNode {
   }
 
   #onPeerDown(peer: string): void {
+    const now = performance.now();
+    for (const [id, failover] of this.#failovers) {
+      if (now - failover.atMs > FAILOVER_WINDOW_MS) this.#failovers.delete(id);
+    }
     for (const open of this.#groups.values()) {
       const status = open.group.status();
       if (status.leader !== peer) continue;
@@ -879,8 +894,42 @@ export class DivanNode {
       const turn = failoverTurn(open.id, status.membership.voters, peer, this.config.name);
       if (turn < 0) continue;
       const survivors = status.membership.voters.filter((name) => name !== peer).length;
+      this.#failovers.set(open.id, {
+        lost: peer,
+        voters: status.membership.voters,
+        atMs: now,
+      });
       this.#failoverCampaign(open, turn * FAILOVER_CAMPAIGN_STEP_MS, survivors, 0);
     }
+  }
+
+  /**
+   * This node, without a leader, rejected `candidate`'s pre-vote: its log is newer than the
+   * candidate's, so that candidate cannot win. A candidate that fell behind (a node that
+   * restarted and is still catching up) often has the first failover turn, and the group would
+   * then wait a whole step for the next. So every turn after the rejected candidate's moves up
+   * by one: the next survivor campaigns at once, the others a step apart as before.
+   */
+  #onPreVoteRejected(groupId: string, candidate: string): void {
+    const failover = this.#failovers.get(groupId);
+    if (failover === undefined) return;
+    if (performance.now() - failover.atMs > FAILOVER_WINDOW_MS) {
+      this.#failovers.delete(groupId);
+      return;
+    }
+    const delayMs = campaignDelayAfterRejecting(groupId, failover, this.config.name, candidate);
+    const open = this.#groups.get(groupId);
+    if (delayMs === null || open === undefined) return;
+    setTimeout(() => {
+      if (this.#stopped || this.#groups.get(groupId) !== open) return;
+      const status = open.group.status();
+      if (status.leader !== NO_NODE || status.role !== 'follower') return;
+      this.log.info(
+        { db: open.name, group: groupId, candidate },
+        'campaigning after rejecting a pre-vote from a candidate behind',
+      );
+      open.group.campaign();
+    }, delayMs);
   }
 
   /**
@@ -896,8 +945,23 @@ export class DivanNode {
       const now = open.group.status();
       if (now.leader !== NO_NODE) return;
       open.group.campaign();
+      this.#retryPreVote(open);
       this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
     }, delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS));
+  }
+
+  /**
+   * Repeats the pre-vote round shortly after a failover campaign if it won no majority. A
+   * survivor that had not yet noticed the lost node ignored the first request, since its leader
+   * lease still held. It has noticed by now, so it grants, or it rejects a candidate behind it
+   * and campaigns itself (`#onPreVoteRejected`).
+   */
+  #retryPreVote(open: OpenGroup): void {
+    setTimeout(() => {
+      if (this.#stopped || this.#groups.get(open.id) !== open) return;
+      const status = open.group.status();
+      if (status.leader === NO_NODE && status.role === 'pre_candidate') open.group.campaign();
+    }, FAILOVER_PRE_VOTE_RETRY_MS);
   }
 
   /**
@@ -1314,6 +1378,31 @@ export function failoverTurn(
     .map((name) => ({ name, rank: rank(name) }))
     .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0));
   return order.findIndex((entry) => entry.name === self);
+}
+
+/** A failover this node takes part in: the lost leader's node and the voters then. */
+export interface Failover {
+  readonly lost: string;
+  readonly voters: readonly string[];
+  readonly atMs: number;
+}
+
+/**
+ * Returns when `self` campaigns after rejecting `candidate`'s pre-vote in `failover`: the
+ * turns after the candidate's move up by one, so the next one is now (0 ms). Null when
+ * `candidate` comes after `self` (self campaigns at its own turn anyway) or either is not a
+ * remaining voter.
+ */
+export function campaignDelayAfterRejecting(
+  groupId: string,
+  failover: Pick<Failover, 'lost' | 'voters'>,
+  self: string,
+  candidate: string,
+): number | null {
+  const mine = failoverTurn(groupId, failover.voters, failover.lost, self);
+  const theirs = failoverTurn(groupId, failover.voters, failover.lost, candidate);
+  if (mine < 0 || theirs < 0 || theirs >= mine) return null;
+  return (mine - theirs - 1) * FAILOVER_CAMPAIGN_STEP_MS;
 }
 
 function pause(ms: number): Promise<void> {
