@@ -25,6 +25,8 @@
  *                           scenario 5, 1 kill, 1,000 catch-up writes, 2 s request timeout
  *   --seconds S             length of each run of scenarios 1 to 5 (10; 0.5 with --quick)
  *   --warm-up S             unmeasured load before each of those runs (3; 0.2 with --quick)
+ *   --burn-in S             unmeasured scenario-2 load per system before its first scenario
+ *                           (30; 0 with --quick)
  *   --kills N               leader kills in scenario 6 (20; 1 with --quick)
  *   --catch-up-writes N     writes a follower misses in scenario 7 (100,000; 1,000 with --quick)
  *   --systems LIST          systems to run, of divan,etcd,pouchdb,divan-1 (all)
@@ -225,6 +227,17 @@ async function runScenarios(options: Options, peers: readonly Peer[]): Promise<R
   for (const peer of live) {
     runners.set(peer.name, new ScenarioRunner(peer.system!, options.sizes, DATABASE));
     results.runs.set(peer.name, new Map());
+  }
+  // A JIT-compiled server is measured once it has settled: each system in turn gets the same
+  // unmeasured load first, so the runs below compare steady states.
+  if (options.sizes.burnInSeconds > 0) {
+    for (const runner of runners.values()) {
+      const load = await runner.burnIn();
+      progress(
+        `${runner.system.name} burn-in: ${load.items} writes in ${load.elapsedSeconds.toFixed(1)} s ` +
+          `(${Math.round(load.itemsPerSecond)}/s)`,
+      );
+    }
   }
   for (const scenario of options.scenarios) {
     const rate = scenario === '2-open' ? openLoopRate(results) : 0;
@@ -722,6 +735,8 @@ function parseOptions(args: string[]): Options {
       options.sizes = { ...options.sizes, runSeconds: positive(name, value) };
     else if (name === '--warm-up')
       options.sizes = { ...options.sizes, warmUpSeconds: nonNegative(name, value) };
+    else if (name === '--burn-in')
+      options.sizes = { ...options.sizes, burnInSeconds: nonNegative(name, value) };
     else if (name === '--kills')
       options.sizes = { ...options.sizes, failoverKills: positive(name, value) };
     else if (name === '--catch-up-writes')

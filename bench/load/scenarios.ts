@@ -58,6 +58,13 @@ export interface ScenarioSizes {
    * still cold). Every system gets the same warm-up.
    */
   readonly warmUpSeconds: number;
+  /**
+   * Unmeasured scenario-2 load once per system, before its first scenario. The warm-up of
+   * each run is too short for a JIT compiler to settle: on a fresh 3-node Divan cluster a
+   * node's CPU per write kept falling for about 25 s of scenario-2 load (docs/benchmarks.md,
+   * eighth round). Every system gets the same burn-in.
+   */
+  readonly burnInSeconds: number;
   /** Request bound of those runs (the time bound ends them first on this machine). */
   readonly runRequests: number;
   readonly clients: number;
@@ -78,6 +85,7 @@ export interface ScenarioSizes {
 export const FULL_SIZES: ScenarioSizes = {
   runSeconds: 10,
   warmUpSeconds: 3,
+  burnInSeconds: 30,
   runRequests: 2_000_000,
   clients: 64,
   bulkClients: 16,
@@ -97,6 +105,7 @@ export const QUICK_SIZES: ScenarioSizes = {
   ...FULL_SIZES,
   runSeconds: 0.5,
   warmUpSeconds: 0.2,
+  burnInSeconds: 0,
   databases: 10,
   failoverKills: 1,
   failoverWaitSeconds: 5,
@@ -177,6 +186,24 @@ export class ScenarioRunner {
         system.writeRequest(nodeOf(client), namespaceOf(index), keys.key(index), valueFor(index)),
     };
     return operation;
+  }
+
+  /** Runs the burn-in: scenario-2 writes, unmeasured, for `burnInSeconds`. */
+  async burnIn(): Promise<LoadResult> {
+    return runLoad(
+      this.#writes(
+        () => this.database,
+        (client) => this.#nodeFor(client),
+      ),
+      {
+        label: `${this.system.name} burn-in`,
+        mode: 'closed',
+        clients: this.sizes.clients,
+        maxRequests: this.sizes.runRequests,
+        maxSeconds: this.sizes.burnInSeconds,
+        requestTimeoutMs: this.sizes.requestTimeoutMs,
+      },
+    );
   }
 
   /** Scenario 1: one client writing to the leader. */
