@@ -148,8 +148,6 @@ export const FAILOVER_CAMPAIGN_STEP_MS = 250;
 const FAILOVER_CAMPAIGN_JITTER_MS = 30;
 /** Rounds of campaign turns after a leader's node is lost; a round runs only if no leader is known. */
 const FAILOVER_CAMPAIGN_ROUNDS = 3;
-/** Pause before a failover campaign repeats a pre-vote round that won no majority. */
-const FAILOVER_PRE_VOTE_RETRY_MS = 50;
 /** How long after a leader's node is lost a rejected pre-vote still moves this node's turn up. */
 const FAILOVER_WINDOW_MS = 5_000;
 /** Pause between attempts to join a cluster. */
@@ -945,23 +943,8 @@ export class DivanNode {
       const now = open.group.status();
       if (now.leader !== NO_NODE) return;
       open.group.campaign();
-      this.#retryPreVote(open);
       this.#failoverCampaign(open, survivors * FAILOVER_CAMPAIGN_STEP_MS, survivors, round + 1);
     }, delayMs + randomInt(FAILOVER_CAMPAIGN_JITTER_MS));
-  }
-
-  /**
-   * Repeats the pre-vote round shortly after a failover campaign if it won no majority. A
-   * survivor that had not yet noticed the lost node ignored the first request, since its leader
-   * lease still held. It has noticed by now, so it grants, or it rejects a candidate behind it
-   * and campaigns itself (`#onPreVoteRejected`).
-   */
-  #retryPreVote(open: OpenGroup): void {
-    setTimeout(() => {
-      if (this.#stopped || this.#groups.get(open.id) !== open) return;
-      const status = open.group.status();
-      if (status.leader === NO_NODE && status.role === 'pre_candidate') open.group.campaign();
-    }, FAILOVER_PRE_VOTE_RETRY_MS);
   }
 
   /**
