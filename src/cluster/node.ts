@@ -10,9 +10,9 @@
  *   incarnation is dropped. Messages for a uuid the catalog does not know yet (a group created
  *   a moment ago elsewhere) wait briefly for the catalog to catch up.
  * - Time: one timer ticks every open group.
- * - Failover: when the connection to a node closes, every group that node led forgets it, and
- *   the remaining voters campaign in turns a step apart, so an idle (quiet) group elects a new
- *   leader at once. A survivor that rejects the pre-vote of a candidate behind it moves up a
+ * - Failover: when the connection to a node closes, every group that node led drops it as
+ *   leader (`forgetLeader`). The remaining voters campaign in turns a step apart, so an idle
+ *   (quiet) group elects a new leader at once. A survivor that rejects the pre-vote of a candidate behind it moves up a
  *   turn (`#onPreVoteRejected`).
  * - Writes: a command is proposed on the group's leader, forwarded over the peer transport when
  *   the leader is another node; a retry always carries the same request id, so a command is
@@ -902,11 +902,13 @@ export class DivanNode {
   }
 
   /**
-   * This node, without a leader, rejected `candidate`'s pre-vote: its log is newer than the
-   * candidate's, so that candidate cannot win. A candidate that fell behind (a node that
-   * restarted and is still catching up) often has the first failover turn, and the group would
-   * then wait a whole step for the next. So every turn after the rejected candidate's moves up
-   * by one: the next survivor campaigns at once, the others a step apart as before.
+   * Moves this node's failover turn up after it rejected `candidate`'s pre-vote without a
+   * leader. This node's log is newer, so that candidate cannot win. A candidate that fell behind
+   * (a node that restarted and is still catching up) often has the first turn, and the group
+   * would wait a whole step for the next. So the turns after the candidate's move up by one:
+   * the next survivor campaigns at once, the others a step apart as before.
+   * NOTE: only the delay rule has a test (test/cluster/failover-turn.test.ts). No test on node
+   * processes makes a survivor fall behind just as the leader dies.
    */
   #onPreVoteRejected(groupId: string, candidate: string): void {
     const failover = this.#failovers.get(groupId);
@@ -1371,9 +1373,9 @@ export interface Failover {
 }
 
 /**
- * Returns when `self` campaigns after rejecting `candidate`'s pre-vote in `failover`: the
- * turns after the candidate's move up by one, so the next one is now (0 ms). Null when
- * `candidate` comes after `self` (self campaigns at its own turn anyway) or either is not a
+ * Returns the delay in ms before `self` campaigns after rejecting `candidate`'s pre-vote in
+ * `failover`. The turns after the candidate's move up by one, so the next one gets 0 ms. Null
+ * when `candidate` comes after `self` (which then keeps its own turn) or either is not a
  * remaining voter.
  */
 export function campaignDelayAfterRejecting(

@@ -48,7 +48,7 @@ test('first candidates spread over the nodes', () => {
   }
 });
 
-test('a rejected pre-vote moves the later turns up by one', () => {
+test('rejected pre-vote moves turns up', () => {
   fc.assert(
     fc.property(
       fc.uniqueArray(fc.stringMatching(/^n[0-9]{1,3}$/), { minLength: 3, maxLength: 7 }),
