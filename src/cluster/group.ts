@@ -47,7 +47,7 @@ import { NO_NODE, RawNode } from '../raft/index.js';
 import { assert } from '../util/assert.js';
 import { errors } from '../util/couch-error.js';
 import type { Logger } from '../util/log.js';
-import { LogStore } from './log-store.js';
+import { LogStore, type RetainedShape } from './log-store.js';
 
 /** The durable Raft state a database file holds, read when the group opens. */
 export interface GroupFileState {
@@ -83,6 +83,8 @@ export interface GroupFile<Outcome> {
   raftState(): GroupFileState;
   /** Entries [from, to), payloads equal to what was appended. */
   readLogEntries(from: number, to: number): Entry[];
+  /** The terms and payload lengths of every retained entry, from the one after the discard point. */
+  readRetainedShape(): RetainedShape;
   /**
    * Stages one commit synchronously and returns the outcome of each applied entry, in order,
    * and a promise that resolves once the commit is durable (rejects if it cannot be).
@@ -227,11 +229,10 @@ export class RaftGroup<Outcome> {
     };
     this.#membership = state.membership;
     this.#appliedIndex = state.appliedIndex;
-    const retained = this.#readRetained(state);
     this.store = new LogStore(
       state.hardState,
       snapshot,
-      retained,
+      options.file.readRetainedShape(),
       (from, to) => this.#file.readLogEntries(from, to),
       options.logCacheBytes ?? DEFAULT_LOG_CACHE_BYTES,
     );
@@ -854,10 +855,6 @@ export class RaftGroup<Outcome> {
       for (const waiter of read.waiters) waiter.reject(unavailable());
     }
     this.#readsByIndex = [];
-  }
-
-  #readRetained(state: GroupFileState): Entry[] {
-    return this.#options.file.readLogEntries(state.discardedIndex + 1, Number.MAX_SAFE_INTEGER);
   }
 }
 

@@ -7,16 +7,25 @@
  * of every retained entry stay in memory; payloads stay in memory only within a byte budget,
  * newest first, and older ones are read back from the file on demand (reads are synchronous).
  *
+ * A store opens with no payload cached: it reads only the terms and payload lengths of the
+ * retained entries, and payloads come from the file when first asked for.
+ *
  * Invariant: firstIndex() === snapshot.index + 1, and `#terms[#head + i]` is the term of index
  * snapshot.index + 1 + i. Only durable state is visible: the driver calls the mutators after
  * the commit that wrote it has been synced.
  */
 import type { Entry, HardState, Membership, SnapshotMeta, Storage } from '../raft/index.js';
-import { entrySizeBytes } from '../raft/index.js';
+import { ENTRY_OVERHEAD_BYTES, entrySizeBytes } from '../raft/index.js';
 import { assert } from '../util/assert.js';
 
 /** Reads entries [from, to) back from the database file. */
 export type LogReader = (from: number, to: number) => Entry[];
+
+/** The terms and payload lengths of the retained entries, in index order from the first. */
+export interface RetainedShape {
+  readonly terms: readonly number[];
+  readonly payloadBytes: readonly number[];
+}
 
 export class LogStore implements Storage {
   #hardState: HardState;
@@ -39,14 +48,24 @@ export class LogStore implements Storage {
   constructor(
     hardState: HardState,
     snapshot: SnapshotMeta,
-    entries: readonly Entry[],
+    retained: RetainedShape,
     private readonly readFromFile: LogReader,
     private readonly cacheBudgetBytes: number,
   ) {
+    assert(
+      retained.terms.length === retained.payloadBytes.length,
+      () => `${retained.terms.length} terms for ${retained.payloadBytes.length} payload lengths`,
+    );
     this.#hardState = hardState;
     this.#snapshot = snapshot;
-    this.#cachedFrom = snapshot.index + 1;
-    this.append(entries);
+    for (let i = 0; i < retained.terms.length; i++) {
+      const size = retained.payloadBytes[i]! + ENTRY_OVERHEAD_BYTES;
+      this.#terms.push(retained.terms[i]!);
+      this.#sizes.push(size);
+      this.#cached.push(undefined);
+      this.#retainedBytes += size;
+    }
+    this.#cachedFrom = this.lastIndex() + 1;
   }
 
   hardState(): HardState {

@@ -1309,6 +1309,10 @@ export function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
       const last = Math.min(to - 1, file.logExtent().lastIndex);
       return last < from ? [] : file.readLogEntries(from, last);
     },
+    readRetainedShape: () => {
+      const extent = file.logExtent();
+      return file.readLogShape(extent.firstIndex, extent.lastIndex);
+    },
     stage: (commit) =>
       file.stage({
         ...(commit.truncateAfter === undefined ? {} : { truncateAfter: commit.truncateAfter }),

@@ -604,15 +604,20 @@ export function splitCommand(bytes: Uint8Array): { command: Command; split: Spli
 
 /** Rebuilds the payload bytes that `splitCommand` cut, byte for byte. */
 export function joinCommand(split: SplitCommand): Buffer {
-  let total = split.prefix.length;
-  for (const segment of split.segments) total += SEGMENT_LENGTH_BYTES + segment.length;
-  const bytes = Buffer.allocUnsafe(total);
+  const bytes = Buffer.allocUnsafe(joinedLength(split.prefix.length, split.segments));
   let offset = split.prefix.copy(bytes, 0);
   for (const segment of split.segments) {
     offset = bytes.writeUInt32BE(segment.length, offset);
     offset += segment.copy(bytes, offset);
   }
   return bytes;
+}
+
+/** Returns the length of what `joinCommand` builds from a prefix and segments of these lengths. */
+export function joinedLength(prefixBytes: number, segments: readonly { length: number }[]): number {
+  let total = prefixBytes;
+  for (const segment of segments) total += SEGMENT_LENGTH_BYTES + segment.length;
+  return total;
 }
 
 /** The parts of the HTTP layer's `WriteDocument` that a command carries. */

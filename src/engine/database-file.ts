@@ -65,9 +65,11 @@ import {
 import {
   CommandCache,
   DEFAULT_COMMAND_CACHE_BYTES,
+  type LogShape,
   logIndexes,
   prepareStoredEntry,
   readEntries,
+  readShape,
   storedBounds,
   storeEntry,
 } from './log.js';
@@ -367,6 +369,12 @@ export class DatabaseFile {
   readLogEntries(from: number, to: number): Entry[] {
     this.#checkUsable();
     return readEntries(this.#file, this.#state.trees.log, from, to);
+  }
+
+  /** Reads the terms and payload lengths of the retained entries `from..to`, both included. */
+  readLogShape(from: number, to: number): LogShape {
+    this.#checkUsable();
+    return readShape(this.#state.trees.log, from, to);
   }
 
   /**

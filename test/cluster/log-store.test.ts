@@ -6,11 +6,13 @@ import { type Entry, entrySizeBytes, MemoryStorage, membershipOf } from '../../s
 
 const membership = membershipOf(['n1', 'n2', 'n3']);
 const hardState = { term: 0, vote: '', commit: 0 };
+const noEntries = { terms: [], payloadBytes: [] };
 
 type Step =
   | { kind: 'append'; back: number; count: number; size: number }
   | { kind: 'discard'; back: number }
-  | { kind: 'read'; from: number; span: number; maxBytes: number };
+  | { kind: 'read'; from: number; span: number; maxBytes: number }
+  | { kind: 'reopen' };
 
 // Appends outweigh discards, so long logs with a partly discarded front are common.
 const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
@@ -33,6 +35,7 @@ const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
     }),
     weight: 1,
   },
+  { arbitrary: fc.constant({ kind: 'reopen' as const }), weight: 1 },
 );
 
 /** Computes the cap point as LogStore.capPoint defines it, from the model's entries. */
@@ -62,17 +65,12 @@ test('log store matches the in-memory model', () => {
         const model = new MemoryStorage(membership);
         // The "file": every entry ever made durable, by index, as the engine would return it.
         const file = new Map<number, Entry>();
-        const store = new LogStore(
-          hardState,
-          model.snapshotMeta(),
-          [],
-          (from, to) => {
-            const entries: Entry[] = [];
-            for (let index = from; index < to; index++) entries.push(file.get(index)!);
-            return entries;
-          },
-          budget,
-        );
+        const readFile = (from: number, to: number) => {
+          const entries: Entry[] = [];
+          for (let index = from; index < to; index++) entries.push(file.get(index)!);
+          return entries;
+        };
+        let store = new LogStore(hardState, model.snapshotMeta(), noEntries, readFile, budget);
         let term = 1;
         for (const step of steps) {
           if (step.kind === 'append') {
@@ -96,6 +94,14 @@ test('log store matches the in-memory model', () => {
             if (index <= model.firstIndex() - 1) continue;
             model.compact(index, membership);
             store.discard(index, membership);
+          } else if (step.kind === 'reopen') {
+            // As after a restart: the shape of the retained entries, no payload in memory.
+            const shape = { terms: [] as number[], payloadBytes: [] as number[] };
+            for (let index = model.firstIndex(); index <= model.lastIndex(); index++) {
+              shape.terms.push(file.get(index)!.term);
+              shape.payloadBytes.push(file.get(index)!.data.byteLength);
+            }
+            store = new LogStore(hardState, model.snapshotMeta(), shape, readFile, budget);
           } else {
             const retained = model.lastIndex() - model.firstIndex() + 1;
             if (retained <= 0) continue;
@@ -105,8 +111,8 @@ test('log store matches the in-memory model', () => {
             const expected = model.entries(from, to, step.maxBytes);
             const actual = store.entries(from, to, step.maxBytes);
             assert.deepEqual(
-              actual.map((entry) => [entry.index, entry.term]),
-              expected.map((entry) => [entry.index, entry.term]),
+              actual.map((entry) => [entry.index, entry.term, entry.data.byteLength]),
+              expected.map((entry) => [entry.index, entry.term, entry.data.byteLength]),
             );
           }
           assert.equal(store.firstIndex(), model.firstIndex());
@@ -123,7 +129,8 @@ test('log store matches the in-memory model', () => {
 });
 
 test('cap point keeps at most the cap of entries and bytes', () => {
-  const store = new LogStore(hardState, { index: 0, term: 0, membership }, [], () => [], 1 << 20);
+  const snapshot = { index: 0, term: 0, membership };
+  const store = new LogStore(hardState, snapshot, noEntries, () => [], 1 << 20);
   const entries = Array.from({ length: 100 }, (_, i) => ({
     index: i + 1,
     term: 1,

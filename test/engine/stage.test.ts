@@ -92,7 +92,7 @@ test('append, apply and reopen', async (t) => {
   snapshot.close();
 });
 
-test('log reads back byte for byte', async (t) => {
+test('log and its shape read back exactly', async (t) => {
   const dir = await tempDir(t);
   let run = 0;
   const payloadArbitrary = fc.oneof(
@@ -137,6 +137,11 @@ test('log reads back byte for byte', async (t) => {
           Buffer.from(got.data).equals(Buffer.from(expected.data)),
           `payload of ${got.index}`,
         );
+      });
+      // The shape a group opens with: terms and payload lengths, without reading payloads.
+      assert.deepEqual(file.readLogShape(1, model.length), {
+        terms: model.map((expected) => expected.term),
+        payloadBytes: model.map((expected) => expected.data.byteLength),
       });
       await file.close();
     }),
