@@ -33,10 +33,13 @@
  *   --scenarios LIST        scenarios to run, of 1,2,2-open,3,4,5,6,7 (all; 4 needs 2)
  *   --profile               the profiling pass described above
  *   --profile-dir DIR       keep the .cpuprofile files in DIR (default: a temp dir, removed)
+ *   --logs-dir DIR          keep each Divan node's log in DIR (default: removed with the data)
+ *   --help                  print these options
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './load/generator.js';
 import {
   type CatchUpResult,
@@ -90,6 +93,7 @@ interface Options {
   scenarios: ScenarioName[];
   profile: boolean;
   profileDir: string | null;
+  logsDir: string | null;
 }
 
 /** Everything one run measured, keyed by system name, then scenario. */
@@ -107,6 +111,10 @@ interface Peer {
 }
 
 export async function main(args: string[]): Promise<void> {
+  if (args.includes('--help')) {
+    printHelp();
+    return;
+  }
   const options = parseOptions(args);
   const dir = mkdtempSync(join(tmpdir(), 'divan-bench-cluster-'));
   const peers: Peer[] = [];
@@ -187,7 +195,12 @@ async function startSystems(options: Options, dir: string): Promise<Peer[]> {
     try {
       if (name === 'divan' || name === 'divan-1') {
         const nodes = name === 'divan' ? 3 : 1;
-        const system = await DivanCluster.start({ name, nodes, dir: systemDir });
+        const system = await DivanCluster.start({
+          name,
+          nodes,
+          dir: systemDir,
+          ...(options.logsDir === null ? {} : { logsDir: options.logsDir }),
+        });
         return { name, system, unavailable: null };
       }
       if (name === 'pouchdb')
@@ -721,6 +734,7 @@ function parseOptions(args: string[]): Options {
     scenarios: [...SCENARIOS],
     profile: false,
     profileDir: null,
+    logsDir: null,
   };
   for (let i = 0; i < args.length; i++) {
     const name = args[i]!;
@@ -744,6 +758,7 @@ function parseOptions(args: string[]): Options {
     else if (name === '--systems') options.systems = listOf(name, value, SYSTEMS);
     else if (name === '--scenarios') options.scenarios = listOf(name, value, SCENARIOS);
     else if (name === '--profile-dir') options.profileDir = value;
+    else if (name === '--logs-dir') options.logsDir = value;
     else throw new Error(`unknown option ${name}; see the header of bench/cluster.ts`);
   }
   if (!options.systems.includes('divan')) throw new Error('--systems must include divan');
@@ -752,6 +767,19 @@ function parseOptions(args: string[]): Options {
     throw new Error('--scenarios: scenarios 4 and 2-open need scenario 2, so list 2 as well');
   }
   return options;
+}
+
+/** Prints the options part of this file's header comment. */
+function printHelp(): void {
+  const source = readFileSync(
+    fileURLToPath(new URL('../../bench/cluster.ts', import.meta.url)),
+    'utf8',
+  );
+  const lines = source.split('\n');
+  const first = lines.findIndex((line) => line.startsWith(' * Options:'));
+  const end = lines.findIndex((line, i) => i > first && line.startsWith(' */'));
+  console.log('npm run bench -- cluster [options]\n');
+  for (const line of lines.slice(first, end)) console.log(line.replace(/^ \* ?/, ''));
 }
 
 function positive(name: string, value: string): number {

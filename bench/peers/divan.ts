@@ -9,10 +9,11 @@
  * default. Leaders, terms and indexes come from `GET /{db}/_raft`.
  *
  * With `profileDir`, each node runs under `node --cpu-prof` and writes its profile into
- * `<profileDir>/<node>/` when it exits after SIGTERM (`close` stops nodes that way).
+ * `<profileDir>/<node>/` when it exits after SIGTERM (`close` stops nodes that way). With
+ * `logsDir`, `close` copies each node's log there before it removes the data.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.js';
@@ -47,6 +48,8 @@ export interface DivanClusterOptions {
   readonly dir: string;
   /** Runs every node under `node --cpu-prof`, writing profiles here. */
   readonly profileDir?: string;
+  /** Copies each node's log here, as `<name>-<node>.log`, when the cluster closes. */
+  readonly logsDir?: string;
 }
 
 interface RaftBody {
@@ -267,6 +270,14 @@ export class DivanCluster implements BenchSystem {
 
   async close(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.process.stop(signal)));
+    const logsDir = this.options.logsDir;
+    if (logsDir !== undefined) {
+      mkdirSync(logsDir, { recursive: true });
+      for (const node of this.nodes) {
+        const log = join(this.options.dir, node.name, 'divan.log');
+        if (existsSync(log)) copyFileSync(log, join(logsDir, `${this.name}-${node.name}.log`));
+      }
+    }
     rmSync(this.options.dir, { recursive: true, force: true });
   }
 }
