@@ -51,7 +51,11 @@ export interface TransportTiming {
   livenessTimeoutMs: number;
   /** First reconnect delay after a failure; it doubles with each further failure. */
   reconnectInitialDelayMs: number;
-  /** Cap of the reconnect delay. */
+  /**
+   * Cap of the reconnect delay. Only the lower id dials, so after the other node restarts this
+   * cap bounds how long the two stay apart: a failover in that time loses the messages between
+   * them. A dial to a node that is down costs one refused connection.
+   */
   reconnectMaxDelayMs: number;
 }
 
@@ -69,7 +73,7 @@ export const defaultTiming: Readonly<TransportTiming> = Object.freeze({
   pingIntervalMs: 1000,
   livenessTimeoutMs: 3000,
   reconnectInitialDelayMs: 50,
-  reconnectMaxDelayMs: 2000,
+  reconnectMaxDelayMs: 500,
 });
 
 /** Peer ids to `host:port` addresses. */
