@@ -131,6 +131,8 @@ export interface GroupOptions<Outcome> {
     from: NodeId,
     hardState: HardState,
   ) => Promise<{ file: GroupFile<Outcome>; meta: SnapshotMeta }>;
+  /** Called when a request starts to wait for a leader while none is known. */
+  readonly onLeaderAwaited?: () => void;
 }
 
 /** The outcome of a proposal is not known: the entry may or may not be applied. */
@@ -216,6 +218,8 @@ export class RaftGroup<Outcome> {
   #leaderWaiters: LeaderWaiter[] = [];
   #lastRole = '';
   #lastLeader: NodeId = NO_NODE;
+  /** `performance.now()` of the last durable append of new entries, or -Infinity. */
+  #lastNewEntryAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: GroupOptions<Outcome>) {
     this.#options = options;
@@ -259,6 +263,15 @@ export class RaftGroup<Outcome> {
 
   get appliedIndex(): number {
     return this.#appliedIndex;
+  }
+
+  /**
+   * `performance.now()` when new entries were last appended durably here, or -Infinity. New
+   * means not yet committed when they arrived: writes being made now, not a follower catching
+   * up on old ones after a restart.
+   */
+  get lastNewEntryAtMs(): number {
+    return this.#lastNewEntryAtMs;
   }
 
   get failed(): boolean {
@@ -394,6 +407,7 @@ export class RaftGroup<Outcome> {
     if (this.failed || this.#closed) {
       return Promise.reject(errors.unavailable('the database group is closed on this node'));
     }
+    if (this.raw.status().leader === NO_NODE) this.#options.onLeaderAwaited?.();
     return new Promise<void>((resolve, reject) => {
       this.#readQueue.push({ deadline, resolve, reject });
       this.#schedule();
@@ -408,6 +422,7 @@ export class RaftGroup<Outcome> {
     const leader = this.raw.status().leader;
     const found = wanted === undefined ? leader !== NO_NODE : leader === wanted;
     if (found || Date.now() >= deadline) return Promise.resolve(leader);
+    if (leader === NO_NODE) this.#options.onLeaderAwaited?.();
     return new Promise((resolve) => {
       const waiter = {
         wanted,
@@ -685,6 +700,8 @@ export class RaftGroup<Outcome> {
   #afterDurable(batch: readonly Ready[], commit: GroupCommit): void {
     if (commit.append.length > 0) this.store.append(commit.append);
     if (commit.hardState !== undefined) this.store.setHardState(commit.hardState);
+    const lastAppended = commit.append.at(-1)?.index ?? 0;
+    if (lastAppended > this.store.hardState().commit) this.#lastNewEntryAtMs = performance.now();
     if (commit.membership !== undefined) this.#membership = commit.membership;
     if (commit.discardUpTo !== undefined) this.store.discard(commit.discardUpTo, this.#membership);
     for (const ready of batch) {

@@ -11,9 +11,10 @@
  *   a moment ago elsewhere) wait briefly for the catalog to catch up.
  * - Time: one timer ticks every open group.
  * - Failover: when the connection to a node closes, every group that node led drops it as
- *   leader (`forgetLeader`). The remaining voters campaign in turns a step apart, so an idle
- *   (quiet) group elects a new leader at once. A survivor that rejects the pre-vote of a candidate behind it moves up a
- *   turn (`#onPreVoteRejected`).
+ *   leader (`forgetLeader`). The remaining voters campaign in turns a step apart, without
+ *   waiting for an election timeout. Groups that wrote nothing lately go after the busy ones,
+ *   or when a request needs them (`#deferFailover`). A survivor that rejects a candidate's
+ *   pre-vote starts the turns again without that candidate (`#onPreVoteRejected`).
  * - Writes: a command is proposed on the group's leader, forwarded over the peer transport when
  *   the leader is another node; a retry always carries the same request id, so a command is
  *   applied once whatever the retries.
@@ -150,6 +151,20 @@ const FAILOVER_CAMPAIGN_JITTER_MS = 30;
 const FAILOVER_CAMPAIGN_ROUNDS = 3;
 /** How long after a leader's node is lost a rejected pre-vote still moves this node's turn up. */
 const FAILOVER_WINDOW_MS = 5_000;
+/**
+ * A group that appended no new entry for this long before its leader's node was lost is idle. Its
+ * failover waits, so that with many databases the busy ones elect first, without the election
+ * traffic and fsyncs of every idle group competing with them.
+ */
+export const FAILOVER_IDLE_AFTER_MS = 2_000;
+/** An idle group's failover starts after this delay plus a random part of the spread (ms). */
+const FAILOVER_IDLE_DELAY_MS = 500;
+const FAILOVER_IDLE_SPREAD_MS = 1_000;
+/**
+ * A pre-vote that arrived while this node still had a leader counts as a failover campaign this
+ * node stopped, if this node notices the loss of that leader's node within this many ms.
+ */
+const EARLY_REJECTION_MS = 500;
 /** Pause between attempts to join a cluster. */
 const JOIN_RETRY_MS = 1_000;
 /** Every this many ticks, group leaders move their group toward the cluster's members. */
@@ -189,6 +204,10 @@ export class DivanNode {
   readonly #groups = new Map<string, OpenGroup>();
   /** Per group id: the failover this node takes part in, from the lost leader's node on. */
   readonly #failovers = new Map<string, Failover>();
+  /** Per group, the last pre-vote that arrived while this node still had another leader. */
+  readonly #earlyRejections = new Map<string, { candidate: string; atMs: number }>();
+  /** Failover campaigns of idle groups, waiting for their delay or for a request to wake them. */
+  readonly #deferredFailovers = new Map<string, DeferredFailover>();
   readonly #opening = new Map<string, Promise<OpenGroup>>();
   readonly #pending = new Map<string, { messages: Message[]; firstAt: number }>();
   #pendingCount = 0;
@@ -349,6 +368,8 @@ export class DivanNode {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#tickTimer !== null) clearInterval(this.#tickTimer);
+    for (const deferred of this.#deferredFailovers.values()) clearTimeout(deferred.timer);
+    this.#deferredFailovers.clear();
     await this.#reconcileChain.catch(() => undefined);
     await this.transport.stop();
     await this.snapshots.close();
@@ -460,6 +481,7 @@ export class DivanNode {
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
         this.#installSnapshot(open, requested, from, hardState),
+      onLeaderAwaited: () => this.#wakeDeferredFailover(id),
     });
     open = { id, name, file, group, lastUsedAt: Date.now() };
     return open;
@@ -846,6 +868,7 @@ export class DivanNode {
   #deliver({ group, message }: GroupMessage): void {
     const open = this.#groups.get(group);
     if (open !== undefined) {
+      if (message.type === 'pre_vote') this.#notePreVote(open, message.from);
       open.group.step(message);
       return;
     }
@@ -859,6 +882,17 @@ export class DivanNode {
     }
     if (this.catalog.isDeleted(group)) return;
     this.#queuePending(group, message);
+  }
+
+  /**
+   * Keeps a pre-vote that arrives while this node still has a leader: the core ignores it
+   * under the leader lease, or rejects it. If that leader's node turns out lost,
+   * `#onPeerDown` counts it as a rejected failover campaign.
+   */
+  #notePreVote(open: OpenGroup, candidate: string): void {
+    const leader = open.group.status().leader;
+    if (leader === NO_NODE || leader === candidate) return;
+    this.#earlyRejections.set(open.id, { candidate, atMs: performance.now() });
   }
 
   #queuePending(group: string, message: Message): void {
@@ -885,6 +919,9 @@ export class DivanNode {
     for (const [id, failover] of this.#failovers) {
       if (now - failover.atMs > FAILOVER_WINDOW_MS) this.#failovers.delete(id);
     }
+    for (const [id, rejection] of this.#earlyRejections) {
+      if (now - rejection.atMs > EARLY_REJECTION_MS) this.#earlyRejections.delete(id);
+    }
     for (const open of this.#groups.values()) {
       const status = open.group.status();
       if (status.leader !== peer) continue;
@@ -897,22 +934,70 @@ export class DivanNode {
         voters: status.membership.voters,
         atMs: now,
       });
-      this.#failoverCampaign(open, turn * FAILOVER_CAMPAIGN_STEP_MS, survivors, 0);
+      const turnDelayMs = turn * FAILOVER_CAMPAIGN_STEP_MS;
+      const early = this.#earlyRejections.get(open.id);
+      this.#earlyRejections.delete(open.id);
+      if (now - open.group.lastNewEntryAtMs > FAILOVER_IDLE_AFTER_MS) {
+        this.#deferFailover(open, turnDelayMs, survivors);
+        continue;
+      }
+      this.#failoverCampaign(open, turnDelayMs, survivors, 0);
+      // A survivor that noticed the loss first campaigned, and this node, still seeing the
+      // leader, turned it down. That candidate now waits a whole round; the turns move up
+      // instead. Idle groups are left out: their pre-votes come from a restarted node
+      // looking for its leaders, not from a failover.
+      if (early !== undefined) this.#onPreVoteRejected(open.id, early.candidate);
     }
   }
 
+  /** Starts an idle group's failover turns after the idle delay, or earlier if woken. */
+  #deferFailover(open: OpenGroup, turnDelayMs: number, survivors: number): void {
+    const previous = this.#deferredFailovers.get(open.id);
+    if (previous !== undefined) clearTimeout(previous.timer);
+    const delayMs = FAILOVER_IDLE_DELAY_MS + randomInt(FAILOVER_IDLE_SPREAD_MS) + turnDelayMs;
+    const timer = setTimeout(() => {
+      this.#deferredFailovers.delete(open.id);
+      this.#failoverCampaign(open, 0, survivors, 0);
+    }, delayMs);
+    this.#deferredFailovers.set(open.id, { timer, turnDelayMs, survivors });
+    this.log.debug(
+      { db: open.name, group: open.id, delayMs },
+      'failover of an idle group deferred',
+    );
+  }
+
+  /** A request waits for a leader of `groupId`: its deferred failover starts its turns now. */
+  #wakeDeferredFailover(groupId: string): void {
+    const deferred = this.#deferredFailovers.get(groupId);
+    const open = this.#groups.get(groupId);
+    if (deferred === undefined || open === undefined) return;
+    clearTimeout(deferred.timer);
+    this.#deferredFailovers.delete(groupId);
+    this.log.info(
+      { db: open.name, group: groupId },
+      'a request starts the failover of an idle group',
+    );
+    this.#failoverCampaign(open, deferred.turnDelayMs, deferred.survivors, 0);
+  }
+
   /**
-   * Moves this node's failover turn up after it rejected `candidate`'s pre-vote without a
-   * leader. This node's log is newer, so that candidate cannot win. A candidate that fell behind
-   * (a node that restarted and is still catching up) often has the first turn, and the group
-   * would wait a whole step for the next. So the turns after the candidate's move up by one:
-   * the next survivor campaigns at once, the others a step apart as before.
+   * Starts this node's failover turns again after it rejected `candidate`'s pre-vote. Two cases:
+   * - This node had no leader: its log is newer, so that candidate cannot win. A candidate that
+   *   fell behind (a node that restarted and is still catching up) often has the first turn,
+   *   and the group would wait a whole round for the next.
+   * - This node still saw the leader, because it noticed the loss of the leader's node after
+   *   the candidate did, and ignored or rejected the pre-vote. `#notePreVote` keeps it, and
+   *   `#onPeerDown` counts it; without it, the candidate would wait a whole round.
+   * Either way the turns start again at once without the candidate (the first of the others
+   * campaigns at once, the rest a step apart), unless a leader is known by then.
    * NOTE: only the delay rule has a test (test/cluster/failover-turn.test.ts). No test on node
-   * processes makes a survivor fall behind just as the leader dies.
+   * processes makes a survivor fall behind, or notice the loss late, just as the leader dies.
    */
   #onPreVoteRejected(groupId: string, candidate: string): void {
     const failover = this.#failovers.get(groupId);
-    if (failover === undefined) return;
+    // An idle group's campaigns wait (`#deferFailover`). A restarted node looking for its
+    // leaders sends such pre-votes, and a campaign for each of them would undo the wait.
+    if (failover === undefined || this.#deferredFailovers.has(groupId)) return;
     if (performance.now() - failover.atMs > FAILOVER_WINDOW_MS) {
       this.#failovers.delete(groupId);
       return;
@@ -923,10 +1008,14 @@ export class DivanNode {
     setTimeout(() => {
       if (this.#stopped || this.#groups.get(groupId) !== open) return;
       const status = open.group.status();
-      if (status.leader !== NO_NODE || status.role !== 'follower') return;
+      // A pre-candidate campaigns again: once the other survivor rejected it, its round waits
+      // for the lost node until an election timeout. A candidate is in a real vote; let it run.
+      if (status.leader !== NO_NODE || status.role === 'candidate' || status.role === 'leader') {
+        return;
+      }
       this.log.info(
         { db: open.name, group: groupId, candidate },
-        'campaigning after rejecting a pre-vote from a candidate behind',
+        'campaigning after rejecting the pre-vote of a candidate with an earlier turn',
       );
       open.group.campaign();
     }, delayMs);
@@ -1369,6 +1458,14 @@ export function failoverTurn(
   return order.findIndex((entry) => entry.name === self);
 }
 
+/** An idle group's failover campaign, waiting (see FAILOVER_IDLE_AFTER_MS). */
+interface DeferredFailover {
+  readonly timer: NodeJS.Timeout;
+  /** This node's turn in the failover, as a delay from the start of the turns. */
+  readonly turnDelayMs: number;
+  readonly survivors: number;
+}
+
 /** A failover this node takes part in: the lost leader's node and the voters then. */
 export interface Failover {
   readonly lost: string;
@@ -1378,9 +1475,9 @@ export interface Failover {
 
 /**
  * Returns the delay in ms before `self` campaigns after rejecting `candidate`'s pre-vote in
- * `failover`. The turns after the candidate's move up by one, so the next one gets 0 ms. Null
- * when `candidate` comes after `self` (which then keeps its own turn) or either is not a
- * remaining voter.
+ * `failover`. The turns start again at once without the candidate, in the same order: the
+ * first of the others gets 0 ms, and no two get the same delay. Null when `self` and
+ * `candidate` are the same or either is not a remaining voter.
  */
 export function campaignDelayAfterRejecting(
   groupId: string,
@@ -1390,8 +1487,8 @@ export function campaignDelayAfterRejecting(
 ): number | null {
   const mine = failoverTurn(groupId, failover.voters, failover.lost, self);
   const theirs = failoverTurn(groupId, failover.voters, failover.lost, candidate);
-  if (mine < 0 || theirs < 0 || theirs >= mine) return null;
-  return (mine - theirs - 1) * FAILOVER_CAMPAIGN_STEP_MS;
+  if (mine < 0 || theirs < 0 || mine === theirs) return null;
+  return (mine > theirs ? mine - 1 : mine) * FAILOVER_CAMPAIGN_STEP_MS;
 }
 
 function pause(ms: number): Promise<void> {
