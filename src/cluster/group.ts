@@ -407,7 +407,7 @@ export class RaftGroup<Outcome> {
     if (this.failed || this.#closed) {
       return Promise.reject(errors.unavailable('the database group is closed on this node'));
     }
-    if (this.raw.status().leader === NO_NODE) this.#options.onLeaderAwaited?.();
+    if (this.raw.leader === NO_NODE) this.#options.onLeaderAwaited?.();
     return new Promise<void>((resolve, reject) => {
       this.#readQueue.push({ deadline, resolve, reject });
       this.#schedule();
