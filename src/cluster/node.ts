@@ -149,7 +149,7 @@ export const FAILOVER_CAMPAIGN_STEP_MS = 250;
 const FAILOVER_CAMPAIGN_JITTER_MS = 30;
 /** Rounds of campaign turns after a leader's node is lost; a round runs only if no leader is known. */
 const FAILOVER_CAMPAIGN_ROUNDS = 3;
-/** How long after a leader's node is lost a rejected pre-vote still moves this node's turn up. */
+/** How long after a leader's node is lost a rejected pre-vote still restarts this node's turns. */
 const FAILOVER_WINDOW_MS = 5_000;
 /**
  * A group that appended no new entry for this long before its leader's node was lost is idle. Its
@@ -919,9 +919,7 @@ export class DivanNode {
     for (const [id, failover] of this.#failovers) {
       if (now - failover.atMs > FAILOVER_WINDOW_MS) this.#failovers.delete(id);
     }
-    for (const [id, rejection] of this.#earlyRejections) {
-      if (now - rejection.atMs > EARLY_REJECTION_MS) this.#earlyRejections.delete(id);
-    }
+    this.#forgetEarlyRejections(now);
     for (const open of this.#groups.values()) {
       const status = open.group.status();
       if (status.leader !== peer) continue;
@@ -947,6 +945,13 @@ export class DivanNode {
       // instead. Idle groups are left out: their pre-votes come from a restarted node
       // looking for its leaders, not from a failover.
       if (early !== undefined) this.#onPreVoteRejected(open.id, early.candidate);
+    }
+  }
+
+  /** Drops the early rejections too old to count, so the map does not grow with time. */
+  #forgetEarlyRejections(now: number): void {
+    for (const [id, rejection] of this.#earlyRejections) {
+      if (now - rejection.atMs > EARLY_REJECTION_MS) this.#earlyRejections.delete(id);
     }
   }
 
@@ -1015,7 +1020,7 @@ export class DivanNode {
       }
       this.log.info(
         { db: open.name, group: groupId, candidate },
-        'campaigning after rejecting the pre-vote of a candidate with an earlier turn',
+        'campaigning after turning down a failover candidate',
       );
       open.group.campaign();
     }, delayMs);
@@ -1063,6 +1068,7 @@ export class DivanNode {
       this.#bootstrapUsersDatabase();
       this.#recordOwnAddresses();
       for (const open of this.#groups.values()) this.#reconcileMembership(open);
+      this.#forgetEarlyRejections(performance.now());
     }
     const now = Date.now();
     for (const [group, pending] of this.#pending) {
