@@ -157,9 +157,9 @@ const FAILOVER_WINDOW_MS = 5_000;
  * traffic and fsyncs of every idle group competing with them.
  */
 export const FAILOVER_IDLE_AFTER_MS = 2_000;
-/** An idle group's failover starts after this delay plus a random part of the spread (ms). */
+/** An idle group's failover starts after this delay plus a part of the spread drawn from its id (ms). */
 const FAILOVER_IDLE_DELAY_MS = 500;
-const FAILOVER_IDLE_SPREAD_MS = 1_000;
+export const FAILOVER_IDLE_SPREAD_MS = 1_000;
 /**
  * A pre-vote that arrived while this node still had a leader counts as a failover campaign this
  * node stopped, if this node notices the loss of that leader's node within this many ms.
@@ -959,7 +959,7 @@ export class DivanNode {
   #deferFailover(open: OpenGroup, turnDelayMs: number, survivors: number): void {
     const previous = this.#deferredFailovers.get(open.id);
     if (previous !== undefined) clearTimeout(previous.timer);
-    const delayMs = FAILOVER_IDLE_DELAY_MS + randomInt(FAILOVER_IDLE_SPREAD_MS) + turnDelayMs;
+    const delayMs = FAILOVER_IDLE_DELAY_MS + idleFailoverOffsetMs(open.id) + turnDelayMs;
     const timer = setTimeout(() => {
       this.#deferredFailovers.delete(open.id);
       this.#failoverCampaign(open, 0, survivors, 0);
@@ -1462,6 +1462,16 @@ export function failoverTurn(
     .map((name) => ({ name, rank: rank(name) }))
     .sort((a, b) => (a.rank < b.rank ? -1 : a.rank > b.rank ? 1 : 0));
   return order.findIndex((entry) => entry.name === self);
+}
+
+/**
+ * Returns the part of FAILOVER_IDLE_SPREAD_MS that group `groupId` waits, drawn from its id: the
+ * idle groups spread over the window, and every survivor waits the same for one group, so their
+ * turns stay a step apart.
+ */
+export function idleFailoverOffsetMs(groupId: string): number {
+  const digest = createHash('sha256').update(`idle failover/${groupId}`).digest();
+  return digest.readUInt32BE(0) % FAILOVER_IDLE_SPREAD_MS;
 }
 
 /** An idle group's failover campaign, waiting (see FAILOVER_IDLE_AFTER_MS). */

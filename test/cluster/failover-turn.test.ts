@@ -1,7 +1,8 @@
 /**
  * The order in which the remaining voters campaign after a leader's node is lost: every voter
  * gets its own turn, and over many groups every voter goes first for some of them. A survivor
- * that rejects a candidate's pre-vote starts the turns again without that candidate.
+ * that rejects a candidate's pre-vote starts the turns again without that candidate. Idle
+ * groups wait a part of a window drawn from their id, the same on every node.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -9,7 +10,9 @@ import fc from 'fast-check';
 import {
   campaignDelayAfterRejecting,
   FAILOVER_CAMPAIGN_STEP_MS,
+  FAILOVER_IDLE_SPREAD_MS,
   failoverTurn,
+  idleFailoverOffsetMs,
 } from '../../src/cluster/node.js';
 
 const GROUPS = 300;
@@ -48,7 +51,7 @@ test('first candidates spread over the nodes', () => {
   }
 });
 
-test('a rejected pre-vote starts the turns again without the candidate', () => {
+test('rejected pre-vote restarts the turns', () => {
   fc.assert(
     fc.property(
       fc.uniqueArray(fc.stringMatching(/^n[0-9]{1,3}$/), { minLength: 3, maxLength: 7 }),
@@ -83,4 +86,17 @@ test('a rejected pre-vote starts the turns again without the candidate', () => {
       },
     ),
   );
+});
+
+test('idle groups spread their failovers', () => {
+  const buckets = new Set<number>();
+  for (let group = 0; group < GROUPS; group++) {
+    const offset = idleFailoverOffsetMs(`group-${group}`);
+    assert.ok(offset >= 0, `offset ${offset}`);
+    assert.ok(offset < FAILOVER_IDLE_SPREAD_MS, `offset ${offset}`);
+    assert.equal(idleFailoverOffsetMs(`group-${group}`), offset, 'same offset on every node');
+    buckets.add(Math.floor((offset / FAILOVER_IDLE_SPREAD_MS) * 10));
+  }
+  // Every tenth of the window gets some of the groups.
+  assert.equal(buckets.size, 10);
 });
