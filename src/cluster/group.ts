@@ -83,7 +83,7 @@ export interface GroupFile<Outcome> {
   raftState(): GroupFileState;
   /** Entries [from, to), payloads equal to what was appended. */
   readLogEntries(from: number, to: number): Entry[];
-  /** The terms and payload lengths of every retained entry, from the one after the discard point. */
+  /** Returns the terms and payload lengths of every retained entry, after the discard point. */
   readRetainedShape(): RetainedShape;
   /**
    * Stages one commit synchronously and returns the outcome of each applied entry, in order,

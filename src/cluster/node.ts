@@ -157,7 +157,7 @@ const FAILOVER_WINDOW_MS = 5_000;
  * traffic and fsyncs of every idle group competing with them.
  */
 export const FAILOVER_IDLE_AFTER_MS = 2_000;
-/** An idle group's failover starts after this delay plus a part of the spread drawn from its id (ms). */
+/** An idle group waits this long, plus a part of the spread drawn from its id, to fail over. */
 const FAILOVER_IDLE_DELAY_MS = 500;
 export const FAILOVER_IDLE_SPREAD_MS = 1_000;
 /**
@@ -890,7 +890,7 @@ export class DivanNode {
    * `#onPeerDown` counts it as a rejected failover campaign.
    */
   #notePreVote(open: OpenGroup, candidate: string): void {
-    const leader = open.group.status().leader;
+    const leader = open.group.raw.leader;
     if (leader === NO_NODE || leader === candidate) return;
     this.#earlyRejections.set(open.id, { candidate, atMs: performance.now() });
   }
@@ -940,10 +940,10 @@ export class DivanNode {
         continue;
       }
       this.#failoverCampaign(open, turnDelayMs, survivors, 0);
-      // A survivor that noticed the loss first campaigned, and this node, still seeing the
-      // leader, turned it down. That candidate now waits a whole round; the turns move up
-      // instead. Idle groups are left out: their pre-votes come from a restarted node
-      // looking for its leaders, not from a failover.
+      // A survivor that noticed the loss first campaigned, and this node, which still had the
+      // leader, turned it down. That candidate would wait a whole round, so the turns start
+      // again without it. Idle groups are left out, because their pre-votes come from a
+      // restarted node looking for its leaders, not from a failover.
       if (early !== undefined) this.#onPreVoteRejected(open.id, early.candidate);
     }
   }
@@ -971,7 +971,7 @@ export class DivanNode {
     );
   }
 
-  /** A request waits for a leader of `groupId`: its deferred failover starts its turns now. */
+  /** Starts the deferred failover of `groupId` at once, because a request waits for its leader. */
   #wakeDeferredFailover(groupId: string): void {
     const deferred = this.#deferredFailovers.get(groupId);
     const open = this.#groups.get(groupId);
@@ -1014,7 +1014,7 @@ export class DivanNode {
       if (this.#stopped || this.#groups.get(groupId) !== open) return;
       const status = open.group.status();
       // A pre-candidate campaigns again: once the other survivor rejected it, its round waits
-      // for the lost node until an election timeout. A candidate is in a real vote; let it run.
+      // for the lost node until an election timeout. A candidate is in a real vote, so it goes on.
       if (status.leader !== NO_NODE || status.role === 'candidate' || status.role === 'leader') {
         return;
       }
@@ -1474,7 +1474,7 @@ export function idleFailoverOffsetMs(groupId: string): number {
   return digest.readUInt32BE(0) % FAILOVER_IDLE_SPREAD_MS;
 }
 
-/** An idle group's failover campaign, waiting (see FAILOVER_IDLE_AFTER_MS). */
+/** A deferred failover campaign of an idle group (see FAILOVER_IDLE_AFTER_MS). */
 interface DeferredFailover {
   readonly timer: NodeJS.Timeout;
   /** This node's turn in the failover, as a delay from the start of the turns. */
