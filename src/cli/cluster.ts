@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseAdmin, parseAdminFile } from '../cluster/config.js';
@@ -41,6 +42,13 @@ interface Topology {
 const STOP_GRACE_MS = 10_000;
 const READY_POLL_MS = 200;
 const READY_TIMEOUT_MS = 60_000;
+/** Timeout of one `/_up` probe: a probe that times out counts as not up. */
+const UP_REQUEST_TIMEOUT_MS = 2_000;
+/** Ports `divan cluster add` tries above the highest port in use before it gives up. */
+const PORT_SEARCH_SPAN = 100;
+const MAX_PORT = 65_535;
+/** Log lines `divan cluster add` prints when the new node fails to start. */
+const FAILED_LOG_LINES = 20;
 const SECRET_BYTES = 32;
 const GENERATED_PASSWORD_BYTES = 18;
 
@@ -67,6 +75,7 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
 
   const exits: Promise<void>[] = [];
   const launch = (node: TopologyNode) => {
+    rmSync(exitPath(dataDir, node.name), { force: true });
     const child = spawnNode(dataDir, topology, node, secretFile, options);
     children.set(node.name, child);
     exits.push(
@@ -76,6 +85,8 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
           if (!stopping) {
             const how = signal === null ? `code ${code}` : `signal ${signal}`;
             console.log(`node ${node.name} exited with ${how}; log: ${logPath(dataDir, node)}`);
+            // `divan cluster add` waits for this file to tell a failed start from a slow one.
+            writeFileSync(exitPath(dataDir, node.name), `${how}\n`);
           }
           resolveExit();
         });
@@ -83,14 +94,22 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
     );
   };
   for (const node of topology.nodes) launch(node);
-  // `divan cluster add` appends a node to cluster.json and sends SIGHUP: start the new ones.
+  // `divan cluster add` writes cluster.json and sends SIGHUP: start every listed node that is
+  // not running, with the ports the file gives it now.
   process.on('SIGHUP', () => {
+    if (stopping) return;
     const current = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as Topology;
     for (const node of current.nodes) {
-      if (topology.nodes.some((known) => known.name === node.name)) continue;
-      topology.nodes.push(node);
-      console.log(`starting added node ${node.name} on http://${topology.host}:${node.http}/`);
-      launch(node);
+      if (children.has(node.name)) continue;
+      const known = topology.nodes.findIndex((listed) => listed.name === node.name);
+      if (known === -1) topology.nodes.push(node);
+      else topology.nodes[known] = node;
+      console.log(`starting node ${node.name} on http://${topology.host}:${node.http}/`);
+      try {
+        launch(node);
+      } catch (error) {
+        console.log(`could not start node ${node.name}: ${(error as Error).message}`);
+      }
     }
   });
 
@@ -107,7 +126,8 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
 
 /**
  * `divan cluster add`: adds a node to the running local cluster in `data`. The node is started
- * by that cluster's `divan cluster` process and joins through the first node.
+ * by that cluster's `divan cluster` process and joins through the first node once its HTTP
+ * listener is up. A node that exits before it responds is removed from `cluster.json` again.
  */
 export async function addClusterNode(data: string): Promise<number> {
   const dataDir = resolve(data);
@@ -123,26 +143,87 @@ export async function addClusterNode(data: string): Promise<number> {
   const used = new Set(topology.nodes.map((node) => node.name));
   let number = topology.nodes.length + 1;
   while (used.has(`n${number}`)) number++;
-  const node: TopologyNode = {
-    name: `n${number}`,
-    http: Math.max(...topology.nodes.map((known) => known.http)) + 1,
-    peer: Math.max(...topology.nodes.map((known) => known.peer)) + 1,
-    joined: true,
-  };
+  const inUse = new Set(topology.nodes.flatMap((node) => [node.http, node.peer]));
+  const http = await nextFreePort(
+    topology.host,
+    Math.max(...topology.nodes.map((known) => known.http)),
+    inUse,
+  );
+  inUse.add(http);
+  const peer = await nextFreePort(
+    topology.host,
+    Math.max(...topology.nodes.map((known) => known.peer)),
+    inUse,
+  );
+  const node: TopologyNode = { name: `n${number}`, http, peer, joined: true };
   topology.nodes.push(node);
   writeFileSync(topologyPath, `${JSON.stringify(topology, null, 2)}\n`);
+  rmSync(exitPath(dataDir, node.name), { force: true });
   try {
     process.kill(pid, 'SIGHUP');
   } catch {
     throw new ConfigError(`the cluster process ${pid} of ${dataDir} is not running`);
   }
-  const up = await waitUntilUp(topology.host, node.http);
-  if (!up) return 1;
+  const outcome = await waitForStart(topology.host, node.http, exitPath(dataDir, node.name));
+  if (outcome === 'timeout') {
+    // Still running, perhaps slow: it stays listed, and joins once its listener is up.
+    console.error(
+      `divan: ${node.name} did not answer within ${READY_TIMEOUT_MS / 1000} s; ` +
+        `it stays in ${topologyPath}. Its log: ${logPath(dataDir, node)}`,
+    );
+    return 1;
+  }
+  if (outcome !== 'up') {
+    topology.nodes = topology.nodes.filter((listed) => listed.name !== node.name);
+    writeFileSync(topologyPath, `${JSON.stringify(topology, null, 2)}\n`);
+    const log = logPath(dataDir, node);
+    console.error(
+      `divan: ${node.name} exited with ${outcome} and was not added. The end of ${log}:`,
+    );
+    console.error(lastLines(log, FAILED_LOG_LINES));
+    return 1;
+  }
   console.log(
     `added ${node.name}: http://${topology.host}:${node.http}/  peer ${topology.host}:${node.peer}`,
   );
   console.log('it joins every database as a learner and becomes a voter once caught up');
   return 0;
+}
+
+/** Returns the first port above `after` that no listed node uses and nothing listens on. */
+async function nextFreePort(host: string, after: number, inUse: Set<number>): Promise<number> {
+  for (let port = after + 1; port <= MAX_PORT && port <= after + PORT_SEARCH_SPAN; port++) {
+    if (!inUse.has(port) && (await portIsFree(host, port))) return port;
+  }
+  throw new ConfigError(`no free port in the ${PORT_SEARCH_SPAN} ports after ${after}`);
+}
+
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, host, () => server.close(() => resolveFree(true)));
+  });
+}
+
+/**
+ * Waits until the node at `port` responds to `/_up` ('up'), its process exits (how it exited, from
+ * the file the cluster process writes) or the ready timeout passes ('timeout').
+ */
+async function waitForStart(host: string, port: number, exitFile: string): Promise<string> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await isUp(host, port)) return 'up';
+    if (existsSync(exitFile)) return readFileSync(exitFile, 'utf8').trim();
+    await new Promise((resolveWait) => setTimeout(resolveWait, READY_POLL_MS));
+  }
+  return 'timeout';
+}
+
+function lastLines(path: string, count: number): string {
+  if (!existsSync(path)) return '(no log)';
+  const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+  return lines.slice(-count).join('\n');
 }
 
 function loadOrCreateTopology(dataDir: string, options: ClusterOptions): Topology {
@@ -254,6 +335,11 @@ function logPath(dataDir: string, node: TopologyNode): string {
   return join(dataDir, node.name, 'divan.log');
 }
 
+/** Returns the file the cluster process writes when a node exits on its own, with how it exited. */
+function exitPath(dataDir: string, name: string): string {
+  return join(dataDir, name, 'exited');
+}
+
 function divanBin(): string {
   // dist/src/cli/cluster.js -> bin/divan.js
   return resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/divan.js');
@@ -280,10 +366,14 @@ async function waitUntilUp(host: string, port: number): Promise<boolean> {
 
 function isUp(host: string, port: number): Promise<boolean> {
   return new Promise((resolveUp) => {
-    const req = request({ host, port, path: '/_up', method: 'GET' }, (res) => {
-      res.resume();
-      resolveUp(res.statusCode === 200);
-    });
+    const req = request(
+      { host, port, path: '/_up', method: 'GET', timeout: UP_REQUEST_TIMEOUT_MS },
+      (res) => {
+        res.resume();
+        resolveUp(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy());
     req.on('error', () => resolveUp(false));
     req.end();
   });

@@ -354,7 +354,6 @@ export class DivanNode {
     if (fresh && this.config.members[0]?.name === this.config.name) this.#dbs.group.campaign();
     else if (!fresh) this.#campaignSoon(this.#dbs);
     this.#tickTimer = setInterval(() => this.#tick(), this.config.tickMs);
-    if (this.config.join !== undefined) void this.#join(this.config.join);
     this.log.info(
       {
         peer: `${this.config.peer.host}:${this.config.peer.port}`,
@@ -1119,6 +1118,15 @@ export class DivanNode {
     const peers = Object.fromEntries(this.#knownPeers);
     delete peers[this.config.name];
     this.transport.setPeers(peers);
+  }
+
+  /**
+   * Starts asking the cluster named by `config.join`, if any, to add this node. Call it once
+   * the HTTP listener is up: the members record the HTTP address this node sends, and a node
+   * that could not listen must not become a member.
+   */
+  startJoining(): void {
+    if (this.config.join !== undefined && !this.#stopped) void this.#join(this.config.join);
   }
 
   /**

@@ -14,7 +14,7 @@ import { deriveCookieSecret } from '../security/cookie.js';
 import type { FaultStack } from '../storage/io.js';
 import type { Logger } from '../util/log.js';
 import { NodeBackend } from './backend.js';
-import type { NodeConfig } from './config.js';
+import { ConfigError, type NodeConfig } from './config.js';
 import { DivanNode } from './node.js';
 
 /** The package's version, for `GET /`; this module runs from dist/src/cluster/. */
@@ -38,7 +38,11 @@ export async function startNode(
 ): Promise<RunningNode> {
   const admins = await adminCredentials(config);
   const node = new DivanNode(config, logger, faults);
-  await node.start();
+  try {
+    await node.start();
+  } catch (error) {
+    throw listenError(error, 'peer', config.peer) ?? error;
+  }
   const http = createHttpServer({
     backend: new NodeBackend(node),
     admins,
@@ -65,9 +69,16 @@ export async function startNode(
       : { tls: { key: config.httpTls.key, cert: config.httpTls.cert } }),
   });
   installRequestMetrics(http, node.metrics);
-  await http.listen({ host: config.http.host, port: config.http.port });
+  try {
+    await http.listen({ host: config.http.host, port: config.http.port });
+  } catch (error) {
+    await http.close();
+    await node.stop();
+    throw listenError(error, 'HTTP', config.http) ?? error;
+  }
   const scheme = config.httpTls === undefined ? 'http' : 'https';
   logger.info({ http: `${scheme}://${config.http.host}:${config.http.port}` }, 'http listening');
+  node.startJoining();
   return {
     node,
     http,
@@ -79,6 +90,27 @@ export async function startNode(
 }
 
 /** Hashes clear passwords once at start-up; stored `-pbkdf2-` hashes are used as they are. */
+/** Reasons a listener cannot bind that the user fixes by choosing another address. */
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this machine',
+  EACCES: 'permission denied',
+};
+
+/** Turns a failed bind into a ConfigError naming the listener and its address. */
+function listenError(
+  error: unknown,
+  listener: string,
+  address: { host: string; port: number },
+): ConfigError | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  const reason = typeof code === 'string' ? LISTEN_FAILURES[code] : undefined;
+  if (reason === undefined) return null;
+  return new ConfigError(
+    `cannot listen for ${listener} on ${address.host}:${address.port}: ${reason}`,
+  );
+}
+
 async function adminCredentials(config: NodeConfig): Promise<AdminCredential[]> {
   return Promise.all(
     config.admins.map(async (admin) => ({

@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { waitFor } from '../support/cluster.js';
-import { freePortRange } from '../support/ports.js';
+import { freePortRange, freePorts } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 
 const BIN = resolve('bin/divan.js');
@@ -34,6 +35,14 @@ function runCluster(args: string[]): Running {
   });
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   return { child, output: () => output, exited };
+}
+
+function listenOn(port: number): Promise<Server> {
+  return new Promise((resolveListen, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolveListen(server));
+  });
 }
 
 async function get(url: string, password: string): Promise<{ status: number; body: string }> {
@@ -85,16 +94,20 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /^recipes\s+n\d/m);
 
+  // The next HTTP port is taken: `divan cluster add` must pass over it.
+  const squatter = await listenOn(port + 3);
+  t.after(() => squatter.close());
   const added = spawnSync(process.execPath, [BIN, 'cluster', 'add', '--data', data], {
     encoding: 'utf8',
   });
-  assert.equal(added.status, 0, added.stderr);
-  assert.match(added.stdout, /added n4/);
+  assert.equal(added.status, 0, `${added.stdout}${added.stderr}${first.output()}`);
+  const addedPort = Number(/added n4: http:\/\/127\.0\.0\.1:(\d+)\//.exec(added.stdout)?.[1]);
+  assert.ok(addedPort > port + 3, `n4 listens above the taken port: ${added.stdout}`);
   await waitFor('n4 to become a voter', async () => {
     const membership = JSON.parse((await get(`${base}/_membership`, password)).body);
     return membership.cluster_nodes.join(',') === 'n1,n2,n3,n4';
   });
-  const admin = `http://admin:${password}@127.0.0.1:${port + 3}`;
+  const admin = `http://admin:${password}@127.0.0.1:${addedPort}`;
   const moved = spawnSync(process.execPath, [BIN, 'transfer', admin, 'recipes', 'n4'], {
     encoding: 'utf8',
   });
@@ -124,6 +137,42 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
   });
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0);
+});
+
+test('divan start names a taken port', async (t) => {
+  const dir = await tempDir(t);
+  const [http, peer] = await freePorts(2);
+  const secretFile = join(dir, 'secret');
+  writeFileSync(secretFile, 'a-cluster-secret-of-enough-length\n');
+  const squatter = await listenOn(http!);
+  t.after(() => squatter.close());
+  const started = spawnSync(
+    process.execPath,
+    [
+      BIN,
+      'start',
+      '--name',
+      'n1',
+      '--data',
+      join(dir, 'n1'),
+      '--http',
+      `127.0.0.1:${http}`,
+      '--peer',
+      `127.0.0.1:${peer}`,
+      '--members',
+      `n1@127.0.0.1:${peer}`,
+      '--admin',
+      'admin:secret',
+      '--secret-file',
+      secretFile,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(started.status, 2, started.stderr);
+  assert.match(
+    started.stderr,
+    new RegExp(`cannot listen for HTTP on 127\\.0\\.0\\.1:${http}: address already in use`),
+  );
 });
 
 test('divan start rejects a bad configuration', async () => {
