@@ -12,6 +12,10 @@ import { runJoin, runLeave, runTransfer } from './remote.js';
 import { runStart, type StartFlags } from './start.js';
 import { runStatus, watchStatus } from './status.js';
 
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+}
+
 function integer(value: string): number {
   const parsed = Number(value);
   if (!Number.isSafeInteger(parsed) || parsed < 0) {
@@ -241,6 +245,12 @@ try {
   if (error instanceof ConfigError) {
     console.error(`divan: ${error.message}`);
     process.exit(2);
+  }
+  // A failed system call (a data file that cannot be opened, a full disk) is the user's to
+  // fix, so it gets the operating system's message without a stack trace.
+  if (isSystemError(error)) {
+    console.error(`divan: ${error.message}`);
+    process.exit(1);
   }
   throw error;
 }

@@ -2,6 +2,7 @@
  * Starts a node and its HTTP API: the entry point `divan start`, tests and benchmarks use.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import {
   type AdminCredential,
@@ -37,6 +38,9 @@ export async function startNode(
   faults?: FaultStack,
 ): Promise<RunningNode> {
   const admins = await adminCredentials(config);
+  // A taken HTTP port is found before the node opens its files and joins elections. The real
+  // listen below still reports the port if it was taken in between.
+  await checkCanListen('HTTP', config.http);
   const node = new DivanNode(config, logger, faults);
   try {
     await node.start();
@@ -109,6 +113,23 @@ function listenError(
   return new ConfigError(
     `cannot listen for ${listener} on ${address.host}:${address.port}: ${reason}`,
   );
+}
+
+/** Binds `address` for a moment and raises the ConfigError of `listenError` when it cannot. */
+async function checkCanListen(
+  listener: string,
+  address: { host: string; port: number },
+): Promise<void> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(address.port, address.host, () => resolve());
+    });
+  } catch (error) {
+    throw listenError(error, listener, address) ?? error;
+  }
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 async function adminCredentials(config: NodeConfig): Promise<AdminCredential[]> {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -139,14 +139,11 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
   assert.equal(await second.exited, 0);
 });
 
-test('divan start names a taken port', async (t) => {
-  const dir = await tempDir(t);
-  const [http, peer] = await freePorts(2);
+/** Runs `divan start` for a one-node cluster in `dir` and waits for it to exit. */
+function startAlone(dir: string, http: number, peer: number) {
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, 'a-cluster-secret-of-enough-length\n');
-  const squatter = await listenOn(http!);
-  t.after(() => squatter.close());
-  const started = spawnSync(
+  return spawnSync(
     process.execPath,
     [
       BIN,
@@ -166,13 +163,32 @@ test('divan start names a taken port', async (t) => {
       '--secret-file',
       secretFile,
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', timeout: 60_000 },
   );
+}
+
+test('divan start names a taken port', async (t) => {
+  const dir = await tempDir(t);
+  const [http, peer] = await freePorts(2);
+  const squatter = await listenOn(http!);
+  t.after(() => squatter.close());
+  const started = startAlone(dir, http!, peer!);
   assert.equal(started.status, 2, started.stderr);
   assert.match(
     started.stderr,
     new RegExp(`cannot listen for HTTP on 127\\.0\\.0\\.1:${http}: address already in use`),
   );
+  assert.equal(existsSync(join(dir, 'n1', '_dbs.couch')), false, 'no file is created');
+});
+
+test('divan start reports a file error', async (t) => {
+  const dir = await tempDir(t);
+  const [http, peer] = await freePorts(2);
+  mkdirSync(join(dir, 'n1', '_dbs.couch'), { recursive: true });
+  const started = startAlone(dir, http!, peer!);
+  assert.equal(started.status, 1, started.stderr);
+  assert.match(started.stderr, /^divan: EISDIR: illegal operation on a directory/m);
+  assert.doesNotMatch(started.stderr, /triggerUncaughtException/);
 });
 
 test('divan start rejects a bad configuration', async () => {
