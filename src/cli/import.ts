@@ -35,8 +35,6 @@ export interface ImportOptions {
   readonly create: boolean;
 }
 
-export const DEFAULT_BATCH_SIZE = 500;
-export const DEFAULT_CONCURRENCY = 2;
 /** Bytes of documents per request at most, well below the server's 64 MiB body limit. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const UNAVAILABLE_RETRIES = 5;

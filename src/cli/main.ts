@@ -5,12 +5,10 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../cluster/config.js';
-import { addClusterNode, runCluster } from './cluster.js';
-import { DEFAULT_POLL_MS, DEFAULT_WAIT_TIMEOUT_MS, runCompact } from './compact.js';
-import { DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, runImport } from './import.js';
-import { runJoin, runLeave, runTransfer } from './remote.js';
-import { runStart, type StartFlags } from './start.js';
-import { runStatus, watchStatus } from './status.js';
+import type { StartFlags } from './start.js';
+
+// Each command's module loads when that command runs, so `divan start` does not load the
+// HTTP client and progress bars of the other commands.
 
 function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
@@ -32,6 +30,10 @@ function positive(value: string): number {
 
 const DEFAULT_WATCH_SECONDS = 2;
 const MS_PER_SECOND = 1000;
+/** Documents per `_bulk_docs` request of `divan import`. */
+const DEFAULT_BATCH_SIZE = 500;
+/** Requests `divan import` keeps in flight. */
+const DEFAULT_CONCURRENCY = 2;
 
 const program = new Command()
   .name('divan')
@@ -108,6 +110,7 @@ program
     (value: string, previous: string[] = []) => [...previous, value],
   )
   .action(async (flags: StartFlags) => {
+    const { runStart } = await import('./start.js');
     await runStart(flags);
   });
 
@@ -129,6 +132,7 @@ const cluster = program
   .option('--log-retention-entries <n>', 'hard cap on retained log entries per database', integer)
   .option('--log-retention-bytes <n>', 'hard cap on retained log bytes per database', integer)
   .action(async (options) => {
+    const { runCluster } = await import('./cluster.js');
     process.exitCode = await runCluster(options);
   });
 
@@ -137,6 +141,7 @@ cluster
   .description('add a node to the local cluster running on DIR (it joins every database)')
   .option('--data <dir>', 'data directory of the running cluster', '.divan/cluster')
   .action(async (options: { data: string }) => {
+    const { addClusterNode } = await import('./cluster.js');
     process.exitCode = await addClusterNode(options.data);
   });
 
@@ -148,6 +153,7 @@ program
   .requiredOption('--peer <host:port>', 'peer address of the node to add')
   .option('--http <host:port>', 'HTTP address of the node to add')
   .action(async (url: string, name: string, options: { peer: string; http?: string }) => {
+    const { runJoin } = await import('./remote.js');
     process.exitCode = await runJoin(url, name, options);
   });
 
@@ -157,6 +163,7 @@ program
   .argument('<url>', 'URL of any node, with credentials')
   .argument('<name>', 'name of the node to remove')
   .action(async (url: string, name: string) => {
+    const { runLeave } = await import('./remote.js');
     process.exitCode = await runLeave(url, name);
   });
 
@@ -167,6 +174,7 @@ program
   .argument('<db>', 'database name')
   .argument('<node>', 'name of the node that should lead')
   .action(async (url: string, db: string, node: string) => {
+    const { runTransfer } = await import('./remote.js');
     process.exitCode = await runTransfer(url, db, node);
   });
 
@@ -177,6 +185,7 @@ program
   .option('--watch [seconds]', 'redraw the whole cluster every SECONDS (2) until Ctrl-C', positive)
   .option('--times <n>', 'with --watch: stop after N redraws', integer)
   .action(async (url: string, options: { watch?: number | true; times?: number }) => {
+    const { runStatus, watchStatus } = await import('./status.js');
     if (options.watch === undefined) {
       process.exitCode = await runStatus(url);
       return;
@@ -212,6 +221,7 @@ program
         concurrency: number;
       },
     ) => {
+      const { runImport } = await import('./import.js');
       process.exitCode = await runImport(file, {
         db: options.db,
         url: options.url,
@@ -230,6 +240,7 @@ program
   .option('--wait', 'wait until every node has finished, showing progress')
   .option('--timeout <seconds>', 'with --wait: give up after SECONDS', positive)
   .action(async (db: string, options: { url: string; wait?: boolean; timeout?: number }) => {
+    const { DEFAULT_POLL_MS, DEFAULT_WAIT_TIMEOUT_MS, runCompact } = await import('./compact.js');
     process.exitCode = await runCompact(db, {
       url: options.url,
       wait: options.wait === true,

@@ -23,7 +23,6 @@
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { request as httpRequest } from 'undici';
 import {
   type AppliedEntry,
   type Command,
@@ -63,6 +62,7 @@ import {
 } from '../security/access.js';
 import { type FaultStack, type FileSystem, fileSystemFromEnv } from '../storage/io.js';
 import { CouchError, errors, isCouchError } from '../util/couch-error.js';
+import { httpRequest } from '../util/http-client.js';
 import type { Logger } from '../util/log.js';
 import {
   Catalog,

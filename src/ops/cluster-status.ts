@@ -15,7 +15,7 @@
  * A member's view is fetched at about the same time as the others, not atomically, so a row
  * can mix states a few milliseconds apart.
  */
-import { request } from 'undici';
+import { httpRequest as request } from '../util/http-client.js';
 import type { LocalGroupRow, LocalStatus, OpsSource, StatusPage } from './source.js';
 
 /**

@@ -2,8 +2,8 @@
  * The process-wide logger. Modules take a child of it bound to their context
  * (`{ node, db, term }`) rather than formatting context into messages.
  */
+import { createRequire } from 'node:module';
 import { type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -23,6 +23,8 @@ export function createLogger(bindings: Record<string, unknown> = {}): Logger {
     throw new Error(`DIVAN_LOG_FORMAT must be json or pretty, not "${format}"`);
   }
   if (format === 'pretty') {
+    // Loaded only for this format: most nodes log JSON and would pay for loading it at start.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     return pino(
       { level, base: { pid: process.pid, ...bindings } },
       pretty({ destination: 2, sync: true }),

@@ -8,10 +8,11 @@
  * every node. These routes need a backend with an `OpsSource`; without one `nodeRoute` returns
  * null and the router answers as before.
  */
-import { request } from 'undici';
+
 import type { OpsSource } from '../../ops/source.js';
 import { nodeStats, statsAt, systemFacts } from '../../ops/stats.js';
 import { CouchError, errors } from '../../util/couch-error.js';
+import { httpRequest as request } from '../../util/http-client.js';
 import type { RequestScope } from '../context.js';
 import { JSON_CONTENT_TYPE } from '../reply.js';
 
