@@ -4,17 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import {
-  type AdminCredential,
-  createHttpServer,
-  hashPassword,
-  parsePasswordHash,
-} from '../http/index.js';
-import { installRequestMetrics } from '../ops/http-metrics.js';
+import { type AdminCredential, hashPassword, parsePasswordHash } from '../http/auth.js';
 import { deriveCookieSecret } from '../security/cookie.js';
 import type { FaultStack } from '../storage/io.js';
 import type { Logger } from '../util/log.js';
-import { NodeBackend } from './backend.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { DivanNode } from './node.js';
 
@@ -31,7 +24,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Starts the node, then its HTTP listener; `stop` closes both, HTTP first. */
+/** Starts the node, then loads the HTTP layer and listens; `stop` closes both, HTTP first. */
 export async function startNode(
   config: NodeConfig,
   logger: Logger,
@@ -47,6 +40,14 @@ export async function startNode(
   } catch (error) {
     throw listenError(error, 'peer', config.peer) ?? error;
   }
+  // The HTTP layer (fastify and the routes) loads once the node runs, so a restarted node
+  // takes part in its groups' elections and replication sooner. Its listener comes up a little
+  // later, since the node's catch-up work runs while the layer loads.
+  const [{ createHttpServer }, { installRequestMetrics }, { NodeBackend }] = await Promise.all([
+    import('../http/index.js'),
+    import('../ops/http-metrics.js'),
+    import('./backend.js'),
+  ]);
   const http = createHttpServer({
     backend: new NodeBackend(node),
     admins,
@@ -93,7 +94,6 @@ export async function startNode(
   };
 }
 
-/** Hashes clear passwords once at start-up; stored `-pbkdf2-` hashes are used as they are. */
 /** Reasons a listener cannot bind that the user fixes by choosing another address. */
 const LISTEN_FAILURES: Record<string, string> = {
   EADDRINUSE: 'address already in use',
@@ -132,6 +132,7 @@ async function checkCanListen(
   await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
+/** Hashes clear passwords once at start-up; stored `-pbkdf2-` hashes are used as they are. */
 async function adminCredentials(config: NodeConfig): Promise<AdminCredential[]> {
   return Promise.all(
     config.admins.map(async (admin) => ({
