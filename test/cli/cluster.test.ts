@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { request } from 'undici';
 import { waitFor } from '../support/cluster.js';
 import { freePortRange, freePorts } from '../support/ports.js';
+import { singleNodeStartArgs } from '../support/start-args.js';
 import { tempDir } from '../support/tmp.js';
 
 const BIN = resolve('bin/divan.js');
@@ -143,28 +144,10 @@ test('divan cluster starts, stops and restarts with its data', async (t) => {
 function startAlone(dir: string, http: number, peer: number) {
   const secretFile = join(dir, 'secret');
   writeFileSync(secretFile, 'a-cluster-secret-of-enough-length\n');
-  return spawnSync(
-    process.execPath,
-    [
-      BIN,
-      'start',
-      '--name',
-      'n1',
-      '--data',
-      join(dir, 'n1'),
-      '--http',
-      `127.0.0.1:${http}`,
-      '--peer',
-      `127.0.0.1:${peer}`,
-      '--members',
-      `n1@127.0.0.1:${peer}`,
-      '--admin',
-      'admin:secret',
-      '--secret-file',
-      secretFile,
-    ],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
+  return spawnSync(process.execPath, [BIN, ...singleNodeStartArgs(dir, http, peer, secretFile)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 test('divan start names a taken port', async (t) => {

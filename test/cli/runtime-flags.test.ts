@@ -12,6 +12,7 @@ import { type TestContext, test } from 'node:test';
 import { missingRuntimeFlags, NODE_RUNTIME_FLAGS } from '../../src/cli/runtime-flags.js';
 import { waitFor } from '../support/cluster.js';
 import { freePorts } from '../support/ports.js';
+import { singleNodeStartArgs } from '../support/start-args.js';
 import { tempDir } from '../support/tmp.js';
 
 const BIN = resolve('bin/divan.js');
@@ -54,24 +55,7 @@ async function startSingleNode(
   writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const child = spawn(
     command,
-    [
-      ...prefix,
-      'start',
-      '--name',
-      'n1',
-      '--data',
-      join(dir, 'n1'),
-      '--http',
-      `127.0.0.1:${http}`,
-      '--peer',
-      `127.0.0.1:${peer}`,
-      '--members',
-      `n1@127.0.0.1:${peer}`,
-      '--secret-file',
-      secretFile,
-      '--admin',
-      'admin:secret',
-    ],
+    [...prefix, ...singleNodeStartArgs(dir, http!, peer!, secretFile)],
     // Without NODE_OPTIONS from the test runner, which could carry the flags.
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
   );
