@@ -9,10 +9,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, parseAdmin, parseAdminFile } from '../cluster/config.js';
+import { probeListen } from '../util/listen-probe.js';
 import { NODE_RUNTIME_FLAGS } from './runtime-flags.js';
 
 export interface ClusterOptions {
@@ -108,7 +108,7 @@ export async function runCluster(options: ClusterOptions): Promise<number> {
       try {
         launch(node);
       } catch (error) {
-        console.log(`could not start node ${node.name}: ${(error as Error).message}`);
+        console.log(`starting node ${node.name} failed: ${(error as Error).message}`);
       }
     }
   });
@@ -168,8 +168,8 @@ export async function addClusterNode(data: string): Promise<number> {
   if (outcome === 'timeout') {
     // Still running, perhaps slow: it stays listed, and joins once its listener is up.
     console.error(
-      `divan: ${node.name} did not answer within ${READY_TIMEOUT_MS / 1000} s; ` +
-        `it stays in ${topologyPath}. Its log: ${logPath(dataDir, node)}`,
+      `divan: timed out after ${READY_TIMEOUT_MS / 1000} s waiting for ${node.name} to respond ` +
+        `to /_up. It stays in ${topologyPath} and may still join: see ${logPath(dataDir, node)}`,
     );
     return 1;
   }
@@ -193,28 +193,22 @@ export async function addClusterNode(data: string): Promise<number> {
 /** Returns the first port above `after` that no listed node uses and nothing listens on. */
 async function nextFreePort(host: string, after: number, inUse: Set<number>): Promise<number> {
   for (let port = after + 1; port <= MAX_PORT && port <= after + PORT_SEARCH_SPAN; port++) {
-    if (!inUse.has(port) && (await portIsFree(host, port))) return port;
+    if (!inUse.has(port) && (await probeListen(host, port)) === null) return port;
   }
-  throw new ConfigError(`no free port in the ${PORT_SEARCH_SPAN} ports after ${after}`);
-}
-
-function portIsFree(host: string, port: number): Promise<boolean> {
-  return new Promise((resolveFree) => {
-    const server = createServer();
-    server.once('error', () => resolveFree(false));
-    server.listen(port, host, () => server.close(() => resolveFree(true)));
-  });
+  throw new ConfigError(
+    `no free port found in the ${PORT_SEARCH_SPAN} ports after ${after}: free one and retry`,
+  );
 }
 
 /**
- * Waits until the node at `port` responds to `/_up` ('up'), its process exits (how it exited, from
- * the file the cluster process writes) or the ready timeout passes ('timeout').
+ * Waits for the node at `port`: returns 'up' once it responds to `/_up`, how it exited once
+ * `exitFile` appears, or 'timeout' after the ready timeout.
  */
-async function waitForStart(host: string, port: number, exitFile: string): Promise<string> {
+async function waitForStart(host: string, port: number, exitFile: string | null): Promise<string> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (await isUp(host, port)) return 'up';
-    if (existsSync(exitFile)) return readFileSync(exitFile, 'utf8').trim();
+    if (exitFile !== null && existsSync(exitFile)) return readFileSync(exitFile, 'utf8').trim();
     await new Promise((resolveWait) => setTimeout(resolveWait, READY_POLL_MS));
   }
   return 'timeout';
@@ -335,7 +329,7 @@ function logPath(dataDir: string, node: TopologyNode): string {
   return join(dataDir, node.name, 'divan.log');
 }
 
-/** Returns the file the cluster process writes when a node exits on its own, with how it exited. */
+/** Returns the path of the file where the cluster process records how a node exited on its own. */
 function exitPath(dataDir: string, name: string): string {
   return join(dataDir, name, 'exited');
 }
@@ -355,11 +349,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 async function waitUntilUp(host: string, port: number): Promise<boolean> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (await isUp(host, port)) return true;
-    await new Promise((resolveWait) => setTimeout(resolveWait, READY_POLL_MS));
-  }
+  if ((await waitForStart(host, port, null)) === 'up') return true;
   console.log(`node on port ${port} did not answer /_up within ${READY_TIMEOUT_MS / 1000} s`);
   return false;
 }

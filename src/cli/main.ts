@@ -7,9 +7,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../cluster/config.js';
 import type { StartFlags } from './start.js';
 
-// Each command's module loads when that command runs, so `divan start` does not load the
-// HTTP client and progress bars of the other commands.
-
 function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
 }
@@ -35,6 +32,8 @@ const DEFAULT_BATCH_SIZE = 500;
 /** Requests `divan import` keeps in flight. */
 const DEFAULT_CONCURRENCY = 2;
 
+// Each action imports its command's module, so `divan start` does not load the HTTP client
+// and progress bars of the other commands.
 const program = new Command()
   .name('divan')
   .description('A CouchDB-compatible document database replicated with Raft')
@@ -257,8 +256,8 @@ try {
     console.error(`divan: ${error.message}`);
     process.exit(2);
   }
-  // A failed system call (a data file that cannot be opened, a full disk) is the user's to
-  // fix, so it gets the operating system's message without a stack trace.
+  // The user fixes a failed system call (a data file that cannot be opened, a full disk), so
+  // it gets the operating system's message without a stack trace.
   if (isSystemError(error)) {
     console.error(`divan: ${error.message}`);
     process.exit(1);

@@ -2,11 +2,11 @@
  * Starts a node and its HTTP API: the entry point `divan start`, tests and benchmarks use.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type AdminCredential, hashPassword, parsePasswordHash } from '../http/auth.js';
 import { deriveCookieSecret } from '../security/cookie.js';
 import type { FaultStack } from '../storage/io.js';
+import { probeListen } from '../util/listen-probe.js';
 import type { Logger } from '../util/log.js';
 import { ConfigError, type NodeConfig } from './config.js';
 import { DivanNode } from './node.js';
@@ -120,16 +120,8 @@ async function checkCanListen(
   listener: string,
   address: { host: string; port: number },
 ): Promise<void> {
-  const probe = createServer();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen(address.port, address.host, () => resolve());
-    });
-  } catch (error) {
-    throw listenError(error, listener, address) ?? error;
-  }
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const error = await probeListen(address.host, address.port);
+  if (error !== null) throw listenError(error, listener, address) ?? error;
 }
 
 /** Hashes clear passwords once at start-up; stored `-pbkdf2-` hashes are used as they are. */

@@ -1,8 +1,7 @@
 /**
  * The HTTP client a node uses for its rare requests to other nodes: joining a cluster, and
- * relaying a member's metrics or status. undici loads on the first request, not at start.
- * Loading it took about 130 ms of CPU when a node started, and a restarted node's groups wait
- * for that start.
+ * relaying a member's metrics or status. undici loads on the first request, because loading
+ * it at start cost about 130 ms of CPU and delayed a restarted node's groups.
  */
 import type { Dispatcher } from 'undici';
 

@@ -5,7 +5,7 @@
  * those, and a node that binds such a port later fails with EADDRINUSE.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { probeListen } from '../../src/util/listen-probe.js';
 
 /** Lowest port drawn for a test node. */
 const MIN_PORT = 10_000;
@@ -54,10 +54,6 @@ export async function freePortRange(count: number): Promise<number> {
   throw new Error(`no ${count} consecutive free ports found`);
 }
 
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
+async function isFree(port: number): Promise<boolean> {
+  return (await probeListen('127.0.0.1', port)) === null;
 }

@@ -8,7 +8,6 @@
  * every node. These routes need a backend with an `OpsSource`; without one `nodeRoute` returns
  * null and the router answers as before.
  */
-
 import type { OpsSource } from '../../ops/source.js';
 import { nodeStats, statsAt, systemFacts } from '../../ops/stats.js';
 import { CouchError, errors } from '../../util/couch-error.js';
