@@ -1,7 +1,9 @@
 /**
  * B+tree against an in-memory model: random batches of inserts, removes and lookups, folds in
  * both directions with every kind of bound, range reductions, commits and reopens, with the
- * reduction checked after every step. Small nodes make trees several levels deep.
+ * reduction checked after every step. Small nodes make trees several levels deep. After each
+ * change every interior entry's recorded count, size and reduction is checked against a
+ * recomputation from the nodes below it.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import {
   encodeRoot,
   KeyTooLargeError,
 } from '../../src/storage/btree.js';
+import { NodeView, VALUE_INLINE } from '../../src/storage/btree-node.js';
 import {
   type Reducer,
   reduceEntriesOf,
@@ -57,6 +60,52 @@ const codec: TreeCodec<string, string, Summary> = {
   value: stringValues,
   reducer: summaryReducer,
 };
+
+/** What a subtree holds, recomputed from its nodes. */
+interface SubtreeFacts {
+  count: number;
+  sizeBytes: number;
+  entries: Array<readonly [string, string]>;
+}
+
+/**
+ * Reads the subtree at `pointer` node by node and checks that each interior entry records the
+ * count, size and reduction of its child subtree as recomputed here.
+ */
+function checkSubtree(file: BlockFile, pointer: number): SubtreeFacts {
+  const node = file.read(pointer, 1 << 16);
+  const view = new NodeView(node);
+  if (view.isLeaf) {
+    const entries: Array<readonly [string, string]> = [];
+    let sizeBytes = node.length;
+    for (let index = 0; index < view.count; index++) {
+      const key = utf8StringKeys.decode(view.key(index));
+      if (view.valueTag(index) === VALUE_INLINE) {
+        entries.push([key, stringValues.decode(view.inlineValue(index))]);
+      } else {
+        entries.push([key, stringValues.decode(file.read(view.outOfLineValue(index).pointer))]);
+        sizeBytes += view.outOfLineBytes(index);
+      }
+    }
+    return { count: entries.length, sizeBytes, entries };
+  }
+  const facts: SubtreeFacts = { count: 0, sizeBytes: node.length, entries: [] };
+  for (let index = 0; index < view.count; index++) {
+    const child = checkSubtree(file, view.childPointer(index));
+    const recorded = view.child(index);
+    assert.equal(recorded.count, child.count, `count recorded for child ${index} of ${pointer}`);
+    assert.equal(recorded.sizeBytes, child.sizeBytes, `size recorded for child ${index}`);
+    assert.deepEqual(
+      summaryReducer.decode(recorded.reduction),
+      modelReduce(child.entries),
+      `reduction recorded for child ${index} of ${pointer}`,
+    );
+    facts.count += child.count;
+    facts.sizeBytes += child.sizeBytes;
+    facts.entries.push(...child.entries);
+  }
+  return facts;
+}
 
 const treeOptions = { nodeSizeBytes: 160, outOfLineValueBytes: 24, cache: new NodeCache(1 << 16) };
 
@@ -209,6 +258,12 @@ class Harness {
     assert.deepEqual(actual, expected, 'tree contents equal the model');
     assert.equal(this.tree.count, expected.length, 'count');
     assert.deepEqual(this.tree.fullReduce(), modelReduce(expected), 'full reduction');
+    const root = this.tree.root;
+    if (root !== null) {
+      const facts = checkSubtree(this.file, root.pointer);
+      assert.equal(root.count, facts.count, 'count recorded in the root');
+      assert.equal(root.sizeBytes, facts.sizeBytes, 'size recorded in the root');
+    }
     for (const [key, value] of expected.slice(0, 5)) assert.equal(this.tree.get(key), value);
     assert.equal(this.tree.get('missing-key'), undefined);
   }
