@@ -14,6 +14,9 @@
  *   second, the file's size before and after, and the writes' rate and p99 latency meanwhile.
  * - `commits`: 1, 10 and 100 database files, each applying one small command per commit as
  *   fast as it can (a commit awaited before the next), for a fixed time.
+ * - `log-commits`: the same files, each write going the way a Raft group's leader takes it: a
+ *   synced commit that appends one log entry, then an unsynced commit that applies and
+ *   discards it. Reports writes/s and this process's CPU per write, user and system.
  *
  * Both sides get their input ready-made: Divan JSON bytes (as the HTTP layer hands them over),
  * PouchDB objects. Ids follow CouchDB's default `sequential` uuid algorithm (a random prefix,
@@ -34,9 +37,11 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PouchDB from 'pouchdb-node';
+import { documentsCommand, encodeCommand } from '../src/engine/commands.js';
 import { DatabaseFile } from '../src/engine/database-file.js';
 import { LocalDatabase } from '../src/engine/local-database.js';
 import { ChangesFeed } from '../src/engine/read-lists.js';
+import { NO_NODE } from '../src/raft/index.js';
 import { BenchReport, progress } from './report.js';
 
 /** The parts of pouchdb-node's database API this benchmark calls (the package has no types). */
@@ -181,7 +186,15 @@ export async function main(args: string[]): Promise<void> {
     report.measure('commits', `${files} files total commits/s`, 'commits/s', rate.total);
     report.measure('commits', `${files} files commits/s per file`, 'commits/s', rate.total / files);
   }
-  report.save({ options: { ...options, dir: undefined }, commitRates });
+  const logCommits: Record<string, LogCommitRate> = {};
+  for (const files of options.files) {
+    const rate = await logCommitsWithFiles(join(options.dir, `log-files-${files}`), files, options);
+    logCommits[files] = rate;
+    report.measure('log-commits', `${files} files writes/s`, 'writes/s', rate.writesPerSecond);
+    report.measure('log-commits', `${files} files user CPU per write`, 'µs', rate.userMicros);
+    report.measure('log-commits', `${files} files system CPU per write`, 'µs', rate.systemMicros);
+  }
+  report.save({ options: { ...options, dir: undefined }, commitRates, logCommits });
   rmSync(options.dir, { recursive: true, force: true });
 }
 
@@ -433,6 +446,78 @@ async function commitsWithFiles(dir: string, count: number, options: Options) {
   await Promise.all(files.map((file) => file.close()));
   rmSync(dir, { recursive: true, force: true });
   return { total: (commits / elapsedMs) * MS_PER_SECOND };
+}
+
+interface LogCommitRate {
+  readonly writesPerSecond: number;
+  /** This process's user CPU per write, in µs. */
+  readonly userMicros: number;
+  /** This process's system CPU per write, in µs. */
+  readonly systemMicros: number;
+}
+
+/**
+ * Measures writes of one small document at a time to each of `count` files, each write as a
+ * Raft leader stages it: one synced commit appending the entry with the hard state, then one
+ * unsynced commit applying and discarding it. Nothing else runs in this process, so its CPU
+ * time is the engine's.
+ */
+async function logCommitsWithFiles(
+  dir: string,
+  count: number,
+  options: Options,
+): Promise<LogCommitRate> {
+  progress(`divan: log commits with ${count} busy files for ${options.commitSeconds} s`);
+  mkdirSync(dir, { recursive: true });
+  const files = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      DatabaseFile.create(join(dir, `db-${i}.couch`), { name: `db-${i}` }),
+    ),
+  );
+  const body = Buffer.from(
+    '{"value":"a small document of about a hundred bytes, one new document per write"}',
+  );
+  const writeOne = async (file: DatabaseFile, i: number): Promise<void> => {
+    const index = file.applied.index + 1;
+    const command = documentsCommand(`bench-${i}-${index}`, {
+      newEdits: true,
+      docs: [
+        {
+          id: `doc-${index}`,
+          revisions: { start: 0, ids: [] },
+          deleted: false,
+          body,
+          attachments: null,
+        },
+      ],
+    });
+    const entry = { index, term: 1, type: 'normal' as const, data: encodeCommand(command) };
+    const hardState = { term: 1, vote: NO_NODE, commit: index - 1 };
+    await file.stage({ append: [entry], hardState, sync: true }).durable;
+    await file.stage({ apply: [{ index, term: 1 }], discardUpTo: index, sync: false }).durable;
+  };
+  flushDirtyPages();
+  const deadline = performance.now() + options.commitSeconds * MS_PER_SECOND;
+  let writes = 0;
+  const start = performance.now();
+  const cpuBefore = process.cpuUsage();
+  await Promise.all(
+    files.map(async (file, i) => {
+      while (performance.now() < deadline) {
+        await writeOne(file, i);
+        writes += 1;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpuBefore);
+  const elapsedMs = performance.now() - start;
+  await Promise.all(files.map((file) => file.close()));
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    writesPerSecond: (writes / elapsedMs) * MS_PER_SECOND,
+    userMicros: cpu.user / writes,
+    systemMicros: cpu.system / writes,
+  };
 }
 
 function directoryBytes(path: string): number {
