@@ -37,7 +37,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PouchDB from 'pouchdb-node';
-import { documentsCommand, encodeCommand } from '../src/engine/commands.js';
+import { type DocumentsCommand, documentsCommand, encodeCommand } from '../src/engine/commands.js';
 import { DatabaseFile } from '../src/engine/database-file.js';
 import { LocalDatabase } from '../src/engine/local-database.js';
 import { ChangesFeed } from '../src/engine/read-lists.js';
@@ -186,7 +186,7 @@ export async function main(args: string[]): Promise<void> {
     report.measure('commits', `${files} files total commits/s`, 'commits/s', rate.total);
     report.measure('commits', `${files} files commits/s per file`, 'commits/s', rate.total / files);
   }
-  const logCommits: Record<string, LogCommitRate> = {};
+  const logCommits: Record<string, BusyFilesRun> = {};
   for (const files of options.files) {
     const rate = await logCommitsWithFiles(join(options.dir, `log-files-${files}`), files, options);
     logCommits[files] = rate;
@@ -406,49 +406,15 @@ async function readsPouch(path: string, options: Options) {
 /** Measures total commits/s while each of `count` files commits one small command at a time. */
 async function commitsWithFiles(dir: string, count: number, options: Options) {
   progress(`divan: commits with ${count} busy files for ${options.commitSeconds} s`);
-  mkdirSync(dir, { recursive: true });
-  const files = await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      DatabaseFile.create(join(dir, `db-${i}.couch`), { name: `db-${i}` }),
-    ),
-  );
-  const body = Buffer.from(
-    '{"value":"a small document of about a hundred bytes, rewritten on every commit"}',
-  );
-  flushDirtyPages();
-  const deadline = performance.now() + options.commitSeconds * MS_PER_SECOND;
-  let commits = 0;
-  const start = performance.now();
-  await Promise.all(
-    files.map(async (file, i) => {
-      while (performance.now() < deadline) {
-        const index = file.applied.index + 1;
-        const command = {
-          kind: 'documents' as const,
-          requestId: `bench-${i}-${index}`,
-          newEdits: true,
-          docs: [
-            {
-              id: `doc-${index}`,
-              revisions: { start: 0, ids: [] },
-              deleted: false,
-              body,
-              attachments: null,
-            },
-          ],
-        };
-        await file.stage({ apply: [{ index, term: 0, command }] }).durable;
-        commits += 1;
-      }
-    }),
-  );
-  const elapsedMs = performance.now() - start;
-  await Promise.all(files.map((file) => file.close()));
-  rmSync(dir, { recursive: true, force: true });
-  return { total: (commits / elapsedMs) * MS_PER_SECOND };
+  const run = await writeToBusyFiles(dir, count, options, async (file, i) => {
+    const index = file.applied.index + 1;
+    const command = smallDocumentCommand(`bench-${i}-${index}`, `doc-${index}`);
+    await file.stage({ apply: [{ index, term: 0, command }] }).durable;
+  });
+  return { total: run.writesPerSecond };
 }
 
-interface LogCommitRate {
+interface BusyFilesRun {
   readonly writesPerSecond: number;
   /** This process's user CPU per write, in µs. */
   readonly userMicros: number;
@@ -462,40 +428,55 @@ interface LogCommitRate {
  * unsynced commit applying and discarding it. Nothing else runs in this process, so its CPU
  * time is the engine's.
  */
-async function logCommitsWithFiles(
+function logCommitsWithFiles(dir: string, count: number, options: Options): Promise<BusyFilesRun> {
+  progress(`divan: log commits with ${count} busy files for ${options.commitSeconds} s`);
+  return writeToBusyFiles(dir, count, options, async (file, i) => {
+    const index = file.applied.index + 1;
+    const command = smallDocumentCommand(`bench-${i}-${index}`, `doc-${index}`);
+    const entry = { index, term: 1, type: 'normal' as const, data: encodeCommand(command) };
+    const hardState = { term: 1, vote: NO_NODE, commit: index - 1 };
+    await file.stage({ append: [entry], hardState, sync: true }).durable;
+    await file.stage({ apply: [{ index, term: 1 }], discardUpTo: index, sync: false }).durable;
+  });
+}
+
+const SMALL_DOCUMENT = Buffer.from(
+  '{"value":"a small document of about a hundred bytes, written by every commit"}',
+);
+
+/** The command that writes the small test document `id` as a new document. */
+function smallDocumentCommand(requestId: string, id: string): DocumentsCommand {
+  return documentsCommand(requestId, {
+    newEdits: true,
+    docs: [
+      {
+        id,
+        revisions: { start: 0, ids: [] },
+        deleted: false,
+        body: SMALL_DOCUMENT,
+        attachments: null,
+      },
+    ],
+  });
+}
+
+/**
+ * Creates `count` database files in `dir` and calls `writeOne` on each file, one write awaited
+ * before the next, for `--commit-seconds`. Removes the files and returns writes/s with this
+ * process's CPU per write.
+ */
+async function writeToBusyFiles(
   dir: string,
   count: number,
   options: Options,
-): Promise<LogCommitRate> {
-  progress(`divan: log commits with ${count} busy files for ${options.commitSeconds} s`);
+  writeOne: (file: DatabaseFile, i: number) => Promise<void>,
+): Promise<BusyFilesRun> {
   mkdirSync(dir, { recursive: true });
   const files = await Promise.all(
     Array.from({ length: count }, (_, i) =>
       DatabaseFile.create(join(dir, `db-${i}.couch`), { name: `db-${i}` }),
     ),
   );
-  const body = Buffer.from(
-    '{"value":"a small document of about a hundred bytes, one new document per write"}',
-  );
-  const writeOne = async (file: DatabaseFile, i: number): Promise<void> => {
-    const index = file.applied.index + 1;
-    const command = documentsCommand(`bench-${i}-${index}`, {
-      newEdits: true,
-      docs: [
-        {
-          id: `doc-${index}`,
-          revisions: { start: 0, ids: [] },
-          deleted: false,
-          body,
-          attachments: null,
-        },
-      ],
-    });
-    const entry = { index, term: 1, type: 'normal' as const, data: encodeCommand(command) };
-    const hardState = { term: 1, vote: NO_NODE, commit: index - 1 };
-    await file.stage({ append: [entry], hardState, sync: true }).durable;
-    await file.stage({ apply: [{ index, term: 1 }], discardUpTo: index, sync: false }).durable;
-  };
   flushDirtyPages();
   const deadline = performance.now() + options.commitSeconds * MS_PER_SECOND;
   let writes = 0;
