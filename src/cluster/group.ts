@@ -72,6 +72,11 @@ export interface GroupCommit {
   readonly membership?: Membership;
   readonly discardUpTo?: number;
   /**
+   * Apply into the file's held batch: the outcomes come back at once, and the tree changes are
+   * written later (`GroupFile.writeHeldApply`). The log keeps those entries meanwhile.
+   */
+  readonly holdApply?: boolean;
+  /**
    * False when the commit appends and truncates nothing and keeps the term and vote: nothing
    * in it must be durable before the driver goes on, so the file may skip its fsync.
    */
@@ -90,6 +95,13 @@ export interface GroupFile<Outcome> {
    * and a promise that resolves once the commit is durable (rejects if it cannot be).
    */
   stage(commit: GroupCommit): { outcomes: readonly Outcome[]; durable: Promise<void> };
+  /** Writes the tree changes of held applies (see `GroupCommit.holdApply`), unsynced. */
+  writeHeldApply(): void;
+  /**
+   * The index of the last applied entry whose changes are in the trees. A discard stays at or
+   * below it, so the log keeps every entry a crash would apply again.
+   */
+  appliedInTrees(): number;
   /** The outcome hash chain after the applied index, hex. */
   hashChain(): string;
 }
@@ -118,6 +130,12 @@ export interface GroupOptions<Outcome> {
    * a group whose applies other nodes wait for, such as the catalog.
    */
   readonly batchFollowerApplies?: boolean;
+  /**
+   * Applies go into the file's held batch, whose tree changes are written every
+   * HELD_APPLY_WRITE_TICKS ticks or sooner (see `GroupCommit.holdApply`). On by default, and
+   * off for the catalog, whose applies other code reads at once.
+   */
+  readonly holdApplies?: boolean;
   /** Counters and histograms of Raft events (ops/metrics.ts); none when absent. */
   readonly metrics?: GroupMetrics;
   /** Called once when the file fails to commit: the group must not acknowledge anything more. */
@@ -175,6 +193,12 @@ interface ReadWaiter {
 const DEFAULT_LOG_CACHE_BYTES = 4 * 1024 * 1024;
 /** Discard in steps of at least this many entries, so the raft tree is not rewritten per commit. */
 const DISCARD_STEP_ENTRIES = 64;
+/**
+ * Ticks between writes of the file's held applies: with 100 ms ticks, a database with about
+ * ten writes a second writes its trees once for about ten entries. A crash applies the held
+ * entries again from the log.
+ */
+const HELD_APPLY_WRITE_TICKS = 10;
 /** A follower applies once this many committed entries wait, without waiting for the tick. */
 export const DEFERRED_APPLY_ENTRIES = 256;
 /** A follower also applies once the deferred entries' payloads reach this many bytes. */
@@ -206,6 +230,8 @@ export class RaftGroup<Outcome> {
   #deferredBytes = 0;
   /** Set by a tick: the next round applies the deferred entries. */
   #applyDeferred = false;
+  /** Ticks since the file's held applies were last written (see HELD_APPLY_WRITE_TICKS). */
+  #ticksSinceHeldWrite = 0;
 
   readonly #proposals = new Map<number, ProposalWaiter<Outcome>>();
   /** Reads waiting for the next read round. */
@@ -315,6 +341,16 @@ export class RaftGroup<Outcome> {
     if (this.#closed || this.failed) return;
     this.raw.tick();
     this.#retryStaleReadRounds();
+    this.#ticksSinceHeldWrite += 1;
+    if (this.#ticksSinceHeldWrite >= HELD_APPLY_WRITE_TICKS) {
+      this.#ticksSinceHeldWrite = 0;
+      try {
+        this.#file.writeHeldApply();
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+    }
     // Entries in a round not yet built are covered too, so none waits past the next tick.
     if (this.#deferred.length > 0 || this.#pending.length > 0 || this.#persisting) {
       this.#applyDeferred = true;
@@ -554,10 +590,16 @@ export class RaftGroup<Outcome> {
     ) {
       return [commit];
     }
-    const { apply, membership, ...synced } = commit;
+    const { apply, membership, holdApply, ...synced } = commit;
     return [
       { ...synced, apply: [] },
-      { append: [], apply, ...(membership === undefined ? {} : { membership }), sync: false },
+      {
+        append: [],
+        apply,
+        ...(membership === undefined ? {} : { membership }),
+        ...(holdApply === undefined ? {} : { holdApply }),
+        sync: false,
+      },
     ];
   }
 
@@ -605,7 +647,13 @@ export class RaftGroup<Outcome> {
       (hardState !== undefined &&
         (hardState.term !== stored.term || hardState.vote !== stored.vote)) ||
       batch.some((ready) => ready.snapshot !== null);
-    const commit: GroupCommit = { append, apply, sync };
+    // A round that changes the membership or installs a snapshot writes its applies at once, so
+    // the header's membership and applied index stay those of one point in the log.
+    const holdApply =
+      (this.#options.holdApplies ?? true) &&
+      membership === undefined &&
+      batch.every((ready) => ready.snapshot === null);
+    const commit: GroupCommit = { append, apply, sync, holdApply };
     return {
       ...commit,
       ...(truncateAfter === undefined ? {} : { truncateAfter }),
@@ -690,7 +738,7 @@ export class RaftGroup<Outcome> {
       }
       point = Math.max(capPoint, needed);
     }
-    point = Math.min(point, applied, this.store.lastIndex());
+    point = Math.min(point, applied, this.store.lastIndex(), this.#file.appliedInTrees());
     if (point < first) return undefined;
     const forced = capPoint >= first;
     if (!forced && point - (first - 1) < DISCARD_STEP_ENTRIES) return undefined;

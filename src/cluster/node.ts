@@ -476,6 +476,7 @@ export class DivanNode {
       // late would still route reads of the deleted database to its group.
       lazyCommit: id !== DBS_GROUP,
       batchFollowerApplies: id !== DBS_GROUP,
+      holdApplies: id !== DBS_GROUP,
       metrics: this.metrics,
       onFatal: (error) => this.#onFatal(name, error),
       installSnapshot: (requested, from, hardState) =>
@@ -1424,8 +1425,11 @@ export function groupFileOf(file: DatabaseFile): GroupFile<AppliedEntry> {
         ...(commit.membership === undefined ? {} : { membership: commit.membership }),
         apply: commit.apply.map((entry) => ({ index: entry.index, term: entry.term })),
         ...(commit.discardUpTo === undefined ? {} : { discardUpTo: commit.discardUpTo }),
+        ...(commit.holdApply === true ? { holdApply: true } : {}),
         sync: commit.sync,
       }),
+    writeHeldApply: () => file.writeHeldApply(),
+    appliedInTrees: () => file.appliedInTrees,
     hashChain: () => file.hashChain.toString('hex'),
   };
 }

@@ -161,7 +161,21 @@ export class ApplyBatch implements DocumentStore {
     return this.#applied;
   }
 
-  /** Looks up everything the entries will read, one pass per tree. */
+  /** The update sequence after the entries applied so far. */
+  get updateSeq(): number {
+    return this.#updateSeq;
+  }
+
+  /** The outcome hash chain after the entries applied so far. */
+  get hashChain(): Buffer {
+    return this.#hashChain;
+  }
+
+  /**
+   * Looks up everything the entries will read, one pass per tree. A batch that stays open over
+   * several calls (a held apply) keeps what it changed, so keys it already has are not looked
+   * up again.
+   */
   prefetch(entries: readonly PreparedEntry[]): void {
     const docIds = new Set<string>();
     const localIds = new Set<string>();
@@ -179,10 +193,18 @@ export class ApplyBatch implements DocumentStore {
         for (const doc of command.docs) docIds.add(doc.id);
       }
     }
-    // Ids longer than a tree key are rejected when applied; they must not reach the trees.
-    for (const ids of [docIds, localIds, requestIds]) {
-      for (const id of ids) if (!fitsKey(id)) ids.delete(id);
-    }
+    // Ids longer than a tree key are rejected when applied, so they must not reach the trees.
+    // Ids the batch already has keep their value, which may be its own change.
+    const known: ReadonlyArray<ReadonlyMap<string, unknown>> = [
+      this.#docs,
+      this.#locals,
+      this.#storedRequests,
+    ];
+    [docIds, localIds, requestIds].forEach((ids, tree) => {
+      for (const id of ids) {
+        if (!fitsKey(id) || known[tree]!.has(id)) ids.delete(id);
+      }
+    });
     const trees = this.#base.trees;
     prefetchInto(trees.byId.lookup([...docIds]), docIds, this.#docs);
     prefetchInto(trees.local.lookup([...localIds]), localIds, this.#locals);

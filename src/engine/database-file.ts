@@ -10,6 +10,13 @@
  * the next synced stage's header covers it). Stages may follow each other while earlier ones
  * are syncing; they become durable in call order.
  *
+ * A stage may hold its applies (`holdApply`). Their outcomes come at once from an open batch
+ * in memory. Their tree changes, applied index and hash chain reach the trees later, in
+ * `writeHeldApply`. Snapshots, applies that do not hold, compactions and 64 held entries write
+ * them first. Until then headers record the older applied index, and a crash applies the held
+ * entries again from the log, which the driver keeps by discarding no further than
+ * `appliedInTrees`.
+ *
  * Invariants, asserted:
  * - the applied index and the trees it produced change in the same header, so after a crash
  *   an entry is either applied with its effects or not at all;
@@ -21,8 +28,9 @@
  *
  * A failed write or fsync (or a bug caught mid-stage) is fatal for the handle: later stages
  * and snapshots throw that error, and the file must be reopened, which recovers the newest
- * durable header. Reads are synchronous and see the applied state, which may be ahead of the
- * newest durable header: applied entries are committed in the Raft sense.
+ * durable header. Reads are synchronous and see the applied state, held applies included,
+ * which may be ahead of the newest durable header: applied entries are committed in the Raft
+ * sense.
  *
  * Compaction (compaction.ts) rebuilds the file in a worker thread and swaps the new file in
  * inside this object, so a driver keeps calling `stage` on it throughout. The swap copies the
@@ -90,6 +98,8 @@ export const DEFAULT_REQUEST_RETENTION = 100_000;
 
 /** The `durable` promise of an unsynced stage, resolved because it waits for nothing. */
 const UNSYNCED_DURABLE: Promise<void> = Promise.resolve();
+/** A held apply's tree changes are written once it contains this many entries. */
+const HELD_APPLY_ENTRIES = 64;
 const NO_POSITION: LogPosition = Object.freeze({ index: 0, term: 0 });
 const EMPTY_MEMBERSHIP: Membership = Object.freeze({
   voters: [],
@@ -144,6 +154,12 @@ export interface StageBatch {
   /** Discards the log up to and including this index (at most the applied index). */
   readonly discardUpTo?: number;
   /**
+   * Applies into a held batch (see `writeHeldApply`): the outcomes come back at once, and the
+   * tree changes wait until the held batch is written. Meanwhile the header keeps the earlier
+   * applied index, so a crash applies those entries again and gets the same outcomes.
+   */
+  readonly holdApply?: boolean;
+  /**
    * False when nothing in the batch must be durable before the caller goes on: it appends and
    * truncates nothing and keeps the term and vote (applying, discarding, a new commit index).
    * Such a batch writes no header: its records wait in the file's buffer, the next synced
@@ -151,6 +167,18 @@ export interface StageBatch {
    * reopens an earlier header, from which a Raft group applies the same entries again.
    */
   readonly sync?: boolean;
+}
+
+/** Entries applied with `holdApply` into one open batch. */
+interface HeldApply {
+  readonly batch: ApplyBatch;
+  entries: number;
+}
+
+/** A state with a held batch written into it, and whether that batch requested a compaction. */
+interface WrittenHeld {
+  readonly state: EngineState;
+  readonly compactRequested: boolean;
 }
 
 export interface StageResult {
@@ -214,6 +242,8 @@ export class DatabaseFile {
   #swapBarrier: Promise<void> | null = null;
   /** The newest commit of `#file`; the swap waits for it before renaming over the old file. */
   #lastCommit: Promise<void> = Promise.resolve();
+  /** Entries applied with `holdApply` whose tree changes are not written yet; null when none. */
+  #held: HeldApply | null = null;
 
   private constructor(
     path: string,
@@ -330,13 +360,19 @@ export class DatabaseFile {
     return this.#state.fields.discarded;
   }
 
-  /** The outcome hash chain after the applied index. */
+  /** The outcome hash chain after the last applied entry, held ones included. */
   get hashChain(): Buffer {
-    return this.#state.fields.hashChain;
+    return this.#held?.batch.hashChain ?? this.#state.fields.hashChain;
   }
 
+  /** The update sequence after the last applied entry, held ones included. */
   get updateSeq(): number {
-    return this.#state.fields.updateSeq;
+    return this.#held?.batch.updateSeq ?? this.#state.fields.updateSeq;
+  }
+
+  /** The index of the last entry whose changes are in the trees: held applies not included. */
+  get appliedInTrees(): number {
+    return this.#state.fields.applied.index;
   }
 
   /** Counters of the underlying block file. */
@@ -383,6 +419,7 @@ export class DatabaseFile {
    */
   snapshot(): EngineSnapshot {
     this.#checkUsable();
+    this.writeHeldApply();
     const { fields, trees } = this.#state;
     const file = this.#file;
     this.#hold(file);
@@ -429,9 +466,28 @@ export class DatabaseFile {
         this.#failure ??= error;
       });
     }
-    if (staged.outcomes.length > 0) this.#notify(staged.state.fields.updateSeq);
+    if (staged.outcomes.length > 0) this.#notify(this.updateSeq);
     if (staged.compactRequested) this.#compactInBackground();
     return { outcomes: staged.outcomes, durable };
+  }
+
+  /**
+   * Writes the tree changes of the entries applied with `holdApply` (see `StageBatch`), as an
+   * unsynced stage: the next synced stage's header covers them. Reads, compactions and applies
+   * without `holdApply` do this first, so they always see every applied entry.
+   */
+  writeHeldApply(): void {
+    if (this.#held === null) return;
+    this.#checkUsable();
+    let written: WrittenHeld;
+    try {
+      written = this.#writeHeldInto(this.#state);
+    } catch (error) {
+      this.#failure ??= error;
+      throw error;
+    }
+    this.#state = written.state;
+    if (written.compactRequested) this.#compactInBackground();
   }
 
   #checkUnsyncedBatch(batch: StageBatch): void {
@@ -510,6 +566,8 @@ export class DatabaseFile {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Held applies are in no header yet: the next open applies their entries again.
+    this.#held = null;
     this.#listeners.clear();
     this.#cache.clear();
     this.#compactor?.abort();
@@ -580,6 +638,7 @@ export class DatabaseFile {
     let committed: Promise<void>;
     try {
       this.#checkUsable();
+      this.writeHeldApply();
       committed = this.#switchTo(target, copied);
     } catch (error) {
       await target.close().catch(() => undefined);
@@ -664,16 +723,89 @@ export class DatabaseFile {
 
     let outcomes: AppliedEntry[] = [];
     let compactRequested = false;
-    if (batch.apply !== undefined && batch.apply.length > 0) {
-      const applied = this.#apply(batch.apply, { fields, trees }, appended);
+    if (batch.apply !== undefined && batch.apply.length > 0 && batch.holdApply === true) {
+      outcomes = this.#applyHeld(batch.apply, { fields, trees }, appended);
+    } else if (batch.apply !== undefined && batch.apply.length > 0) {
+      const written = this.#writeHeldInto({ fields, trees });
+      const applied = this.#apply(batch.apply, written.state, appended);
       ({ fields, trees } = applied.state);
       outcomes = applied.outcomes;
-      compactRequested = applied.compactRequested;
+      compactRequested = written.compactRequested || applied.compactRequested;
+    }
+    // A compaction starts as soon as its command is applied, as CouchDB's `_compact` does, so a
+    // held batch that requested one is written now.
+    const held = this.#held;
+    if (held !== null && (held.entries >= HELD_APPLY_ENTRIES || held.batch.compactRequested)) {
+      const written = this.#writeHeldInto({ fields, trees });
+      ({ fields, trees } = written.state);
+      compactRequested ||= written.compactRequested;
     }
     if (batch.discardUpTo !== undefined)
       ({ fields, trees } = this.#discard(batch.discardUpTo, fields, trees));
-    trees = pruneRequests(trees, fields);
+    // A held batch writes the request trees it started from, so pruning waits until it is written.
+    if (this.#held === null) trees = pruneRequests(trees, fields);
     return { state: { fields, trees }, outcomes, compactRequested };
+  }
+
+  /** Applies `items` into the held batch, opening one on `state` if none is open. */
+  #applyHeld(
+    items: readonly ApplyItem[],
+    state: EngineState,
+    appended: Map<number, PreparedEntry>,
+  ): AppliedEntry[] {
+    const prepared = items.map((item) => this.#prepare(item, state.trees, appended));
+    this.#held ??= {
+      batch: new ApplyBatch({ file: this.#file, trees: state.trees, fields: state.fields }),
+      entries: 0,
+    };
+    const held = this.#held;
+    held.batch.prefetch(prepared);
+    const outcomes = items.map((item, i) => {
+      const outcome = held.batch.apply({ index: item.index, term: item.term }, prepared[i]!);
+      this.#cache.delete(item.index);
+      return outcome;
+    });
+    held.entries += items.length;
+    return outcomes;
+  }
+
+  /**
+   * Returns `state` with the held batch's tree changes and applied fields, and closes the held
+   * batch. The log tree, the hard state, the membership and the discard point stay those of
+   * `state`, since only stages change them.
+   */
+  #writeHeldInto(state: EngineState): WrittenHeld {
+    const held = this.#held;
+    if (held === null) return { state, compactRequested: false };
+    this.#held = null;
+    const finished = held.batch.finish();
+    const { trees, fields } = finished;
+    const merged: EngineState = {
+      trees: {
+        ...state.trees,
+        byId: trees.byId,
+        bySeq: trees.bySeq,
+        local: trees.local,
+        purge: trees.purge,
+        purgeSeq: trees.purgeSeq,
+        requests: trees.requests,
+        requestIndex: trees.requestIndex,
+      },
+      fields: {
+        ...state.fields,
+        updateSeq: fields.updateSeq,
+        revsLimit: fields.revsLimit,
+        security: fields.security,
+        applied: fields.applied,
+        hashChain: fields.hashChain,
+        purgeSeq: fields.purgeSeq,
+        purgedInfosLimit: fields.purgedInfosLimit,
+      },
+    };
+    return {
+      state: { fields: merged.fields, trees: pruneRequests(merged.trees, merged.fields) },
+      compactRequested: held.batch.compactRequested,
+    };
   }
 
   /** Truncates and appends in one tree change; prepared commands go to `appended`. */

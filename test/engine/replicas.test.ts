@@ -3,7 +3,10 @@
  * documents, revision trees, sequences, request table and outcome hash chain, whatever their
  * commits look like. The leader appends and applies each entry in one commit. A follower
  * appends in random runs, applies later in other runs, discards the log now and then, and
- * restarts, so that it reads commands back from the file instead of its cache. Entries include
+ * restarts, so that it reads commands back from the file instead of its cache. Both hold some
+ * applies (`holdApply`): their tree changes wait for a read, a later apply or
+ * `writeHeldApply`, and a restart drops them, so the follower applies those entries again.
+ * Entries include
  * conflicting and replicated edits, retries of earlier request ids, `_local/` writes,
  * `revs_limit` and `_security` changes, malformed payloads and empty no-ops.
  */
@@ -113,6 +116,8 @@ function randomPayload(
 interface Follower {
   file: DatabaseFile;
   appended: number;
+  /** The last entry applied, held ones included: the file's applied index counts only the trees. */
+  applied: number;
   outcomes: AppliedEntry[];
 }
 
@@ -125,7 +130,7 @@ async function followerStep(
 ): Promise<void> {
   const file = follower.file;
   const append = log.slice(follower.appended, follower.appended + 1 + Math.floor(random() * 4));
-  const firstToApply = file.applied.index + 1;
+  const firstToApply = follower.applied + 1;
   const lastToApply = Math.min(
     follower.appended + append.length,
     firstToApply - 1 + Math.floor(random() * 5),
@@ -133,14 +138,26 @@ async function followerStep(
   const apply = log
     .slice(firstToApply - 1, lastToApply)
     .map(({ index, term }) => ({ index, term }));
-  const discardUpTo = random() < 0.2 ? Math.max(file.discarded.index, lastToApply - 2) : undefined;
-  const staged = file.stage({ append, apply, discardUpTo });
+  const holdApply = random() < 0.5;
+  // A discard stays at or below the entries whose changes are in the trees. An apply without
+  // `holdApply` writes the held ones and its own first.
+  const discardLimit = holdApply || apply.length === 0 ? file.appliedInTrees : lastToApply;
+  const discardUpTo =
+    random() < 0.2
+      ? Math.max(file.discarded.index, Math.min(lastToApply, discardLimit) - 2)
+      : undefined;
+  const staged = file.stage({ append, apply, discardUpTo, holdApply });
   follower.appended += append.length;
+  follower.applied = Math.max(follower.applied, lastToApply);
   follower.outcomes.push(...staged.outcomes);
   if (random() < 0.5) await staged.durable;
+  if (random() < 0.1) file.writeHeldApply();
   if (random() < 0.1) {
     await file.close();
     follower.file = await DatabaseFile.open(path);
+    // Held applies were in no header: the entries after the trees' applied index come again.
+    follower.applied = follower.file.applied.index;
+    follower.outcomes.length = follower.applied;
   }
 }
 
@@ -164,6 +181,7 @@ test('replicas end byte-identical with the same hash chain', async (t) => {
         requestRetention: REQUEST_RETENTION,
       }),
       appended: 0,
+      applied: 0,
       outcomes: [],
     };
     const log: Entry[] = [];
@@ -179,19 +197,23 @@ test('replicas end byte-identical with the same hash chain', async (t) => {
         data: randomPayload(random, leader, step, sent),
       };
       log.push(entry);
-      const staged = leader.stage({ append: [entry], apply: [{ index: step, term }] });
+      const staged = leader.stage({
+        append: [entry],
+        apply: [{ index: step, term }],
+        holdApply: random() < 0.5,
+      });
       leaderOutcomes.push(...staged.outcomes);
       await staged.durable;
       if (random() < 0.7) await followerStep(random, follower, log, followerPath);
     }
-    while (follower.file.applied.index < steps)
-      await followerStep(random, follower, log, followerPath);
+    while (follower.applied < steps) await followerStep(random, follower, log, followerPath);
     await follower.file.stage({}).durable;
 
     assert.deepEqual(follower.outcomes, leaderOutcomes, `seed ${seed}: outcomes`);
     assert.ok(follower.file.hashChain.equals(leader.hashChain), `seed ${seed}: hash chain`);
     const leaderSnapshot = leader.snapshot();
     const followerSnapshot = follower.file.snapshot();
+    assert.equal(follower.file.appliedInTrees, steps, `seed ${seed}: a read writes held applies`);
     assert.ok(
       canonicalDump(followerSnapshot).equals(canonicalDump(leaderSnapshot)),
       `seed ${seed}: trees`,
