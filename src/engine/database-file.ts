@@ -10,12 +10,12 @@
  * the next synced stage's header covers it). Stages may follow each other while earlier ones
  * are syncing; they become durable in call order.
  *
- * A stage may hold its applies (`holdApply`). Their outcomes come at once from an open batch
- * in memory. Their tree changes, applied index and hash chain reach the trees later, in
- * `writeHeldApply`. Snapshots, applies that do not hold, compactions and 64 held entries write
- * them first. Until then headers record the older applied index, and a crash applies the held
- * entries again from the log, which the driver keeps by discarding no further than
- * `appliedInTrees`.
+ * A stage may hold its applies (`holdApply`). Their outcomes come at once from an open batch in
+ * memory. Their tree changes, applied index and hash chain reach the trees later, in
+ * `writeHeldApply`. Snapshots, applies that do not hold, compactions, and 64 held entries or
+ * 256 held documents write them first. Until then headers record the older applied index, and a
+ * crash applies the held entries again from the log, which the driver keeps by discarding no
+ * further than `appliedInTrees`.
  *
  * Invariants, asserted:
  * - the applied index and the trees it produced change in the same header, so after a crash
@@ -100,6 +100,12 @@ export const DEFAULT_REQUEST_RETENTION = 100_000;
 const UNSYNCED_DURABLE: Promise<void> = Promise.resolve();
 /** A held apply's tree changes are written once it contains this many entries. */
 const HELD_APPLY_ENTRIES = 64;
+/**
+ * They are also written once the held entries write this many documents. Holding pays for
+ * entries of one or a few documents each, whose tree changes would otherwise be written entry
+ * by entry. Bulk entries already share them, and holding more of them costs memory and time.
+ */
+const HELD_APPLY_DOCUMENTS = 256;
 const NO_POSITION: LogPosition = Object.freeze({ index: 0, term: 0 });
 const EMPTY_MEMBERSHIP: Membership = Object.freeze({
   voters: [],
@@ -173,6 +179,8 @@ export interface StageBatch {
 interface HeldApply {
   readonly batch: ApplyBatch;
   entries: number;
+  /** Documents the held commands write or purge; other commands count one each. */
+  documents: number;
 }
 
 /** A state with a held batch written into it, and whether that batch requested a compaction. */
@@ -735,7 +743,12 @@ export class DatabaseFile {
     // A compaction starts as soon as its command is applied, as CouchDB's `_compact` does, so a
     // held batch that requested one is written now.
     const held = this.#held;
-    if (held !== null && (held.entries >= HELD_APPLY_ENTRIES || held.batch.compactRequested)) {
+    if (
+      held !== null &&
+      (held.entries >= HELD_APPLY_ENTRIES ||
+        held.documents >= HELD_APPLY_DOCUMENTS ||
+        held.batch.compactRequested)
+    ) {
       const written = this.#writeHeldInto({ fields, trees });
       ({ fields, trees } = written.state);
       compactRequested ||= written.compactRequested;
@@ -757,6 +770,7 @@ export class DatabaseFile {
     this.#held ??= {
       batch: new ApplyBatch({ file: this.#file, trees: state.trees, fields: state.fields }),
       entries: 0,
+      documents: 0,
     };
     const held = this.#held;
     held.batch.prefetch(prepared);
@@ -766,6 +780,10 @@ export class DatabaseFile {
       return outcome;
     });
     held.entries += items.length;
+    for (const { command } of prepared) {
+      held.documents +=
+        command?.kind === 'documents' || command?.kind === 'purge' ? command.docs.length : 1;
+    }
     return outcomes;
   }
 
