@@ -738,6 +738,8 @@ export class RaftGroup<Outcome> {
       }
       point = Math.max(capPoint, needed);
     }
+    // A retention cap past the held applies writes them first, so that the cap still holds.
+    if (capPoint > this.#file.appliedInTrees()) this.#file.writeHeldApply();
     point = Math.min(point, applied, this.store.lastIndex(), this.#file.appliedInTrees());
     if (point < first) return undefined;
     const forced = capPoint >= first;
