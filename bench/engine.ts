@@ -444,7 +444,7 @@ const SMALL_DOCUMENT = Buffer.from(
   '{"value":"a small document of about a hundred bytes, written by every commit"}',
 );
 
-/** The command that writes the small test document `id` as a new document. */
+/** Returns the command that writes the small test document `id` as a new document. */
 function smallDocumentCommand(requestId: string, id: string): DocumentsCommand {
   return documentsCommand(requestId, {
     newEdits: true,
